@@ -1,0 +1,1 @@
+"""Everything that speaks Puter's wire protocol, and nothing else."""
