@@ -1,0 +1,304 @@
+"""Settings: defaults < ``config.toml`` < environment (``PUTER_MCP_*``) < command-line flags.
+
+Every path comes from `platformdirs` (or, for tests and portable installs, from one directory
+named by ``PUTER_MCP_HOME``). A broken config file is reported with its path and line, and with
+what was expected, because a user who edits TOML by hand needs to know where to look.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "ConfigError",
+    "CooldownSettings",
+    "HttpSettings",
+    "Paths",
+    "RoutingSettings",
+    "Settings",
+    "TimeoutSettings",
+    "load_settings",
+    "resolve_paths",
+]
+
+APP_NAME = "puter-mcp"
+Tier = Literal["paid", "free", "temp"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and what to do."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeoutSettings(_Section):
+    """How long to wait for Puter, in seconds."""
+
+    connect: float = Field(10.0, gt=0, description="Opening a connection to Puter.")
+    first_byte: float = Field(60.0, gt=0, description="From sending a request to the answer's headers.")
+    idle: float = Field(60.0, gt=0, description="Longest silence between two lines of a streamed answer.")
+    total: float = Field(300.0, gt=0, description="One upstream request from start to end.")
+
+
+class RoutingSettings(_Section):
+    """How one request is spread over models and accounts."""
+
+    strategy: Literal["round-robin", "least-recently-used", "fill-first"] = Field(
+        "round-robin", description="How the next account is chosen for a model."
+    )
+    max_attempts: int = Field(6, ge=1, le=50, description="Upstream requests one call may make at most.")
+    deadline: float = Field(180.0, gt=0, description="Seconds one call may take, waits and retries included.")
+    max_wait: float = Field(
+        15.0,
+        ge=0,
+        description="When every candidate is cooling down, wait for the first to free up only if it "
+        "frees up within this many seconds (and within the deadline); else fail at once.",
+    )
+
+
+class CooldownSettings(_Section):
+    """How long a failure keeps a model or account out of rotation, in seconds."""
+
+    rate_limited: tuple[float, ...] = Field(
+        (10.0, 30.0, 60.0, 120.0, 300.0), min_length=1, description="Escalating steps for repeated 429s."
+    )
+    model_down: tuple[float, float] = Field((30.0, 60.0), description="Range (jittered) for a failing model.")
+    model_forbidden: float = Field(6 * 3600.0, gt=0, description="A subscriber-only model on a free account.")
+    transport: float = Field(15.0, gt=0, description="A broken connection to one model on one account.")
+    credit_recheck: float = Field(300.0, gt=0, description="How often an empty account's credit is re-read.")
+
+
+class HttpSettings(_Section):
+    """The HTTP transports of `puter-mcp serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    auth_token: str | None = Field(None, repr=False, description="Bearer token HTTP clients must send.")
+
+
+class Settings(BaseModel):
+    """Everything puter-mcp can be told; see the README's "Configuration" section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_origin: str = Field("https://api.puter.com", description="Puter's API host.")
+    gui_origin: str = Field("https://puter.com", description="Puter's sign-in host.")
+    default_model: str = Field("auto", min_length=1, description="Model or virtual model used by default.")
+    fallback_to_free: bool = Field(True, description="End every chain with the catalogue's free models.")
+    models_cache_ttl: float = Field(6 * 3600.0, ge=0, description="Seconds the model catalogue is reused.")
+    progress_interval: float = Field(3.0, gt=0, le=5.0, description="Seconds between progress heartbeats.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    account_tiers: dict[str, Tier] = Field(
+        default_factory=dict, description="Tier per account name, when /whoami guesses wrong."
+    )
+    timeouts: TimeoutSettings = TimeoutSettings()
+    routing: RoutingSettings = RoutingSettings()
+    cooldowns: CooldownSettings = CooldownSettings()
+    http: HttpSettings = HttpSettings()
+    chains: dict[str, Any] = Field(default_factory=dict, description="User-defined virtual models.")
+
+    @field_validator("api_origin", "gui_origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
+            raise ValueError("must be an origin such as https://api.puter.com (scheme and host, no path)")
+        return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where puter-mcp keeps its files."""
+
+    config_file: Path
+    data_dir: Path
+    state_dir: Path
+    cache_dir: Path
+    log_dir: Path
+
+    @property
+    def accounts_file(self) -> Path:
+        return self.data_dir / "accounts.json"
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def models_cache(self) -> Path:
+        return self.cache_dir / "models.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "puter-mcp.log"
+
+
+def resolve_paths(env: Mapping[str, str] | None = None, config_file: Path | None = None) -> Paths:
+    """Find every directory: ``PUTER_MCP_HOME`` puts them all under one folder."""
+    env = os.environ if env is None else env
+    home = env.get("PUTER_MCP_HOME")
+    if home:
+        root = Path(home).expanduser()
+        paths = Paths(root / "config.toml", root / "data", root / "state", root / "cache", root / "logs")
+    else:
+        import platformdirs
+
+        dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+        paths = Paths(
+            Path(dirs.user_config_dir) / "config.toml",
+            Path(dirs.user_data_dir),
+            Path(dirs.user_state_dir),
+            Path(dirs.user_cache_dir),
+            Path(dirs.user_log_dir),
+        )
+    explicit = config_file or (Path(env["PUTER_MCP_CONFIG"]) if env.get("PUTER_MCP_CONFIG") else None)
+    if explicit is not None:
+        paths = Paths(explicit.expanduser(), paths.data_dir, paths.state_dir, paths.cache_dir, paths.log_dir)
+    return paths
+
+
+# Environment variables and the setting each one sets (dotted for sections).
+ENV_VARS: Mapping[str, str] = {
+    "PUTER_API_ORIGIN": "api_origin",
+    "PUTER_GUI_ORIGIN": "gui_origin",
+    "PUTER_MCP_API_ORIGIN": "api_origin",
+    "PUTER_MCP_GUI_ORIGIN": "gui_origin",
+    "PUTER_MCP_DEFAULT_MODEL": "default_model",
+    "PUTER_MCP_FALLBACK_TO_FREE": "fallback_to_free",
+    "PUTER_MCP_MODELS_CACHE_TTL": "models_cache_ttl",
+    "PUTER_MCP_PROGRESS_INTERVAL": "progress_interval",
+    "PUTER_MCP_LOG_LEVEL": "log_level",
+    "PUTER_MCP_STRATEGY": "routing.strategy",
+    "PUTER_MCP_MAX_ATTEMPTS": "routing.max_attempts",
+    "PUTER_MCP_DEADLINE": "routing.deadline",
+    "PUTER_MCP_MAX_WAIT": "routing.max_wait",
+    "PUTER_MCP_TIMEOUT_CONNECT": "timeouts.connect",
+    "PUTER_MCP_TIMEOUT_FIRST_BYTE": "timeouts.first_byte",
+    "PUTER_MCP_TIMEOUT_IDLE": "timeouts.idle",
+    "PUTER_MCP_TIMEOUT_TOTAL": "timeouts.total",
+    "PUTER_MCP_HOST": "http.host",
+    "PUTER_MCP_PORT": "http.port",
+    "PUTER_MCP_AUTH_TOKEN": "http.auth_token",
+}
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        existing = target.get(part)
+        if not isinstance(existing, dict):
+            existing = {}
+            target[part] = existing
+        target = existing
+    target[leaf] = value
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best effort: the line of a dotted key in a TOML text, for error messages."""
+    section: tuple[str, ...] = ()
+    wanted = tuple(str(part) for part in loc)
+    header = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
+    key_re = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
+    best: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := header.match(line):
+            section = tuple(part.strip().strip("\"'") for part in match.group(1).split("."))
+            if section == wanted[: len(section)] and best is None and len(section) == len(wanted):
+                best = number
+            continue
+        if match := key_re.match(line):
+            key = match.group(1).strip("\"'")
+            if (*section, key) == wanted[: len(section) + 1]:
+                return number
+    return best
+
+
+def _format_validation(error: ValidationError, source: str, text: str | None) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        where = ".".join(str(part) for part in loc) or "(top level)"
+        line = _line_of(text, loc) if text else None
+        at = f"{source}, line {line}" if line else source
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling; the README lists every option)"
+        lines.append(f"{at}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def _read_config(path: Path) -> tuple[dict[str, Any], str | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from exc
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"the config file {path} is not valid TOML: {exc}. Fix that line, or move the file away "
+            "to start from the defaults (`puter-mcp config` shows them)."
+        ) from exc
+
+
+def load_settings(
+    *,
+    paths: Paths | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Settings, Paths]:
+    """Build the effective settings.
+
+    Args:
+        paths: where to look (default: `resolve_paths`).
+        env: the environment (default: `os.environ`).
+        overrides: values from command-line flags, by dotted name (``"http.port"``); `None`
+            values are ignored so that unset flags do not hide the config file.
+
+    Raises:
+        ConfigError: the config file or a variable is wrong; the message names it.
+    """
+    env = os.environ if env is None else env
+    paths = paths or resolve_paths(env)
+    data, text = _read_config(paths.config_file)
+    source = str(paths.config_file)
+    try:
+        Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"the config file has a mistake:\n{_format_validation(exc, source, text)}") from exc
+
+    merged: dict[str, Any] = {
+        key: (dict(value) if isinstance(value, dict) else value) for key, value in data.items()
+    }
+    for name, dotted in ENV_VARS.items():
+        if env.get(name):
+            _set_dotted(merged, dotted, env[name])
+    try:
+        Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(
+            "an environment variable has a wrong value:\n"
+            + _format_validation(exc, "environment", None)
+            + f"\n(variables: {', '.join(n for n in ENV_VARS if env.get(n))})"
+        ) from exc
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(merged, dotted, value)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(
+            "a command-line option has a wrong value:\n" + _format_validation(exc, "flag", None)
+        ) from exc
+    return settings, paths
