@@ -1,0 +1,235 @@
+"""Per-account pacing: stay under Puter's request-rate and in-flight limits.
+
+Puter limits each user to a number of AI requests per rolling 10 s window and a number in
+flight at once, by tier (puter-api.md: paid 200/20, free 30/3, temporary 20/2). Exceeding
+either costs a 429, a rate-limit cooldown and a retry elsewhere: the product must not cause
+the 429s it then has to handle. So before each request the router takes a `Slot` on the
+account; when none is free, it tries another account, and waits only when every account is
+at its cap.
+
+Slots live in the shared `StateStore`, so several puter-mcp processes of the same user
+(Claude Desktop, Zed, Cursor...) share each account's budget. Our own requests are counted
+over a window slightly longer than Puter's, because clocks and network delays differ: a
+request we stamp at t reaches Puter a little later and leaves Puter's window a little later.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from puter_mcp.routing.state import Slot, SlotRefusal, StateStore, WindowUsage
+
+__all__ = [
+    "DEFAULT_SAFETY_MARGIN",
+    "PUTER_WINDOW",
+    "Pacer",
+    "PacingLimits",
+    "PacingTimeout",
+    "Slot",
+    "SlotHold",
+    "Tier",
+    "WindowUsage",
+    "limits_for",
+]
+
+PUTER_WINDOW = 10.0
+"""Puter's rolling window, in seconds."""
+
+DEFAULT_SAFETY_MARGIN = 0.5
+"""Seconds added to Puter's window when counting our own requests."""
+
+
+class Tier(enum.StrEnum):
+    """An account's tier, as far as Puter's limits are concerned."""
+
+    PAID = "paid"
+    FREE = "free"
+    TEMP = "temp"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PacingLimits:
+    """What one account may do.
+
+    Attributes:
+        requests_per_window: requests Puter accepts per `window_seconds`.
+        max_in_flight: requests Puter accepts at once.
+        window_seconds: Puter's window.
+        safety_margin: added to the window when counting our own requests.
+    """
+
+    requests_per_window: int
+    max_in_flight: int
+    window_seconds: float = PUTER_WINDOW
+    safety_margin: float = DEFAULT_SAFETY_MARGIN
+
+    def __post_init__(self) -> None:
+        if self.requests_per_window < 1 or self.max_in_flight < 1:
+            raise ValueError("pacing limits must allow at least one request")
+        if self.window_seconds <= 0 or self.safety_margin < 0:
+            raise ValueError("the pacing window must be positive and its margin not negative")
+
+    @property
+    def counting_window(self) -> float:
+        """The window over which we count our own requests."""
+        return self.window_seconds + self.safety_margin
+
+
+_TIER_LIMITS: dict[Tier, PacingLimits] = {
+    Tier.PAID: PacingLimits(requests_per_window=200, max_in_flight=20),
+    Tier.FREE: PacingLimits(requests_per_window=30, max_in_flight=3),
+    Tier.TEMP: PacingLimits(requests_per_window=20, max_in_flight=2),
+}
+
+
+def limits_for(tier: Tier) -> PacingLimits:
+    """Puter's limits for a tier; an unknown tier gets the lowest (a temporary account's)."""
+    if tier is Tier.UNKNOWN:
+        return min(_TIER_LIMITS.values(), key=lambda lim: (lim.requests_per_window, lim.max_in_flight))
+    return _TIER_LIMITS[tier]
+
+
+class PacingTimeout(Exception):
+    """No slot freed up within the allowed wait.
+
+    Attributes:
+        retry_after: seconds until one is expected to (a hint).
+    """
+
+    def __init__(self, account: str, retry_after: float) -> None:
+        super().__init__(f"account {account!r} is at its request limit; retry in {retry_after:.1f} s")
+        self.account = account
+        self.retry_after = retry_after
+
+
+class SlotHold:
+    """A slot in use, given to the body of `Pacer.holding`.
+
+    Call `not_counted` when Puter refused the request with 429: Puter does not count those,
+    so neither do we.
+    """
+
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot
+        self.counted = True
+
+    def not_counted(self) -> None:
+        self.counted = False
+
+
+class Pacer:
+    """Hands out per-account slots from the shared store.
+
+    Args:
+        store: the shared state.
+        clock: wall-clock epoch seconds; injectable for tests.
+        lease_ttl: how long a slot may stay in flight before it stops counting, so that a
+            crashed process cannot hold an account's in-flight places forever. Longer than
+            any request should take.
+        in_flight_hint: what `try_acquire` answers when only the in-flight cap is reached:
+            when a running request ends cannot be known, so this is a polling interval.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_ttl: float = 900.0,
+        in_flight_hint: float = 0.25,
+    ) -> None:
+        self.store = store
+        self._clock = clock
+        self.lease_ttl = lease_ttl
+        self.in_flight_hint = in_flight_hint
+
+    def try_acquire(self, account: str, limits: PacingLimits) -> Slot | float:
+        """Take a slot on `account` now, or say in how many seconds one may free up.
+
+        Never waits. The answer in seconds is exact when the window is full (the moment
+        enough of our requests leave it) and `in_flight_hint` when only the in-flight cap is
+        reached. A granted slot also marks the account as used now (see
+        `StateStore.last_used`), so that a burst spreads over the accounts.
+        """
+        now = self._clock()
+        result = self.store.acquire_slot(
+            account,
+            slot_id=uuid.uuid4().hex,
+            now=now,
+            window=limits.counting_window,
+            max_requests=limits.requests_per_window,
+            max_in_flight=limits.max_in_flight,
+            lease_until=now + self.lease_ttl,
+        )
+        if isinstance(result, Slot):
+            return result
+        return self._wait_hint(result, now)
+
+    def _wait_hint(self, refusal: SlotRefusal, now: float) -> float:
+        wait = 0.0
+        if refusal.window_frees_at is not None:
+            wait = max(wait, refusal.window_frees_at - now)
+        if refusal.in_flight_full:
+            wait = max(wait, self.in_flight_hint)
+        # A refusal always means "not now": never answer 0, which would invite a busy loop.
+        return max(wait, 1e-3)
+
+    def release(self, slot: Slot, *, counted: bool = True) -> None:
+        """End a request. `counted=False` for a request Puter refused with 429 (it does not
+        count those, so the place in the window is given back). Releasing twice is harmless."""
+        self.store.release_slot(slot.id, now=self._clock(), counted=counted)
+
+    @contextmanager
+    def holding(self, slot: Slot) -> Iterator[SlotHold]:
+        """Release `slot` however the block ends, cancellation included.
+
+        A plain (synchronous) context manager on purpose: it works inside ``async`` code, and
+        the release in its ``finally`` needs no ``await``, so it also runs when the task is
+        being cancelled::
+
+            slot = pacer.try_acquire(account, limits)   # a Slot, else try another account
+            with pacer.holding(slot) as hold:
+                ...  # call Puter; on a 429: hold.not_counted()
+        """
+        hold = SlotHold(slot)
+        try:
+            yield hold
+        finally:
+            self.release(slot, counted=hold.counted)
+
+    async def acquire(
+        self,
+        account: str,
+        limits: PacingLimits,
+        *,
+        max_wait: float,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> Slot:
+        """Take a slot on one account, waiting up to `max_wait` seconds for it.
+
+        For the case where this account is the only candidate left; with several, the router
+        should use `try_acquire` on each and wait only for the soonest. Raises
+        `PacingTimeout` when the wait would exceed `max_wait`.
+        """
+        deadline = self._clock() + max_wait
+        while True:
+            result = self.try_acquire(account, limits)
+            if isinstance(result, Slot):
+                return result
+            now = self._clock()
+            if now + result > deadline:
+                raise PacingTimeout(account, result)
+            await sleep(result)
+
+    def usage(self, account: str, limits: PacingLimits | None = None) -> WindowUsage:
+        """Requests in the counting window and requests in flight, for status displays."""
+        window = (limits or limits_for(Tier.UNKNOWN)).counting_window
+        return self.store.window_usage(account, now=self._clock(), window=window)

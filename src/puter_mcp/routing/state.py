@@ -1,0 +1,1007 @@
+"""The state every puter-mcp process of one user shares: cooldowns, pacing, last use, attempts.
+
+Claude Desktop, Zed and Cursor each start their own puter-mcp process. If each kept its
+cooldowns and pacing in memory, one process would happily send requests on an account that
+another has just seen rate-limited, and together they would exceed Puter's per-account limits.
+So this state lives in one SQLite database (WAL mode) in the platformdirs state directory.
+
+The router never talks to SQLite directly: it goes through the small `StateStore` protocol,
+so another backend (e.g. Redis) can be added without touching the router. Two backends here:
+
+- `MemoryStateStore`: one process only (tests, and the fallback when the file is unusable);
+- `SQLiteStateStore`: the shared one.
+
+`open_state_store` is what the application calls: a locked, unreadable or corrupt database
+degrades to memory with a warning, and the SQLite store it returns degrades to memory at run
+time if an operation fails, so state problems never crash a tool call.
+
+All times are wall-clock epoch seconds (`time.time`), because several processes compare them.
+The store methods are synchronous on purpose: SQLite calls take microseconds, and a
+synchronous `release` can run in a ``finally`` block even while a task is being cancelled.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+from puter_mcp.puter.errors import FailureKind
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATE_FILE_NAME",
+    "Attempt",
+    "Cooldown",
+    "CooldownChange",
+    "CooldownKey",
+    "FallbackStateStore",
+    "MemoryStateStore",
+    "SQLiteStateStore",
+    "Scope",
+    "Slot",
+    "SlotRefusal",
+    "StateStore",
+    "StateStoreError",
+    "WindowUsage",
+    "default_state_path",
+    "open_state_store",
+]
+
+_log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+"""Stored in ``PRAGMA user_version``; bump it (with a migration) whenever the tables change."""
+
+STATE_FILE_NAME = "state.sqlite3"
+
+_SLOT_HISTORY = 60.0
+"""Seconds a finished slot is kept. Longer than any pacing window (Puter's is 10 s), so
+pruning never removes a request that still counts."""
+
+
+class StateStoreError(Exception):
+    """The state database cannot be used (e.g. it was written by a newer puter-mcp)."""
+
+
+class Scope(enum.StrEnum):
+    """What a cooldown blocks (design.md, "Failure kinds": the scope column)."""
+
+    ACCOUNT = "account"
+    """Every model on one account (rate limit, no credits, signed out)."""
+    MODEL = "model"
+    """One model on every account (the model's providers are down)."""
+    ACCOUNT_MODEL = "account_model"
+    """One model on one account (subscriber-only model, broken connection)."""
+
+
+class CooldownKey(NamedTuple):
+    """Identity of a cooldown record. Each failure kind has its own record, so that, say, a
+    short rate limit and a long "no credits" on the same account never overwrite each other;
+    a pair is blocked while any record that applies to it is."""
+
+    scope: Scope
+    account: str | None
+    model: str | None
+    kind: FailureKind
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """One cooldown: who is blocked, why, until when, and when a probe may lift it.
+
+    Attributes:
+        scope: what is blocked; `account` is None for MODEL, `model` is None for ACCOUNT.
+        kind: the failure kind that caused it.
+        until: epoch seconds; `math.inf` for AUTH, and for OUT_OF_CREDITS and MODEL_DOWN,
+            which last until a probe succeeds.
+        probe_at: when exactly one caller may probe (MODEL_DOWN: send one request to the
+            model; OUT_OF_CREDITS: check ``/metering/usage``); None when no probe applies.
+        level: RATE_LIMITED escalation step (how many rate limits since the last success).
+        reason: a short human-readable cause, for status displays and errors.
+        since: when this episode began; failures of requests sent before it belong to it.
+        probe_claimed_until: while set and in the future, someone holds the probe.
+    """
+
+    scope: Scope
+    account: str | None
+    model: str | None
+    kind: FailureKind
+    until: float
+    probe_at: float | None = None
+    level: int = 0
+    reason: str = ""
+    since: float = 0.0
+    probe_claimed_until: float | None = None
+
+    def __post_init__(self) -> None:
+        needs_account = self.scope in (Scope.ACCOUNT, Scope.ACCOUNT_MODEL)
+        needs_model = self.scope in (Scope.MODEL, Scope.ACCOUNT_MODEL)
+        if needs_account != bool(self.account) or needs_model != bool(self.model):
+            raise ValueError(
+                f"a {self.scope.value} cooldown needs "
+                f"{'an account' if needs_account else 'no account'} and "
+                f"{'a model' if needs_model else 'no model'}; got account={self.account!r}, "
+                f"model={self.model!r}"
+            )
+
+    @property
+    def key(self) -> CooldownKey:
+        return CooldownKey(self.scope, self.account, self.model, self.kind)
+
+    def active(self, now: float) -> bool:
+        """True while the cooldown blocks (its `until` has not come)."""
+        return self.until > now
+
+
+CooldownChange = Callable[[Cooldown | None], Cooldown | None]
+"""Computes a record's new value from its current one (None: absent / delete). It must be a
+pure function: a backend with optimistic concurrency may call it more than once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Permission to send one request on an account, until released or `lease_until`.
+
+    The lease bounds how long a crashed process can keep an in-flight place occupied.
+    """
+
+    id: str
+    account: str
+    started: float
+    lease_until: float
+
+
+class WindowUsage(NamedTuple):
+    """How busy an account is: requests started within the window and requests in flight.
+    A tuple, so that ``requests, in_flight = pacer.usage(account)`` works."""
+
+    requests: int
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRefusal:
+    """Why no slot was granted, with what the pacer needs to say when one frees up.
+
+    Attributes:
+        usage: the counts that were over a limit.
+        window_frees_at: when enough requests leave the window for one more to fit, or None
+            if the window is not full.
+        in_flight_full: whether the in-flight cap was reached (when one ends is unknowable).
+    """
+
+    usage: WindowUsage
+    window_frees_at: float | None
+    in_flight_full: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call to Puter, for status displays, benchmarks and later routing decisions.
+
+    Attributes:
+        time: epoch seconds when the attempt was recorded.
+        kind: the failure kind, or None for a success.
+        ttft_ms: time to the first token (None when nothing was streamed).
+        cost_usd: what Puter charged (None when unknown, e.g. Puter's test models).
+    """
+
+    time: float
+    account: str
+    model: str
+    kind: FailureKind | None
+    latency_ms: float
+    ttft_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    request_id: str = ""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """What the cooldown book, the pacer and the router need from shared state.
+
+    Every method is atomic on its own; the read-modify-write ones (`update_cooldown`,
+    `claim_probe`, `acquire_slot`) are atomic across processes for the shared backends.
+    """
+
+    def describe(self) -> str:
+        """Where the state lives, for status displays (e.g. ``sqlite:/path`` or ``memory``)."""
+        ...
+
+    # -- cooldowns -------------------------------------------------------------------------
+    def cooldowns_for(self, account: str, model: str) -> list[Cooldown]:
+        """Every record that applies to the pair: the account's, the model's and the pair's."""
+        ...
+
+    def list_cooldowns(self) -> list[Cooldown]:
+        """Every stored record, expired ones included."""
+        ...
+
+    def update_cooldown(self, key: CooldownKey, change: CooldownChange) -> Cooldown | None:
+        """Atomically replace the record at `key` by ``change(current)``; return the result."""
+        ...
+
+    def delete_cooldown(self, key: CooldownKey) -> bool:
+        """Remove a record; True if there was one."""
+        ...
+
+    def claim_probe(self, key: CooldownKey, *, now: float, lease_until: float) -> bool:
+        """Atomically take the probe of an active record whose probe time has come and that
+        nobody holds; exactly one caller wins until `lease_until`."""
+        ...
+
+    def release_probe(self, key: CooldownKey) -> None:
+        """Give a claimed probe back (the probe was inconclusive) so another caller may try."""
+        ...
+
+    # -- pacing ----------------------------------------------------------------------------
+    def acquire_slot(
+        self,
+        account: str,
+        *,
+        slot_id: str,
+        now: float,
+        window: float,
+        max_requests: int,
+        max_in_flight: int,
+        lease_until: float,
+    ) -> Slot | SlotRefusal:
+        """Atomically grant a slot if fewer than `max_requests` requests started within the
+        last `window` seconds and fewer than `max_in_flight` are in flight; a grant also
+        marks the account as used at `now`."""
+        ...
+
+    def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
+        """End a slot. A counted request keeps counting in the window until it leaves it; an
+        uncounted one (refused with 429, which Puter does not count) is forgotten."""
+        ...
+
+    def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage: ...
+
+    # -- last use and attempts -------------------------------------------------------------
+    def touch(self, account: str, now: float) -> None: ...
+
+    def last_used(self) -> dict[str, float]: ...
+
+    def record_attempt(self, attempt: Attempt) -> None: ...
+
+    def recent_attempts(self, limit: int = 100) -> list[Attempt]:
+        """The newest attempts first."""
+        ...
+
+    # -- housekeeping ----------------------------------------------------------------------
+    def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        """Forget attempts older than `attempts_max_age`, cooldowns that ended more than
+        `cooldowns_max_age` ago and slots that no longer count."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _check_key(cooldown: Cooldown | None, key: CooldownKey) -> None:
+    if cooldown is not None and cooldown.key != key:
+        raise ValueError(f"a cooldown change must keep its key {key}, got {cooldown.key}")
+
+
+def _probe_claimable(cooldown: Cooldown, now: float) -> bool:
+    return (
+        cooldown.active(now)
+        and cooldown.probe_at is not None
+        and cooldown.probe_at <= now
+        and (cooldown.probe_claimed_until is None or cooldown.probe_claimed_until <= now)
+    )
+
+
+def _applies_to(cooldown: Cooldown, account: str, model: str) -> bool:
+    if cooldown.scope is Scope.ACCOUNT:
+        return cooldown.account == account
+    if cooldown.scope is Scope.MODEL:
+        return cooldown.model == model
+    return cooldown.account == account and cooldown.model == model
+
+
+# ----------------------------------------------------------------------------------------
+# Memory
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _MemorySlot:
+    slot: Slot
+    released_at: float | None = None
+
+
+class MemoryStateStore:
+    """State for one process only: for tests, and the fallback when SQLite is unusable.
+
+    A lock makes each method atomic, so the contract is the same as SQLite's within a process
+    (worker threads included).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cooldowns: dict[CooldownKey, Cooldown] = {}
+        self._slots: dict[str, _MemorySlot] = {}
+        self._last_used: dict[str, float] = {}
+        self._attempts: list[Attempt] = []
+
+    def describe(self) -> str:
+        return "memory"
+
+    def cooldowns_for(self, account: str, model: str) -> list[Cooldown]:
+        with self._lock:
+            return [c for c in self._cooldowns.values() if _applies_to(c, account, model)]
+
+    def list_cooldowns(self) -> list[Cooldown]:
+        with self._lock:
+            return list(self._cooldowns.values())
+
+    def update_cooldown(self, key: CooldownKey, change: CooldownChange) -> Cooldown | None:
+        with self._lock:
+            new = change(self._cooldowns.get(key))
+            _check_key(new, key)
+            if new is None:
+                self._cooldowns.pop(key, None)
+            else:
+                self._cooldowns[key] = new
+            return new
+
+    def delete_cooldown(self, key: CooldownKey) -> bool:
+        with self._lock:
+            return self._cooldowns.pop(key, None) is not None
+
+    def claim_probe(self, key: CooldownKey, *, now: float, lease_until: float) -> bool:
+        with self._lock:
+            current = self._cooldowns.get(key)
+            if current is None or not _probe_claimable(current, now):
+                return False
+            self._cooldowns[key] = _replace_claim(current, lease_until)
+            return True
+
+    def release_probe(self, key: CooldownKey) -> None:
+        with self._lock:
+            current = self._cooldowns.get(key)
+            if current is not None:
+                self._cooldowns[key] = _replace_claim(current, None)
+
+    def acquire_slot(
+        self,
+        account: str,
+        *,
+        slot_id: str,
+        now: float,
+        window: float,
+        max_requests: int,
+        max_in_flight: int,
+        lease_until: float,
+    ) -> Slot | SlotRefusal:
+        with self._lock:
+            self._forget_old_slots(now)
+            mine = [s for s in self._slots.values() if s.slot.account == account]
+            starts = sorted(s.slot.started for s in mine if s.slot.started + window > now)
+            in_flight = sum(1 for s in mine if s.released_at is None and s.slot.lease_until > now)
+            if len(starts) < max_requests and in_flight < max_in_flight:
+                slot = Slot(slot_id, account, now, lease_until)
+                self._slots[slot_id] = _MemorySlot(slot)
+                self._last_used[account] = max(now, self._last_used.get(account, now))
+                return slot
+            return _refusal(starts, in_flight, window, max_requests, max_in_flight)
+
+    def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
+        with self._lock:
+            held = self._slots.get(slot_id)
+            if held is None:
+                return
+            if counted:
+                held.released_at = now if held.released_at is None else held.released_at
+            else:
+                del self._slots[slot_id]
+
+    def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
+        with self._lock:
+            mine = [s for s in self._slots.values() if s.slot.account == account]
+            return WindowUsage(
+                requests=sum(1 for s in mine if s.slot.started + window > now),
+                in_flight=sum(1 for s in mine if s.released_at is None and s.slot.lease_until > now),
+            )
+
+    def touch(self, account: str, now: float) -> None:
+        with self._lock:
+            self._last_used[account] = max(now, self._last_used.get(account, now))
+
+    def last_used(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._last_used)
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        with self._lock:
+            self._attempts.append(attempt)
+
+    def recent_attempts(self, limit: int = 100) -> list[Attempt]:
+        with self._lock:
+            return list(reversed(self._attempts[-limit:])) if limit > 0 else []
+
+    def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        with self._lock:
+            self._attempts = [a for a in self._attempts if a.time >= now - attempts_max_age]
+            self._cooldowns = {k: c for k, c in self._cooldowns.items() if c.until >= now - cooldowns_max_age}
+            self._forget_old_slots(now)
+
+    def close(self) -> None:
+        """Nothing to release; present for the protocol."""
+
+    def _forget_old_slots(self, now: float) -> None:
+        old = [
+            sid
+            for sid, s in self._slots.items()
+            if s.slot.started < now - _SLOT_HISTORY
+            and (s.released_at is not None or s.slot.lease_until <= now)
+        ]
+        for sid in old:
+            del self._slots[sid]
+
+
+def _replace_claim(cooldown: Cooldown, claimed_until: float | None) -> Cooldown:
+    return replace(cooldown, probe_claimed_until=claimed_until)
+
+
+def _refusal(
+    starts: list[float], in_flight: int, window: float, max_requests: int, max_in_flight: int
+) -> SlotRefusal:
+    """Build the refusal from the sorted start times of the requests in the window.
+
+    With ``n`` requests in the window and room for ``max_requests``, one more fits once the
+    ``n - max_requests + 1`` oldest have left, i.e. at the start of the ``n - max_requests``-th
+    (0-based) plus the window.
+    """
+    frees_at = None
+    if len(starts) >= max_requests:
+        frees_at = starts[len(starts) - max_requests] + window if max_requests > 0 else math.inf
+    return SlotRefusal(
+        usage=WindowUsage(len(starts), in_flight),
+        window_frees_at=frees_at,
+        in_flight_full=in_flight >= max_in_flight,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# SQLite
+# ----------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cooldowns (
+    scope TEXT NOT NULL,
+    account TEXT NOT NULL,          -- '' when the scope has no account
+    model TEXT NOT NULL,            -- '' when the scope has no model
+    kind TEXT NOT NULL,
+    until REAL NOT NULL,            -- may be +Inf
+    probe_at REAL,
+    level INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    since REAL NOT NULL,
+    probe_claimed_until REAL,
+    PRIMARY KEY (scope, account, model, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slots (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    started REAL NOT NULL,
+    lease_until REAL NOT NULL,
+    released_at REAL
+);
+CREATE INDEX IF NOT EXISTS slots_by_account ON slots (account, started);
+CREATE TABLE IF NOT EXISTS last_used (
+    account TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    account TEXT NOT NULL,
+    model TEXT NOT NULL,
+    kind TEXT,                      -- NULL for a success
+    latency_ms REAL NOT NULL,
+    ttft_ms REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    request_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
+"""
+
+# Written out in full (no string formatting) so every statement can be read as it runs.
+_SELECT_COOLDOWNS = (
+    "SELECT scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until"
+    " FROM cooldowns"
+)
+_SELECT_COOLDOWN = (
+    "SELECT scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until"
+    " FROM cooldowns WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+)
+_SELECT_COOLDOWNS_FOR = (
+    "SELECT scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until"
+    " FROM cooldowns WHERE"
+    " (scope = 'account' AND account = ? AND model = '')"
+    " OR (scope = 'model' AND account = '' AND model = ?)"
+    " OR (scope = 'account_model' AND account = ? AND model = ?)"
+)
+_UPSERT_COOLDOWN = (
+    "INSERT OR REPLACE INTO cooldowns"
+    " (scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DELETE_COOLDOWN = "DELETE FROM cooldowns WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+# One UPDATE is atomic on its own: of several processes racing for a probe, exactly one matches.
+_CLAIM_PROBE = (
+    "UPDATE cooldowns SET probe_claimed_until = ?"
+    " WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+    " AND until > ? AND probe_at IS NOT NULL AND probe_at <= ?"
+    " AND (probe_claimed_until IS NULL OR probe_claimed_until <= ?)"
+)
+_RELEASE_PROBE = (
+    "UPDATE cooldowns SET probe_claimed_until = NULL"
+    " WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+)
+
+
+def _key_params(key: CooldownKey) -> tuple[str, str, str, str]:
+    return (key.scope.value, key.account or "", key.model or "", key.kind.value)
+
+
+def _cooldown_from_row(row: tuple[Any, ...]) -> Cooldown:
+    scope, account, model, kind, until, probe_at, level, reason, since, claimed = row
+    return Cooldown(
+        scope=Scope(str(scope)),
+        account=str(account) or None,
+        model=str(model) or None,
+        kind=FailureKind(str(kind)),
+        until=float(until),
+        probe_at=None if probe_at is None else float(probe_at),
+        level=int(level),
+        reason=str(reason),
+        since=float(since),
+        probe_claimed_until=None if claimed is None else float(claimed),
+    )
+
+
+def _cooldown_params(c: Cooldown) -> tuple[Any, ...]:
+    return (*_key_params(c.key), c.until, c.probe_at, c.level, c.reason, c.since, c.probe_claimed_until)
+
+
+def _attempt_from_row(row: tuple[Any, ...]) -> Attempt:
+    at, account, model, kind, latency, ttft, tokens_in, tokens_out, cost, request_id = row
+    return Attempt(
+        time=float(at),
+        account=str(account),
+        model=str(model),
+        kind=None if kind is None else FailureKind(str(kind)),
+        latency_ms=float(latency),
+        ttft_ms=None if ttft is None else float(ttft),
+        input_tokens=None if tokens_in is None else int(tokens_in),
+        output_tokens=None if tokens_out is None else int(tokens_out),
+        cost_usd=None if cost is None else float(cost),
+        request_id=str(request_id),
+    )
+
+
+def default_state_path() -> Path:
+    """The shared database in the user's platformdirs state directory."""
+    import platformdirs
+
+    return platformdirs.user_state_path("puter-mcp", appauthor=False) / STATE_FILE_NAME
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file (and its directory) readable by its owner only.
+
+    The file holds account ids and request history, nothing secret, but it is nobody else's
+    business. SQLite gives the ``-wal`` and ``-shm`` files the main file's permissions.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+class SQLiteStateStore:
+    """The shared store: one SQLite file in WAL mode, used by every puter-mcp process.
+
+    WAL lets readers proceed while one process writes; every read-modify-write runs in
+    ``BEGIN IMMEDIATE`` so that it takes the write lock before reading, and two processes
+    cannot both see "one slot left" and both take it. A busy database is waited for at most
+    `busy_timeout` seconds: our transactions take microseconds, so a longer wait means
+    something is wrong, and the caller (see `FallbackStateStore`) is better off in memory.
+
+    Raises `sqlite3.Error` / `OSError` / `StateStoreError` from the constructor when the file
+    cannot be used; methods raise `sqlite3.Error` when an operation fails.
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = 0.5) -> None:
+        self.path = Path(path)
+        _create_private_file(self.path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _prepare(self) -> None:
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise StateStoreError(f"{self.path} cannot be switched to WAL mode (got {mode!r})")
+        # NORMAL is durable enough for cooldowns in WAL mode and avoids an fsync per commit.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StateStoreError(
+                f"{self.path} was written by a newer puter-mcp (schema {version}, this one "
+                f"knows {SCHEMA_VERSION})"
+            )
+        with self._write() as c:
+            # Re-read inside the write lock: another process may have just created it.
+            if int(c.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking SQLite's write lock before anything is read."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                with suppress(sqlite3.Error):  # the original error is the one worth reporting
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def cooldowns_for(self, account: str, model: str) -> list[Cooldown]:
+        rows = self._read(_SELECT_COOLDOWNS_FOR, (account, model, account, model))
+        return [_cooldown_from_row(r) for r in rows]
+
+    def list_cooldowns(self) -> list[Cooldown]:
+        return [_cooldown_from_row(r) for r in self._read(_SELECT_COOLDOWNS)]
+
+    def update_cooldown(self, key: CooldownKey, change: CooldownChange) -> Cooldown | None:
+        with self._write() as c:
+            found = c.execute(_SELECT_COOLDOWN, _key_params(key)).fetchone()
+            new = change(None if found is None else _cooldown_from_row(found))
+            _check_key(new, key)
+            if new is None:
+                c.execute(_DELETE_COOLDOWN, _key_params(key))
+            else:
+                c.execute(_UPSERT_COOLDOWN, _cooldown_params(new))
+            return new
+
+    def delete_cooldown(self, key: CooldownKey) -> bool:
+        with self._lock:
+            cursor = self._conn.execute(_DELETE_COOLDOWN, _key_params(key))
+            return cursor.rowcount > 0
+
+    def claim_probe(self, key: CooldownKey, *, now: float, lease_until: float) -> bool:
+        with self._lock:
+            cursor = self._conn.execute(_CLAIM_PROBE, (lease_until, *_key_params(key), now, now, now))
+            return cursor.rowcount == 1
+
+    def release_probe(self, key: CooldownKey) -> None:
+        with self._lock:
+            self._conn.execute(_RELEASE_PROBE, _key_params(key))
+
+    def acquire_slot(
+        self,
+        account: str,
+        *,
+        slot_id: str,
+        now: float,
+        window: float,
+        max_requests: int,
+        max_in_flight: int,
+        lease_until: float,
+    ) -> Slot | SlotRefusal:
+        with self._write() as c:
+            c.execute(
+                "DELETE FROM slots WHERE account = ? AND started < ?"
+                " AND (released_at IS NOT NULL OR lease_until <= ?)",
+                (account, now - _SLOT_HISTORY, now),
+            )
+            # `started + window > now` (not `started > now - window`) so that the time we
+            # announce as "frees at" (started + window) is exactly when the slot leaves.
+            starts = [
+                float(r[0])
+                for r in c.execute(
+                    "SELECT started FROM slots WHERE account = ? AND started + ? > ? ORDER BY started",
+                    (account, window, now),
+                )
+            ]
+            in_flight = int(
+                c.execute(
+                    "SELECT COUNT(*) FROM slots"
+                    " WHERE account = ? AND released_at IS NULL AND lease_until > ?",
+                    (account, now),
+                ).fetchone()[0]
+            )
+            if len(starts) < max_requests and in_flight < max_in_flight:
+                c.execute(
+                    "INSERT INTO slots (id, account, started, lease_until) VALUES (?, ?, ?, ?)",
+                    (slot_id, account, now, lease_until),
+                )
+                c.execute(
+                    "INSERT INTO last_used (account, at) VALUES (?, ?)"
+                    " ON CONFLICT (account) DO UPDATE SET at = MAX(at, excluded.at)",
+                    (account, now),
+                )
+                return Slot(slot_id, account, now, lease_until)
+            return _refusal(starts, in_flight, window, max_requests, max_in_flight)
+
+    def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
+        with self._lock:
+            if counted:
+                self._conn.execute(
+                    "UPDATE slots SET released_at = ? WHERE id = ? AND released_at IS NULL", (now, slot_id)
+                )
+            else:
+                self._conn.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
+
+    def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
+        row = self._read(
+            "SELECT COALESCE(SUM(started + ? > ?), 0),"
+            " COALESCE(SUM(released_at IS NULL AND lease_until > ?), 0)"
+            " FROM slots WHERE account = ?",
+            (window, now, now, account),
+        )[0]
+        return WindowUsage(int(row[0]), int(row[1]))
+
+    def touch(self, account: str, now: float) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO last_used (account, at) VALUES (?, ?)"
+                " ON CONFLICT (account) DO UPDATE SET at = MAX(at, excluded.at)",
+                (account, now),
+            )
+
+    def last_used(self) -> dict[str, float]:
+        return {str(a): float(t) for a, t in self._read("SELECT account, at FROM last_used")}
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        a = attempt
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO attempts (at, account, model, kind, latency_ms, ttft_ms, input_tokens,"
+                " output_tokens, cost_usd, request_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    a.time,
+                    a.account,
+                    a.model,
+                    None if a.kind is None else a.kind.value,
+                    a.latency_ms,
+                    a.ttft_ms,
+                    a.input_tokens,
+                    a.output_tokens,
+                    a.cost_usd,
+                    a.request_id,
+                ),
+            )
+
+    def recent_attempts(self, limit: int = 100) -> list[Attempt]:
+        rows = self._read(
+            "SELECT at, account, model, kind, latency_ms, ttft_ms, input_tokens, output_tokens,"
+            " cost_usd, request_id FROM attempts ORDER BY id DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [_attempt_from_row(r) for r in rows]
+
+    def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        with self._write() as c:
+            c.execute("DELETE FROM attempts WHERE at < ?", (now - attempts_max_age,))
+            c.execute("DELETE FROM cooldowns WHERE until < ?", (now - cooldowns_max_age,))
+            c.execute(
+                "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)",
+                (now - _SLOT_HISTORY, now),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+# ----------------------------------------------------------------------------------------
+# Degrading to memory
+# ----------------------------------------------------------------------------------------
+
+WarningSink = Callable[[str], None]
+
+_STORE_ERRORS = (sqlite3.Error, OSError, StateStoreError)
+
+_T = TypeVar("_T")
+
+
+class FallbackStateStore:
+    """A SQLite store that switches to memory, for good, the first time an operation fails.
+
+    A state problem must never fail a tool call: losing the sharing between processes is
+    much better than losing the answer. The switch is permanent for this process because
+    flipping back and forth would split the state between two places; the warning tells the
+    user what to do. What can still be read from SQLite (cooldowns, last use) is copied into
+    memory first so that known cooldowns are not forgotten.
+    """
+
+    def __init__(self, primary: SQLiteStateStore, *, on_warning: WarningSink) -> None:
+        self._primary: SQLiteStateStore | None = primary
+        self._memory = MemoryStateStore()
+        self._on_warning = on_warning
+        self._switch_lock = threading.Lock()
+
+    @property
+    def degraded(self) -> bool:
+        """True once this process has fallen back to memory."""
+        return self._primary is None
+
+    def _degrade(self, failed: SQLiteStateStore, error: BaseException) -> None:
+        with self._switch_lock:
+            if self._primary is not failed:
+                return  # another thread already switched
+            self._primary = None
+            try:
+                for cooldown in failed.list_cooldowns():
+                    self._memory.update_cooldown(cooldown.key, lambda _old, c=cooldown: c)
+                for account, at in failed.last_used().items():
+                    self._memory.touch(account, at)
+            except _STORE_ERRORS:
+                pass  # nothing more can be saved; memory starts (partly) empty
+            with suppress(*_STORE_ERRORS):
+                failed.close()
+        self._on_warning(
+            f"puter-mcp: the shared state file {failed.path} failed ({error}). This process now "
+            "keeps cooldowns and pacing in memory, so other puter-mcp processes will not see them. "
+            f"If this happens again, quit every puter-mcp process and delete {failed.path} "
+            "(it is recreated on the next start)."
+        )
+
+    def _run(self, operation: Callable[[StateStore], _T]) -> _T:
+        primary = self._primary
+        if primary is not None:
+            try:
+                return operation(primary)
+            except _STORE_ERRORS as error:
+                self._degrade(primary, error)
+        return operation(self._memory)
+
+    def describe(self) -> str:
+        primary = self._primary
+        return primary.describe() if primary is not None else "memory (the shared state file failed)"
+
+    def cooldowns_for(self, account: str, model: str) -> list[Cooldown]:
+        return self._run(lambda s: s.cooldowns_for(account, model))
+
+    def list_cooldowns(self) -> list[Cooldown]:
+        return self._run(lambda s: s.list_cooldowns())
+
+    def update_cooldown(self, key: CooldownKey, change: CooldownChange) -> Cooldown | None:
+        return self._run(lambda s: s.update_cooldown(key, change))
+
+    def delete_cooldown(self, key: CooldownKey) -> bool:
+        return self._run(lambda s: s.delete_cooldown(key))
+
+    def claim_probe(self, key: CooldownKey, *, now: float, lease_until: float) -> bool:
+        return self._run(lambda s: s.claim_probe(key, now=now, lease_until=lease_until))
+
+    def release_probe(self, key: CooldownKey) -> None:
+        self._run(lambda s: s.release_probe(key))
+
+    def acquire_slot(
+        self,
+        account: str,
+        *,
+        slot_id: str,
+        now: float,
+        window: float,
+        max_requests: int,
+        max_in_flight: int,
+        lease_until: float,
+    ) -> Slot | SlotRefusal:
+        return self._run(
+            lambda s: s.acquire_slot(
+                account,
+                slot_id=slot_id,
+                now=now,
+                window=window,
+                max_requests=max_requests,
+                max_in_flight=max_in_flight,
+                lease_until=lease_until,
+            )
+        )
+
+    def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
+        self._run(lambda s: s.release_slot(slot_id, now=now, counted=counted))
+
+    def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
+        return self._run(lambda s: s.window_usage(account, now=now, window=window))
+
+    def touch(self, account: str, now: float) -> None:
+        self._run(lambda s: s.touch(account, now))
+
+    def last_used(self) -> dict[str, float]:
+        return self._run(lambda s: s.last_used())
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        self._run(lambda s: s.record_attempt(attempt))
+
+    def recent_attempts(self, limit: int = 100) -> list[Attempt]:
+        return self._run(lambda s: s.recent_attempts(limit))
+
+    def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        self._run(
+            lambda s: s.prune(now=now, attempts_max_age=attempts_max_age, cooldowns_max_age=cooldowns_max_age)
+        )
+
+    def close(self) -> None:
+        primary = self._primary
+        if primary is not None:
+            with suppress(*_STORE_ERRORS):
+                primary.close()
+        self._memory.close()
+
+
+def _log_warning(message: str) -> None:
+    _log.warning("%s", message)
+
+
+def open_state_store(
+    path: Path | str | None = None,
+    *,
+    on_warning: WarningSink | None = None,
+    busy_timeout: float = 0.5,
+) -> StateStore:
+    """Open the shared state, or memory if it cannot be used; never raises for a bad file.
+
+    Args:
+        path: the database file; default `default_state_path()`.
+        on_warning: receives one sentence naming the file and what to do, when the file cannot
+            be used now or fails later; default: a ``logging`` warning.
+        busy_timeout: seconds to wait for another process's write lock.
+    """
+    warn = on_warning or _log_warning
+    target = Path(path) if path is not None else default_state_path()
+    try:
+        primary = SQLiteStateStore(target, busy_timeout=busy_timeout)
+    except _STORE_ERRORS as error:
+        warn(
+            f"puter-mcp: cannot use the shared state file {target} ({error}). Cooldowns and "
+            "pacing are kept in memory for this process only, so other puter-mcp processes will "
+            f"not see them. If {target} is corrupt or from a newer puter-mcp, quit every puter-mcp "
+            "process and delete it (it is recreated on the next start); if it is locked, another "
+            "program holds it."
+        )
+        return MemoryStateStore()
+    return FallbackStateStore(primary, on_warning=warn)
