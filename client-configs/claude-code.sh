@@ -1,0 +1,6 @@
+#!/bin/sh
+# Add puter-mcp to Claude Code (the same as `puter-mcp install claude-code --run`).
+# Without --scope the server is "local": this project, only you. Use `--scope user` for all your
+# projects, or `puter-mcp install claude-code --scope project` to write a shared .mcp.json.
+# The name comes before any --env/--header option: those take several values and would swallow it.
+claude mcp add puter -- uvx puter-mcp

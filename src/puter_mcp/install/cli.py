@@ -1,0 +1,106 @@
+"""The `puter-mcp install CLIENT` sub-command: argument parsing and printing, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from puter_mcp.install.clients import CLIENTS
+from puter_mcp.install.installer import (
+    AUTH_TOKEN_ENV,
+    InstallContext,
+    InstallRequest,
+    InstallResult,
+    InvalidRequestError,
+    install,
+)
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_BAD_ARGUMENTS = 2
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Add puter-mcp to an MCP client's config (or update it), keeping the rest of the file as it "
+        "was. The old file is kept as <file>.bak-<timestamp>; running it twice changes nothing."
+    )
+    parser.add_argument("client", choices=list(CLIENTS), help="the MCP client to configure")
+    parser.add_argument(
+        "--config", type=Path, metavar="PATH", help="edit this file instead of the client's usual one"
+    )
+    parser.add_argument(
+        "--scope",
+        choices=("user", "project"),
+        help="user: for all your projects (default); project: the current directory "
+        "(cursor, vscode, continue, claude-code)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        help="stdio: the client starts puter-mcp (default); http: it connects to a running server at --url",
+    )
+    parser.add_argument("--url", help="the server's streamable-HTTP URL, e.g. http://127.0.0.1:8000/mcp")
+    parser.add_argument(
+        "--auth-token",
+        metavar="TOKEN",
+        help=f"bearer token for --transport http (default: ${AUTH_TOKEN_ENV} if set)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the server process (repeatable; stdio only)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show the change as a diff; write nothing")
+    parser.add_argument(
+        "--run", action="store_true", help="claude-code: run `claude mcp add` instead of printing it"
+    )
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidRequestError(f"--env expects KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def request_from_args(args: argparse.Namespace) -> InstallRequest:
+    url = getattr(args, "url", None)
+    transport = getattr(args, "transport", None) or ("http" if url else "stdio")
+    return InstallRequest(
+        client=args.client,
+        transport=transport,
+        url=url,
+        auth_token=getattr(args, "auth_token", None),
+        env=_parse_env(getattr(args, "env", None) or []),
+        scope=getattr(args, "scope", None),
+        config=getattr(args, "config", None),
+        dry_run=bool(getattr(args, "dry_run", False)),
+        run=bool(getattr(args, "run", False)),
+    )
+
+
+def print_result(result: InstallResult, out: TextIO) -> None:
+    if result.dry_run and result.diff:
+        out.write(result.diff)
+        if not result.diff.endswith("\n"):
+            out.write("\n")
+    out.write(result.message + "\n")
+
+
+def run(args: argparse.Namespace, context: InstallContext | None = None) -> int:
+    """Install for `args.client`; 0 done (or nothing to do), 1 refused, 2 bad arguments."""
+    try:
+        result = install(request_from_args(args), context)
+    except InvalidRequestError as exc:
+        sys.stderr.write(f"puter-mcp install: {exc}\n")
+        return EXIT_BAD_ARGUMENTS
+    print_result(result, sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_REFUSED

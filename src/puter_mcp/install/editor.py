@@ -1,0 +1,117 @@
+"""Reading, diffing, backing up and atomically replacing a config file.
+
+The rules every client's edit follows: read bytes and decode UTF-8 ourselves (so line endings
+and a BOM survive untouched), show a unified diff, copy the old file to
+`<file>.bak-<timestamp>` before anything is written, and replace the file in one `os.replace`
+so that a crash or a full disk never leaves a half-written config behind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+Clock = Callable[[], datetime]
+
+
+class UnreadableFileError(ValueError):
+    """The file exists but is not text we may edit (not UTF-8, or not a regular file)."""
+
+
+class ChangedMeanwhileError(RuntimeError):
+    """The file changed between reading and writing (e.g. the client saved it)."""
+
+
+@dataclass(frozen=True)
+class PlannedEdit:
+    """The whole new text of one file, and what it replaces (None: the file does not exist)."""
+
+    path: Path
+    old_text: str | None
+    new_text: str
+
+    @property
+    def changed(self) -> bool:
+        return self.old_text != self.new_text
+
+
+def target_of(path: Path) -> Path:
+    """Edit through a symlink (dotfile managers link configs into a repo) instead of replacing
+    the link with a regular file."""
+    return path.resolve() if path.is_symlink() else path
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text, or None if it does not exist."""
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise UnreadableFileError(f"{path} is not a regular file")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def unified_diff(edit: PlannedEdit) -> str:
+    old_lines = (edit.old_text or "").splitlines(keepends=True)
+    new_lines = edit.new_text.splitlines(keepends=True)
+    before = str(edit.path) if edit.old_text is not None else "/dev/null"
+    lines = difflib.unified_diff(old_lines, new_lines, fromfile=before, tofile=str(edit.path))
+    # difflib leaves a last line without its newline; show it the way `diff` does.
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+
+
+def backup_path(path: Path, now: datetime) -> Path:
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{path.name}.bak-{stamp}")
+    counter = 2
+    while candidate.exists():  # two runs in the same second must not overwrite a backup
+        candidate = path.with_name(f"{path.name}.bak-{stamp}-{counter}")
+        counter += 1
+    return candidate
+
+
+def write_atomically(path: Path, text: str, *, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(text.encode("utf-8"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp_name, mode)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def apply(edit: PlannedEdit, *, now: datetime, private: bool = False) -> Path | None:
+    """Write `edit`; return the backup's path (None for a new file).
+
+    `private` makes a new file readable by its owner only (it holds a token).
+    """
+    if not edit.changed:
+        return None
+    current = read_text(edit.path)
+    if current != edit.old_text:
+        raise ChangedMeanwhileError(f"{edit.path} changed while puter-mcp was editing it; run again")
+    backup: Path | None = None
+    if edit.old_text is None:
+        mode = 0o600 if private else 0o644
+    else:
+        mode = stat.S_IMODE(edit.path.stat().st_mode)
+        backup = backup_path(edit.path, now)
+        shutil.copy2(edit.path, backup)
+    write_atomically(edit.path, edit.new_text, mode=mode)
+    return backup

@@ -1,0 +1,274 @@
+"""`install`: add or update the `puter` server in one client's config, idempotently.
+
+This module decides; `jsonc`, `yamlblock` and `editor` do the text work. Everything the outside
+world contributes (platform, home, PATH lookups, the clock, running `claude`) comes in through
+an InstallContext so tests run against temporary files with a fixed clock.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from puter_mcp.install import claude_code, jsonc, yamlblock
+from puter_mcp.install.clients import SERVER_NAME, ClientSpec, Scope, get_client
+from puter_mcp.install.editor import (
+    ChangedMeanwhileError,
+    Clock,
+    PlannedEdit,
+    UnreadableFileError,
+    apply,
+    read_text,
+    target_of,
+    unified_diff,
+)
+from puter_mcp.install.entries import (
+    Launcher,
+    LauncherNotFoundError,
+    Which,
+    auth_headers,
+    http_entry,
+    resolve_launcher,
+    stdio_entry,
+)
+from puter_mcp.install.host import Host
+from puter_mcp.install.redact import is_secret_name, redact
+
+Action = Literal["created", "updated", "unchanged", "refused", "printed", "ran"]
+Transport = Literal["stdio", "http"]
+
+AUTH_TOKEN_ENV = "PUTER_MCP_AUTH_TOKEN"  # noqa: S105 (a variable name, not a secret)
+"""Where `--auth-token` is taken from when the flag is not given."""
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTINUE_HEADER: dict[str, str] = {"name": "puter-mcp", "version": "0.0.1", "schema": "v1"}
+_CONTINUE_COMMENT = (
+    "Written by `puter-mcp install continue`; run it again to update this file.\n"
+    "Continue loads every block file in this folder. MCP tools work in agent mode only."
+)
+
+
+class InvalidRequestError(ValueError):
+    """The combination of options makes no sense (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class InstallRequest:
+    client: str
+    transport: Transport = "stdio"
+    url: str | None = None
+    auth_token: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    scope: Scope | None = None
+    config: Path | None = None
+    dry_run: bool = False
+    run: bool = False
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    client: str
+    path: Path | None
+    action: Action
+    message: str
+    backup: Path | None = None
+    diff: str = ""
+    command: str = ""
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.action != "refused"
+
+
+def _default_clock() -> datetime:
+    return datetime.now().astimezone()
+
+
+@dataclass(frozen=True)
+class InstallContext:
+    host: Host
+    which: Which = shutil.which
+    # Where a virtualenv's console scripts live when the venv is not on PATH.
+    script_dir: Path | None = field(default_factory=lambda: Path(sys.executable).parent)
+    clock: Clock = _default_clock
+    runner: claude_code.Runner = claude_code.run_command
+
+    @classmethod
+    def current(cls) -> InstallContext:
+        return cls(host=Host.current())
+
+
+def validate(request: InstallRequest, spec: ClientSpec) -> None:
+    """Reject option combinations that cannot mean anything, before touching any file."""
+    if request.scope is not None and request.scope not in spec.scopes:
+        raise InvalidRequestError(
+            f"{spec.title} has no {request.scope} scope (it has: {', '.join(spec.scopes)})"
+        )
+    if request.transport == "http":
+        if not request.url:
+            raise InvalidRequestError("--transport http needs --url (e.g. http://127.0.0.1:8000/mcp)")
+        parts = urlsplit(request.url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise InvalidRequestError(f"--url must be an http:// or https:// URL, not {request.url!r}")
+        if request.env:
+            raise InvalidRequestError(
+                "--env applies to a server the client starts (stdio), not to --transport http"
+            )
+    elif request.url or request.auth_token:
+        raise InvalidRequestError("--url and --auth-token go with --transport http")
+    for key in request.env:
+        if not _ENV_NAME.fullmatch(key):
+            raise InvalidRequestError(f"--env: {key!r} is not a valid environment variable name")
+    if request.run and not spec.prints_command:
+        raise InvalidRequestError("--run only applies to claude-code")
+
+
+def install(request: InstallRequest, context: InstallContext | None = None) -> InstallResult:
+    """Add or update the `puter` server for `request.client`. Raises InvalidRequestError for
+    meaningless option combinations; every other failure is a "refused" result."""
+    context = context or InstallContext.current()
+    try:
+        spec = get_client(request.client)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    validate(request, spec)
+    token = (
+        (request.auth_token or context.host.env.get(AUTH_TOKEN_ENV)) if request.transport == "http" else None
+    )
+    secrets = [token or "", *(v for k, v in request.env.items() if is_secret_name(k))]
+
+    def refused(message: str, path: Path | None = None) -> InstallResult:
+        return InstallResult(spec.name, path, "refused", redact(message, secrets), dry_run=request.dry_run)
+
+    if request.transport == "http" and spec.http is None:
+        return refused(spec.no_http_reason)
+
+    launcher: Launcher | None = None
+    if request.transport == "stdio":
+        try:
+            launcher = resolve_launcher(absolute=spec.gui, which=context.which, script_dir=context.script_dir)
+        except LauncherNotFoundError as exc:
+            return refused(f"Cannot configure {spec.title}: {exc}")
+
+    if spec.prints_command and request.scope != "project" and request.config is None:
+        return _claude_code_command(request, launcher, token, secrets, context)
+
+    if launcher is not None:
+        entry = stdio_entry(spec, launcher, request.env)
+    else:
+        assert request.url is not None  # validate() guarantees it for http
+        entry = http_entry(spec, request.url, auth_headers(token))
+
+    path = (
+        request.config.expanduser()
+        if request.config
+        else spec.config_path(context.host, request.scope or "user")
+    )
+    if path is None:  # every spec has a path for the scopes validate() lets through
+        return refused(f"{spec.title} has no config file for this scope")
+    path = target_of(path)
+    try:
+        old = read_text(path)
+        new = (
+            _continue_text(old, entry)
+            if spec.file_format == "continue-block"
+            else _json_text(spec, old, entry)
+        )
+    except (UnreadableFileError, jsonc.JsoncError, jsonc.NotAnObjectError, yamlblock.BlockFormatError) as exc:
+        return refused(
+            f"Left {path} untouched: {exc}. Fix the file (or point --config elsewhere) and run again.", path
+        )
+
+    edit = PlannedEdit(path, old, new)
+    if not edit.changed:
+        return InstallResult(
+            spec.name, path, "unchanged", f"{path} is already up to date.", dry_run=request.dry_run
+        )
+    action: Action = "created" if old is None else "updated"
+    diff = redact(unified_diff(edit), secrets)
+    if request.dry_run:
+        verb = "create" if old is None else "update"
+        message = f"Dry run: would {verb} {path} (nothing written)."
+        return InstallResult(spec.name, path, action, message, diff=diff, dry_run=True)
+    try:
+        backup = apply(edit, now=context.clock(), private=any(secrets))
+    except (OSError, ChangedMeanwhileError) as exc:
+        return refused(f"Could not write {path}: {exc}", path)
+    if backup is None:
+        message = f"Created {path} with the '{SERVER_NAME}' server for {spec.title}. {spec.after}"
+    else:
+        message = f"Updated the '{SERVER_NAME}' server in {path} (old file kept as {backup}). {spec.after}"
+    return InstallResult(spec.name, path, action, message, backup=backup, diff=diff)
+
+
+def _json_text(spec: ClientSpec, old: str | None, entry: dict[str, Any]) -> str:
+    return jsonc.upsert(old or "", (spec.servers_key, SERVER_NAME), entry, jsonc=spec.jsonc)
+
+
+def _continue_text(old: str | None, item: dict[str, Any]) -> str:
+    """The block file with our item added or replaced; `old` itself when nothing changes."""
+    if old is None:
+        return yamlblock.dump({**_CONTINUE_HEADER, "mcpServers": [item]}, header_comment=_CONTINUE_COMMENT)
+    doc = yamlblock.load(old)
+    servers = doc.get("mcpServers", [])
+    if not isinstance(servers, list) or not all(isinstance(server, dict) for server in servers):
+        raise yamlblock.BlockFormatError("mcpServers is not a list of servers")
+    names = [server.get("name") if isinstance(server, dict) else None for server in servers]
+    has_header = all(key in doc for key in _CONTINUE_HEADER)
+    if SERVER_NAME in names:
+        index = names.index(SERVER_NAME)
+        if has_header and jsonc.same_json(servers[index], item):
+            return old
+        servers = [*servers[:index], item, *servers[index + 1 :]]
+    else:
+        servers = [*servers, item]
+    rebuilt: dict[str, yamlblock.YamlValue] = {
+        key: doc.get(key, value) for key, value in _CONTINUE_HEADER.items()
+    }
+    rebuilt.update({key: value for key, value in doc.items() if key not in rebuilt and key != "mcpServers"})
+    rebuilt["mcpServers"] = servers
+    return yamlblock.dump(rebuilt, header_comment=_CONTINUE_COMMENT)
+
+
+def _claude_code_command(
+    request: InstallRequest,
+    launcher: Launcher | None,
+    token: str | None,
+    secrets: list[str],
+    context: InstallContext,
+) -> InstallResult:
+    scope = request.scope  # None: Claude Code's default "local" scope (this project, this user)
+    if launcher is not None:
+        argv = claude_code.stdio_command(launcher, request.env, scope)
+    else:
+        assert request.url is not None
+        argv = claude_code.http_command(request.url, auth_headers(token), scope)
+    shown = redact(claude_code.shell_text(argv), secrets)
+    masked = shown != claude_code.shell_text(argv)
+    if not request.run or request.dry_run:
+        note = "\n(Secrets are masked above: add --run to run it with the real values.)" if masked else ""
+        message = f"Run this to add puter-mcp to Claude Code:\n  {shown}{note}"
+        return InstallResult("claude-code", None, "printed", message, command=shown, dry_run=request.dry_run)
+    claude = context.which("claude")
+    if not claude:
+        message = f"`claude` is not on PATH. Install Claude Code, or run this yourself:\n  {shown}"
+        return InstallResult("claude-code", None, "refused", message, command=shown)
+    outcome = context.runner([claude, *argv[1:]])
+    output = redact(outcome.output, secrets)
+    if outcome.returncode != 0:
+        hint = ""
+        if "already exists" in outcome.output:
+            remove = ["claude", "mcp", "remove", *(["--scope", scope] if scope else []), SERVER_NAME]
+            hint = f"\nRemove the old entry first: {claude_code.shell_text(remove)}"
+        message = f"`{shown}` failed (exit status {outcome.returncode}):\n{output}{hint}"
+        return InstallResult("claude-code", None, "refused", message, command=shown)
+    message = f"Ran: {shown}\n{output}".rstrip()
+    return InstallResult("claude-code", None, "ran", message, command=shown)
