@@ -1,0 +1,580 @@
+"""The state store: one contract for both backends, SQLite specifics, degradation to memory,
+and real OS processes sharing one database file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from puter_mcp.puter.errors import FailureKind
+from puter_mcp.routing.state import (
+    SCHEMA_VERSION,
+    Attempt,
+    Cooldown,
+    CooldownKey,
+    FallbackStateStore,
+    MemoryStateStore,
+    Scope,
+    Slot,
+    SlotRefusal,
+    SQLiteStateStore,
+    StateStore,
+    WindowUsage,
+    open_state_store,
+)
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    made: StateStore = (
+        MemoryStateStore() if request.param == "memory" else SQLiteStateStore(tmp_path / "s.db")
+    )
+    yield made
+    made.close()
+
+
+def account_cooldown(
+    account: str = "a",
+    kind: FailureKind = FailureKind.RATE_LIMITED,
+    *,
+    until: float,
+    level: int = 0,
+    reason: str = "",
+    since: float = 0.0,
+) -> Cooldown:
+    return Cooldown(Scope.ACCOUNT, account, None, kind, until=until, level=level, reason=reason, since=since)
+
+
+def model_down(model: str = "m", *, until: float = math.inf, probe_at: float | None = T0 + 30) -> Cooldown:
+    return Cooldown(
+        Scope.MODEL, None, model, FailureKind.MODEL_DOWN, until=until, probe_at=probe_at, since=T0
+    )
+
+
+def acquire(store: StateStore, account: str, sid: str, now: float, **limits: float) -> Slot | SlotRefusal:
+    return store.acquire_slot(
+        account,
+        slot_id=sid,
+        now=now,
+        window=float(limits.get("window", 10.5)),
+        max_requests=int(limits.get("max_requests", 5)),
+        max_in_flight=int(limits.get("max_in_flight", 2)),
+        lease_until=now + float(limits.get("lease", 900.0)),
+    )
+
+
+# -- contract: cooldowns ------------------------------------------------------------------
+
+
+def test_both_stores_satisfy_the_protocol(store: StateStore) -> None:
+    assert isinstance(store, StateStore)
+
+
+def test_update_inserts_replaces_and_deletes(store: StateStore) -> None:
+    first = account_cooldown(until=T0 + 10, level=1, reason="429", since=T0)
+    assert store.update_cooldown(first.key, lambda old: first if old is None else None) == first
+    seen: list[Cooldown | None] = []
+
+    def bump(old: Cooldown | None) -> Cooldown | None:
+        seen.append(old)
+        assert old is not None
+        return Cooldown(
+            *old.key, until=old.until + 20, level=old.level + 1, reason=old.reason, since=old.since
+        )
+
+    second = store.update_cooldown(first.key, bump)
+    assert seen == [first]
+    assert second is not None
+    assert second.until == T0 + 30
+    assert second.level == 2
+    assert store.list_cooldowns() == [second]
+    assert store.update_cooldown(first.key, lambda old: None) is None
+    assert store.list_cooldowns() == []
+
+
+def test_update_refuses_a_change_of_key(store: StateStore) -> None:
+    record = account_cooldown(until=T0 + 10)
+    other = account_cooldown("b", until=T0 + 10)
+    with pytest.raises(ValueError, match="keep its key"):
+        store.update_cooldown(record.key, lambda old: other)
+    assert store.list_cooldowns() == []
+
+
+def test_records_round_trip_exactly_infinity_and_nones_included(store: StateStore) -> None:
+    records = [
+        account_cooldown(kind=FailureKind.AUTH, until=math.inf, reason="401", since=T0),
+        Cooldown(Scope.ACCOUNT, "a", None, FailureKind.OUT_OF_CREDITS, until=math.inf, probe_at=T0 + 300),
+        model_down(),
+        Cooldown(
+            Scope.ACCOUNT_MODEL,
+            "a",
+            "m",
+            FailureKind.TRANSPORT,
+            until=T0 + 15.25,
+            reason="reset by peer",
+            since=T0,
+            probe_claimed_until=T0 + 1,
+        ),
+    ]
+    for record in records:
+        store.update_cooldown(record.key, lambda old, r=record: r)
+    assert sorted(store.list_cooldowns(), key=repr) == sorted(records, key=repr)
+
+
+def test_cooldowns_for_returns_exactly_the_records_that_apply(store: StateStore) -> None:
+    applying = [
+        account_cooldown("a", until=T0 + 10),
+        account_cooldown("a", FailureKind.AUTH, until=math.inf),
+        model_down("m"),
+        Cooldown(Scope.ACCOUNT_MODEL, "a", "m", FailureKind.MODEL_FORBIDDEN, until=T0 + 60),
+    ]
+    others = [
+        account_cooldown("b", until=T0 + 10),
+        model_down("n"),
+        Cooldown(Scope.ACCOUNT_MODEL, "a", "n", FailureKind.TRANSPORT, until=T0 + 15),
+        Cooldown(Scope.ACCOUNT_MODEL, "b", "m", FailureKind.TRANSPORT, until=T0 + 15),
+    ]
+    for record in applying + others:
+        store.update_cooldown(record.key, lambda old, r=record: r)
+    assert sorted(store.cooldowns_for("a", "m"), key=repr) == sorted(applying, key=repr)
+
+
+def test_cooldown_needs_the_parts_its_scope_names() -> None:
+    with pytest.raises(ValueError, match="model"):
+        Cooldown(Scope.MODEL, "a", None, FailureKind.MODEL_DOWN, until=T0)
+    with pytest.raises(ValueError, match="account"):
+        Cooldown(Scope.ACCOUNT_MODEL, None, "m", FailureKind.TRANSPORT, until=T0)
+
+
+def test_delete_reports_whether_there_was_a_record(store: StateStore) -> None:
+    record = model_down()
+    store.update_cooldown(record.key, lambda old: record)
+    assert store.delete_cooldown(record.key) is True
+    assert store.delete_cooldown(record.key) is False
+
+
+# -- contract: probes ---------------------------------------------------------------------
+
+
+def test_probe_claim_waits_for_its_time_and_has_one_winner(store: StateStore) -> None:
+    record = model_down(probe_at=T0 + 30)
+    store.update_cooldown(record.key, lambda old: record)
+    assert store.claim_probe(record.key, now=T0 + 29.9, lease_until=T0 + 150) is False
+    assert store.claim_probe(record.key, now=T0 + 30, lease_until=T0 + 150) is True
+    assert store.claim_probe(record.key, now=T0 + 31, lease_until=T0 + 151) is False
+    (stored,) = store.list_cooldowns()
+    assert stored.probe_claimed_until == T0 + 150
+    # The lease runs out (the prober died): someone else may probe.
+    assert store.claim_probe(record.key, now=T0 + 150, lease_until=T0 + 270) is True
+
+
+def test_released_probe_can_be_claimed_again_at_once(store: StateStore) -> None:
+    record = model_down(probe_at=T0)
+    store.update_cooldown(record.key, lambda old: record)
+    assert store.claim_probe(record.key, now=T0 + 1, lease_until=T0 + 121)
+    store.release_probe(record.key)
+    assert store.claim_probe(record.key, now=T0 + 2, lease_until=T0 + 122)
+
+
+def test_no_probe_on_a_missing_ended_or_unprobed_record(store: StateStore) -> None:
+    ended = model_down("ended", until=T0 + 5, probe_at=T0)
+    no_probe = account_cooldown(kind=FailureKind.AUTH, until=math.inf)
+    for record in (ended, no_probe):
+        store.update_cooldown(record.key, lambda old, r=record: r)
+    assert store.claim_probe(ended.key, now=T0 + 5, lease_until=T0 + 100) is False
+    assert store.claim_probe(no_probe.key, now=T0 + 5, lease_until=T0 + 100) is False
+    missing = CooldownKey(Scope.MODEL, None, "nothing", FailureKind.MODEL_DOWN)
+    assert store.claim_probe(missing, now=T0, lease_until=T0 + 100) is False
+
+
+# -- contract: slots ----------------------------------------------------------------------
+
+
+def test_in_flight_cap_and_release(store: StateStore) -> None:
+    first = acquire(store, "a", "s1", T0)
+    second = acquire(store, "a", "s2", T0 + 0.1)
+    assert isinstance(first, Slot)
+    assert isinstance(second, Slot)
+    refused = acquire(store, "a", "s3", T0 + 0.2)
+    assert refused == SlotRefusal(WindowUsage(2, 2), window_frees_at=None, in_flight_full=True)
+    assert isinstance(acquire(store, "b", "s4", T0 + 0.2), Slot)  # other accounts are separate
+    store.release_slot("s1", now=T0 + 1, counted=True)
+    assert store.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=2, in_flight=1)
+    assert isinstance(acquire(store, "a", "s5", T0 + 1), Slot)
+
+
+def test_window_full_says_exactly_when_a_place_frees(store: StateStore) -> None:
+    starts = [T0, T0 + 1.5, T0 + 2.25, T0 + 3, T0 + 4]
+    for i, at in enumerate(starts):
+        assert isinstance(acquire(store, "a", f"s{i}", at, max_in_flight=10), Slot)
+        store.release_slot(f"s{i}", now=at, counted=True)
+    refused = acquire(store, "a", "late", T0 + 5, max_in_flight=10)
+    assert isinstance(refused, SlotRefusal)
+    assert refused.usage == WindowUsage(requests=5, in_flight=0)
+    assert refused.window_frees_at == T0 + 10.5
+    assert refused.in_flight_full is False
+    assert isinstance(
+        acquire(store, "a", "still", math.nextafter(T0 + 10.5, 0), max_in_flight=10), SlotRefusal
+    )
+    assert isinstance(acquire(store, "a", "fits", T0 + 10.5, max_in_flight=10), Slot)
+
+
+def test_window_over_a_lowered_limit_waits_for_enough_departures(store: StateStore) -> None:
+    for i in range(5):
+        assert isinstance(acquire(store, "a", f"s{i}", T0 + i, max_in_flight=10), Slot)
+    refused = acquire(store, "a", "x", T0 + 5, max_requests=3, max_in_flight=10)
+    assert isinstance(refused, SlotRefusal)
+    # 5 in the window, room for 3: the 3 oldest must leave; the third started at T0 + 2.
+    assert refused.window_frees_at == T0 + 2 + 10.5
+
+
+def test_uncounted_release_gives_the_window_place_back(store: StateStore) -> None:
+    slot = acquire(store, "a", "s1", T0, max_requests=1)
+    assert isinstance(slot, Slot)
+    store.release_slot("s1", now=T0 + 0.5, counted=False)
+    assert store.window_usage("a", now=T0 + 0.5, window=10.5) == WindowUsage(0, 0)
+    assert isinstance(acquire(store, "a", "s2", T0 + 0.6, max_requests=1), Slot)
+
+
+def test_release_twice_and_release_unknown_are_harmless(store: StateStore) -> None:
+    acquire(store, "a", "s1", T0)
+    store.release_slot("s1", now=T0 + 1, counted=True)
+    store.release_slot("s1", now=T0 + 2, counted=True)
+    store.release_slot("nope", now=T0 + 2, counted=False)
+    assert store.window_usage("a", now=T0 + 2, window=10.5) == WindowUsage(1, 0)
+
+
+def test_expired_lease_stops_counting_in_flight(store: StateStore) -> None:
+    acquire(store, "a", "s1", T0, lease=60)
+    acquire(store, "a", "s2", T0, lease=60)
+    assert isinstance(acquire(store, "a", "s3", T0 + 59, lease=60), SlotRefusal)
+    assert isinstance(acquire(store, "a", "s4", T0 + 60, lease=60), Slot)
+
+
+def test_granted_slots_mark_the_account_used(store: StateStore) -> None:
+    acquire(store, "a", "s1", T0)
+    acquire(store, "b", "s2", T0 + 1)
+    acquire(store, "a", "s3", T0 + 2)
+    acquire(store, "a", "refused", T0 + 3)  # a is full: no grant, no mark
+    assert store.last_used() == {"a": T0 + 2, "b": T0 + 1}
+
+
+# -- contract: last use, attempts, pruning ------------------------------------------------
+
+
+def test_touch_keeps_the_latest_time(store: StateStore) -> None:
+    store.touch("a", T0 + 5)
+    store.touch("a", T0 + 1)
+    store.touch("b", T0)
+    assert store.last_used() == {"a": T0 + 5, "b": T0}
+
+
+def test_attempts_come_back_newest_first(store: StateStore) -> None:
+    attempts = [
+        Attempt(T0, "a", "m", None, 812.5, 120.0, 10, 20, 0.0012, "r1"),
+        Attempt(T0 + 1, "b", "m", FailureKind.RATE_LIMITED, 33.0, request_id="r1"),
+        Attempt(T0 + 2, "a", "n", FailureKind.TRANSPORT, 5000.0, request_id="r2"),
+    ]
+    for attempt in attempts:
+        store.record_attempt(attempt)
+    assert store.recent_attempts() == attempts[::-1]
+    assert store.recent_attempts(2) == attempts[:0:-1]
+    assert store.recent_attempts(0) == []
+
+
+def test_prune_forgets_old_things_only(store: StateStore) -> None:
+    store.record_attempt(Attempt(T0, "a", "m", None, 1.0))
+    store.record_attempt(Attempt(T0 + 100, "a", "m", None, 2.0))
+    old = account_cooldown("old", until=T0 + 10)
+    recent = account_cooldown("recent", until=T0 + 95)
+    endless = account_cooldown("endless", FailureKind.AUTH, until=math.inf)
+    for record in (old, recent, endless):
+        store.update_cooldown(record.key, lambda o, r=record: r)
+    acquire(store, "a", "done", T0)
+    store.release_slot("done", now=T0 + 1, counted=True)
+    acquire(store, "a", "running", T0)  # still in flight: kept
+    store.prune(now=T0 + 110, attempts_max_age=50, cooldowns_max_age=60)
+    assert [a.latency_ms for a in store.recent_attempts()] == [2.0]
+    assert {c.account for c in store.list_cooldowns()} == {"recent", "endless"}
+    assert store.window_usage("a", now=T0 + 110, window=200) == WindowUsage(requests=1, in_flight=1)
+
+
+# -- SQLite specifics ---------------------------------------------------------------------
+
+
+def test_sqlite_file_is_private_versioned_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "state" / "s.db"
+    SQLiteStateStore(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_two_connections_share_one_file(tmp_path: Path) -> None:
+    one, two = SQLiteStateStore(tmp_path / "s.db"), SQLiteStateStore(tmp_path / "s.db")
+    try:
+        record = model_down()
+        one.update_cooldown(record.key, lambda old: record)
+        assert two.cooldowns_for("anyone", "m") == [record]
+        assert two.claim_probe(record.key, now=T0 + 30, lease_until=T0 + 150)
+        assert not one.claim_probe(record.key, now=T0 + 31, lease_until=T0 + 151)
+    finally:
+        one.close()
+        two.close()
+
+
+# -- degrading to memory ------------------------------------------------------------------
+
+
+def test_corrupt_file_degrades_to_memory_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
+    warnings: list[str] = []
+    store = open_state_store(path, on_warning=warnings.append)
+    assert isinstance(store, MemoryStateStore)
+    assert len(warnings) == 1
+    assert str(path) in warnings[0]
+    assert "delete" in warnings[0]
+    store.touch("a", T0)  # and it works
+    assert store.last_used() == {"a": T0}
+
+
+def test_database_from_a_newer_version_degrades_to_memory(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    warnings: list[str] = []
+    assert isinstance(open_state_store(path, on_warning=warnings.append), MemoryStateStore)
+    assert "newer puter-mcp" in warnings[0]
+
+
+def test_unreachable_location_degrades_to_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    warnings: list[str] = []
+    store = open_state_store(blocker / "s.db", on_warning=warnings.append)
+    assert isinstance(store, MemoryStateStore)
+    assert str(blocker / "s.db") in warnings[0]
+
+
+def test_locked_new_database_degrades_to_memory(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        warnings: list[str] = []
+        store = open_state_store(path, on_warning=warnings.append, busy_timeout=0.05)
+        assert isinstance(store, MemoryStateStore)
+        assert "locked" in warnings[0]
+        assert str(path) in warnings[0]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_lock_held_at_run_time_degrades_without_raising_and_keeps_what_it_knew(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    warnings: list[str] = []
+    store = open_state_store(path, on_warning=warnings.append, busy_timeout=0.05)
+    assert isinstance(store, FallbackStateStore)
+    assert not store.degraded
+    known = model_down()
+    store.update_cooldown(known.key, lambda old: known)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process is writing and does not let go
+    try:
+        added = account_cooldown(until=T0 + 10)
+        assert store.update_cooldown(added.key, lambda old: added) == added
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.degraded
+    assert store.describe().startswith("memory")
+    assert len(warnings) == 1
+    assert str(path) in warnings[0]
+    assert "locked" in warnings[0]
+    assert sorted(store.list_cooldowns(), key=repr) == sorted([known, added], key=repr)
+    store.close()
+
+
+def test_database_broken_at_run_time_degrades_without_raising(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    warnings: list[str] = []
+    store = open_state_store(path, on_warning=warnings.append)
+    store.touch("a", T0)
+    vandal = sqlite3.connect(path)
+    vandal.execute("DROP TABLE slots")
+    vandal.commit()
+    vandal.close()
+    slot = store.acquire_slot(
+        "a", slot_id="s", now=T0, window=10.5, max_requests=1, max_in_flight=1, lease_until=T0 + 900
+    )
+    assert isinstance(slot, Slot)
+    assert len(warnings) == 1
+    assert "no such table" in warnings[0]
+    assert store.last_used() == {"a": T0}
+    store.close()
+
+
+def test_file_corrupted_while_open_degrades_without_raising(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    warnings: list[str] = []
+    store = open_state_store(path, on_warning=warnings.append)
+    store.touch("a", T0)
+    store.close()  # checkpoints the WAL into the file, so the garbage below hits real pages
+    reopened = open_state_store(path, on_warning=warnings.append)
+    assert isinstance(reopened, FallbackStateStore)
+    size = path.stat().st_size
+    with path.open("r+b") as raw:
+        raw.seek(100)  # keep the 100-byte header: SQLite still opens it, then finds garbage
+        raw.write(os.urandom(size - 100))
+    attempt = Attempt(T0, "a", "m", None, 1.0)
+    for _ in range(3):
+        reopened.record_attempt(attempt)
+        reopened.touch("b", T0)
+    assert reopened.recent_attempts(5)[0] == attempt
+    assert len(warnings) == 1
+    assert str(path) in warnings[0]
+    reopened.close()
+
+
+# -- several OS processes -----------------------------------------------------------------
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.mark.slow
+def test_cooldown_set_by_one_process_is_honoured_by_another(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    run_python(
+        """
+        import sys
+        from puter_mcp.puter.errors import FailureKind
+        from puter_mcp.routing.cooldowns import CooldownBook
+        from puter_mcp.routing.state import open_state_store
+        store = open_state_store(sys.argv[1], on_warning=lambda m: sys.exit(m))
+        book = CooldownBook(store, clock=lambda: float(sys.argv[2]))
+        book.record_failure(FailureKind.RATE_LIMITED, account="acct", model="m", reason="429 from A")
+        store.close()
+        """,
+        db,
+        str(T0),
+    )
+    check = """
+        import json, sys
+        from puter_mcp.routing.cooldowns import CooldownBook
+        from puter_mcp.routing.state import open_state_store
+        store = open_state_store(sys.argv[1], on_warning=lambda m: sys.exit(m))
+        book = CooldownBook(store, clock=lambda: float(sys.argv[2]))
+        v = book.check(account="acct", model=sys.argv[3])
+        print(json.dumps({"status": v.status.value, "until": v.until, "kind": v.kind, "reason": v.reason}))
+    """
+    during = json.loads(run_python(check, db, str(T0 + 5), "another-model").stdout)
+    assert during == {"status": "blocked", "until": T0 + 10, "kind": "rate_limited", "reason": "429 from A"}
+    after = json.loads(run_python(check, db, str(T0 + 10), "m").stdout)
+    assert after["status"] == "eligible"
+
+
+RACE_PRELUDE = """
+    import pathlib, sys, time
+    folder, name = pathlib.Path(sys.argv[1]), sys.argv[2]
+    def wait_for_the_start():
+        (folder / f"ready-{name}").touch()
+        for _ in range(2000):  # bounded: 20 s at most
+            if (folder / "go").exists():
+                return
+            time.sleep(0.01)
+"""
+
+
+def race(folder: Path, script: str, count: int, *args: str) -> list[str]:
+    """Run `count` processes that prepare, then act at the same moment; return their outputs."""
+    names = [f"p{i}" for i in range(count)]
+    code = textwrap.dedent(RACE_PRELUDE) + textwrap.dedent(script)
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(folder), name, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    try:
+        for _ in range(3000):  # bounded: until every racer is ready (or one died)
+            if all((folder / f"ready-{n}").exists() for n in names) or any(r.poll() for r in racers):
+                break
+            time.sleep(0.01)
+        (folder / "go").touch()
+        outcomes = [r.communicate(timeout=60) for r in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+    assert [r.returncode for r in racers] == [0] * count, [err for _, err in outcomes]
+    return [out.strip() for out, _ in outcomes]
+
+
+@pytest.mark.slow
+def test_exactly_one_process_wins_a_probe(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SQLiteStateStore(db)
+    record = model_down(probe_at=T0 + 30)
+    store.update_cooldown(record.key, lambda old: record)
+    store.close()
+    script = """
+        from puter_mcp.routing.cooldowns import CooldownBook
+        from puter_mcp.routing.state import open_state_store
+        store = open_state_store(sys.argv[3], on_warning=lambda m: sys.exit(m), busy_timeout=5.0)
+        book = CooldownBook(store, clock=lambda: float(sys.argv[4]))
+        verdict = book.check(account=name, model="m")
+        wait_for_the_start()
+        print("won" if verdict.cooldown is not None and book.claim_probe(verdict.cooldown) else "lost")
+    """
+    outcomes = race(tmp_path, script, 5, str(db), str(T0 + 40))
+    assert sorted(outcomes) == ["lost"] * 4 + ["won"]
+
+
+@pytest.mark.slow
+def test_processes_share_an_accounts_pacing_budget(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    SQLiteStateStore(db).close()
+    script = """
+        from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot
+        from puter_mcp.routing.state import open_state_store
+        store = open_state_store(sys.argv[3], on_warning=lambda m: sys.exit(m), busy_timeout=5.0)
+        pacer = Pacer(store, clock=lambda: float(sys.argv[4]))
+        limits = PacingLimits(requests_per_window=30, max_in_flight=3)
+        wait_for_the_start()
+        print(sum(isinstance(pacer.try_acquire("acct", limits), Slot) for _ in range(3)))
+    """
+    granted = race(tmp_path, script, 4, str(db), str(T0))
+    assert sum(int(n) for n in granted) == 3  # together, never more than the account's cap
+    store = SQLiteStateStore(db)
+    assert store.window_usage("acct", now=T0, window=10.5) == WindowUsage(requests=3, in_flight=3)
+    store.close()
