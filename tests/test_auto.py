@@ -247,3 +247,11 @@ def test_choices_do_not_depend_on_the_hash_seed() -> None:
         outputs.add(done.stdout)
     assert len(outputs) == 1
     assert json.loads(outputs.pop())[0][0] == "coding-fast"
+
+
+def test_reasons_quote_the_words_found_and_kin_words_count_once() -> None:
+    choice = choose("Implementing a tokenizer for our config language, in Python and Rust, with docs")
+    assert choice.signals == ("implementing", "python")  # python and rust share one row
+    assert choice.scores["building"] == 3 + 1
+    assert "'implementing' +3" in choice.reason
+    assert choose("How should we break it down?").signals == ("break it down", "how should we")

@@ -107,11 +107,12 @@ def test_auto_only_names_chains_that_exist() -> None:
 def test_chain_members_in_order_missing_entries_skipped_then_free_models() -> None:
     resolved = resolve("chat-smart", catalogue(), chains=BUILTIN_CHAINS, fallback_to_free=True)
 
-    # chat-smart: claude-sonnet-latest, gpt-5, gemini-pro-latest (absent), deepseek-reasoner.
+    # chat-smart: claude-sonnet-latest, gpt-latest (absent), gpt-5, gemini-pro-latest (absent),
+    # deepseek-reasoner.
     assert resolved.chain == "chat-smart"
     assert resolved.requested == "chat-smart"
     assert resolved.ids == [SONNET.id, GPT5.id, REASONER.id, *FREE_ORDER]
-    assert resolved.skipped == ["gemini-pro-latest"]
+    assert resolved.skipped == ["gpt-latest", "gemini-pro-latest"]
     assert resolved.free_tail == FREE_ORDER
 
 
@@ -249,7 +250,7 @@ def test_resolve_all_lists_every_chain_with_its_current_members() -> None:
     listing = resolve_all(catalogue(), chains=BUILTIN_CHAINS, fallback_to_free=False)
     assert list(listing) == list(BUILTIN_CHAINS)
     assert listing["coding-elite"].ids == [OPUS.id, SONNET.id, GPT5.id, REASONER.id]
-    assert listing["coding-elite"].skipped == ["gemini-pro-latest"]
+    assert listing["coding-elite"].skipped == ["gpt-latest", "gemini-pro-latest"]
     assert listing["coding-fast"].ids == []
     assert listing["chat-fast"].ids == [NANO.id]
 

@@ -15,8 +15,9 @@ Each category (building, planning, reasoning, fast) has weighted *signals*:
   as "implement"/"implementing" share one label and count once;
 - phrases ("step by step", "tl;dr"), tried only when their first word is among the tokens,
   as a whole-token substring of the re-joined tokens (so "somewhat if" is not "what if");
-- shapes that words miss: code fences, tracebacks and stack frames, lines that look like code,
-  ``SomeError:`` lines, a short one-line message.
+- shapes that words miss: code fences, pasted tracebacks and stack frames, lines that look
+  like code, ``SomeError:`` lines, source file names (``app.py``), and a short one-line
+  message (a small "fast" signal).
 
 A category's score is the sum of the weights of its distinct signals: repeating a word does not
 add more, so a long paste cannot drown the actual request. The best category wins if it scores
@@ -102,8 +103,9 @@ QUICK_BUILDING_MIN_FAST = 2
 
 
 # --- signal tables ------------------------------------------------------------------------------
-# Each row: (category, weight, "label variant variant ..."). The label (first word) is what the
-# reason names; every variant scores that label once.
+# Each row: (category, weight, "word word ..."): inflections or close kin that count once
+# together (a message naming both Python and Rust is no more about code than one naming Python).
+# Reasons quote the word found in the message.
 _WORD_ROWS: tuple[tuple[Category, int, str], ...] = (
     # building: asking for code, or showing broken code
     ("building", 3, "implement implements implemented implementing implementation"),
@@ -305,19 +307,28 @@ def _index_words(rows: Iterable[tuple[Category, int, str]]) -> dict[str, Signal]
 
 def _index_phrases(
     rows: Iterable[tuple[Category, int, str]],
-) -> dict[str, tuple[tuple[str, Signal], ...]]:
-    """First token -> (normalised " phrase ", signal) pairs, so only plausible phrases are tried."""
-    by_first: dict[str, list[tuple[str, Signal]]] = {}
+) -> dict[str, tuple[tuple[str, Signal, Signal], ...]]:
+    """First token -> (normalised " phrase ", row signal, signal labelled with that variant).
+
+    Indexing by first token means only the phrases whose first word occurs are tried. The row
+    signal makes the variants of one row count once; the labelled one is what reasons quote.
+    """
+    by_first: dict[str, list[tuple[str, Signal, Signal]]] = {}
     for category, weight, variants in rows:
         forms = variants.split("|")
-        signal = Signal(category, weight, forms[0])
-        for form in dict.fromkeys(" ".join(_tokens(f.lower())) for f in forms):
-            by_first.setdefault(form.split()[0], []).append((f" {form} ", signal))
-    return {first: tuple(pairs) for first, pairs in by_first.items()}
+        row = Signal(category, weight, forms[0])
+        flats: set[str] = set()
+        for form in forms:
+            flat = " ".join(_tokens(form.lower()))
+            if flat not in flats:  # "step-by-step" and "step by step" are one form
+                flats.add(flat)
+                entry = (f" {flat} ", row, Signal(category, weight, form))
+                by_first.setdefault(flat.split()[0], []).append(entry)
+    return {first: tuple(entries) for first, entries in by_first.items()}
 
 
 _WORDS: Mapping[str, Signal] = _index_words(_WORD_ROWS)
-_PHRASES: Mapping[str, tuple[tuple[str, Signal], ...]] = _index_phrases(_PHRASE_ROWS)
+_PHRASES: Mapping[str, tuple[tuple[str, Signal, Signal], ...]] = _index_phrases(_PHRASE_ROWS)
 _KEYWORD_TOKENS: frozenset[str] = frozenset(_WORDS) | frozenset(_PHRASES)
 _SHORT = Signal("fast", 2, "short message")
 
@@ -385,13 +396,20 @@ class AutoRouter:
         present = _KEYWORD_TOKENS.intersection(tokens)
         if any(token in _PHRASES for token in present):
             flat = f" {' '.join(tokens)} "
-            seen: set[Signal] = set()
+            rows_seen: set[Signal] = set()
             for first in sorted(present):  # sorted: a set's order varies between runs
-                for form, signal in _PHRASES.get(first, ()):
-                    if signal not in seen and form in flat:
-                        seen.add(signal)
-                        found.append(signal)
-        words = {_WORDS[token] for token in present if token in _WORDS}
+                for form, row, labelled in _PHRASES.get(first, ()):
+                    if row not in rows_seen and form in flat:
+                        rows_seen.add(row)
+                        found.append(labelled)
+        # One signal per row, labelled with the word actually found (the first in sorted order
+        # when several variants of a row occur), so that reasons quote the message itself.
+        by_row: dict[Signal, str] = {}
+        for token in sorted(present):
+            row = _WORDS.get(token)
+            if row is not None:
+                by_row.setdefault(row, token)
+        words = [Signal(row.category, row.weight, token) for row, token in by_row.items()]
         found.extend(sorted(words, key=lambda s: (-s.weight, s.label)))
         stripped = raw.strip()
         if stripped and len(stripped) <= SHORT_MESSAGE_CHARS and "\n" not in stripped:
@@ -440,6 +458,7 @@ class AutoRouter:
         )
 
     def _default(self, message: str, scores: dict[str, int], found: list[Signal]) -> AutoChoice:
+        """The default chain, with a reason that says why nothing else won."""
         chain = self._chains["default"]
         if not message.strip():
             reason = f"auto chose {chain}: empty message, default"

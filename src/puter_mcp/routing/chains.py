@@ -120,28 +120,33 @@ def _builtin(name: str, description: str, *models: str) -> tuple[str, VirtualMod
 BUILTIN_CHAINS: Mapping[str, VirtualModel] = MappingProxyType(
     dict(
         (
+            # Where a vendor has a "-latest" alias it comes first; a well-known undated alias
+            # (gpt-5) follows as a second chance for catalogues that lack the "-latest" one.
             _builtin(
                 "coding-elite",
-                "Strongest coding models first: Claude Opus, Claude Sonnet, GPT-5, Gemini Pro, DeepSeek.",
+                "Strongest coding models first: Claude Opus, Claude Sonnet, GPT, Gemini Pro, DeepSeek.",
                 "claude-opus-latest",
                 "claude-sonnet-latest",
+                "gpt-latest",
                 "gpt-5",
                 "gemini-pro-latest",
                 "deepseek-reasoner",
             ),
             _builtin(
                 "coding-fast",
-                "Quick, inexpensive code help: Claude Haiku, GPT-5 mini, Gemini Flash, DeepSeek.",
+                "Quick, inexpensive code help: Claude Haiku, GPT-5 mini, Gemini Flash, DeepSeek, Codestral.",
                 "claude-haiku-latest",
                 "gpt-5-mini",
                 "gemini-flash-latest",
                 "deepseek-chat",
+                "codestral-latest",
             ),
             _builtin(
                 "chat-smart",
-                "Careful answers for reasoning, planning and open questions: Claude Sonnet, GPT-5, "
+                "Careful answers for reasoning, planning and open questions: Claude Sonnet, GPT, "
                 "Gemini Pro, DeepSeek Reasoner.",
                 "claude-sonnet-latest",
+                "gpt-latest",
                 "gpt-5",
                 "gemini-pro-latest",
                 "deepseek-reasoner",
