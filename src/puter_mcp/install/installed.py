@@ -19,6 +19,7 @@ from puter_mcp.install.clients import CLIENTS, CONTINUE, PACKAGE, SERVER_NAME, C
 from puter_mcp.install.editor import UnreadableFileError, read_text
 from puter_mcp.install.entries import Which
 from puter_mcp.install.host import Host, normalise_platform
+from puter_mcp.install.redact import redact
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class InstalledEntry:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def shown_entry(self) -> str:
+        """The entry as one line of JSON with tokens masked, for `doctor` to print."""
+        return redact(json.dumps(self.entry, ensure_ascii=False))
 
 
 def _is_absolute(command: str) -> bool:
