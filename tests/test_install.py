@@ -33,6 +33,7 @@ from puter_mcp.install import (
 )
 from puter_mcp.install import cli as install_cli
 from puter_mcp.install.claude_code import CommandOutcome
+from puter_mcp.install.host import normalise_platform
 from puter_mcp.install.redact import mask, redact
 
 URL = "http://127.0.0.1:8000/mcp"
@@ -82,7 +83,7 @@ class Machine:
         return self.outcome
 
     def context(self) -> InstallContext:
-        host = Host(self.platform, self.home, self.cwd, self.env)  # type: ignore[arg-type]
+        host = Host(normalise_platform(self.platform), self.home, self.cwd, self.env)
         return InstallContext(
             host=host, which=self.which, script_dir=None, clock=lambda: NOW, runner=self.runner
         )

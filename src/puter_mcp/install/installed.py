@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -194,9 +195,7 @@ def _continue_entries(scope: str, path: Path, which: Which) -> list[InstalledEnt
 def _continue_files(puter_yaml: Path) -> list[Path]:
     """Our block file, the other block files beside it, and ~/.continue/config.yaml."""
     folder = puter_yaml.parent
-    files = (
-        sorted(p for p in folder.glob("*.y*ml") if p.suffix in {".yaml", ".yml"}) if folder.is_dir() else []
-    )
+    files = sorted(p for p in folder.iterdir() if p.suffix in {".yaml", ".yml"}) if folder.is_dir() else []
     if puter_yaml not in files:
         files.insert(0, puter_yaml)
     config = folder.parent / "config.yaml"
@@ -217,15 +216,16 @@ def find_installed_entries(
     `env`, `cwd`); when `home` is given and `env` is not, no real environment variable is used,
     so APPDATA and XDG_CONFIG_HOME resolve inside that home.
     """
-    host = Host.current()
-    if home is not None:
-        host = replace(host, home=home, env=env or {}, cwd=cwd or home)
-    host = replace(
-        host,
-        platform=normalise_platform(platform) if platform else host.platform,
-        env=env if env is not None else host.env,
-        cwd=cwd if cwd is not None else host.cwd,
-    )
+    if home is None:
+        host = Host.current()
+        host = replace(
+            host,
+            platform=normalise_platform(platform) if platform else host.platform,
+            env=env if env is not None else host.env,
+            cwd=cwd or host.cwd,
+        )
+    else:
+        host = Host(normalise_platform(platform or sys.platform), home, cwd or home, env or {})
     found: list[InstalledEntry] = []
     seen: set[tuple[Path, tuple[str, ...]]] = set()
     for spec in CLIENTS.values():
