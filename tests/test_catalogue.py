@@ -172,7 +172,7 @@ class TestModelInfo:
         info = ModelInfo.from_details({"id": " bare "})
         assert info.id == "bare"
         assert (info.provider, info.name, info.aliases, info.context, info.tool_call) == (
-            None,
+            "",
             None,
             (),
             None,

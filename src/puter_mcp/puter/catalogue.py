@@ -67,8 +67,9 @@ class ModelInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    provider: str | None = None
-    """Puter's provider key (``claude``, ``openai-completion``, ``openrouter``, ...)."""
+    provider: str = ""
+    """Puter's provider key (``claude``, ``openai-completion``, ``openrouter``, ...); Puter always
+    gives one, an entry without it gets an empty string."""
     name: str | None = None
     puter_id: str | None = None
     aliases: tuple[str, ...] = ()
@@ -122,7 +123,7 @@ class ModelInfo(BaseModel):
         provider = details.get("provider")
         return cls(
             id=model_id.strip(),
-            provider=provider if isinstance(provider, str) and provider else None,
+            provider=provider if isinstance(provider, str) else "",
             name=name if isinstance(name, str) and name else None,
             puter_id=puter_id if isinstance(puter_id, str) and puter_id else None,
             aliases=_strings(details.get("aliases")),
@@ -140,7 +141,7 @@ class ModelInfo(BaseModel):
 def _provider_matches(model: ModelInfo, wanted: str) -> bool:
     """Match Puter's provider key, or the prefix of a resold id (``openrouter:``, ``togetherai:``)
     or of the ``puterId`` (``anthropic:...``), so "anthropic" and "openrouter" both work."""
-    if model.provider is not None and model.provider.lower() == wanted:
+    if model.provider.lower() == wanted:
         return True
     for name in (model.id, model.puter_id):
         if name and ":" in name and name.split(":", 1)[0].lower() == wanted:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -507,7 +507,7 @@ class PuterClient:
                 await _release(response)
             return self._chat_answer(response, raw, request.model)
 
-    async def chat_stream(self, request: ChatRequest, *, token: str) -> AsyncIterator[StreamEvent]:
+    async def chat_stream(self, request: ChatRequest, *, token: str) -> AsyncGenerator[StreamEvent, None]:
         """One chat completion, as events while the lines arrive.
 
         Use it under ``contextlib.aclosing`` (or exhaust it): the response is closed as soon as
