@@ -35,7 +35,10 @@ K = FailureKind
 API = "http://api.puter.localhost:4100"
 TOKEN = "eyJhbGciOi.secret-token-value.sig"
 NDJSON = {"content-type": "application/x-ndjson"}
-FAST = Timeouts(connect=1, first_byte=0.05, idle=0.05, total=5)
+# Generous limits for tests about something else, so that a loaded machine cannot trip them;
+# tiny ones for the tests about timeouts.
+RELAXED = Timeouts(connect=5, first_byte=5, idle=5, total=30)
+TINY = Timeouts(connect=1, first_byte=0.05, idle=0.05, total=5)
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +53,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def make_client(handler: Handler, timeouts: Timeouts = FAST, **kwargs: Any) -> PuterClient:
+def make_client(handler: Handler, timeouts: Timeouts = RELAXED, **kwargs: Any) -> PuterClient:
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     return PuterClient(API, http=http, timeouts=timeouts, **kwargs)
 
@@ -369,7 +372,7 @@ async def test_chat_total_timeout() -> None:
 
 async def test_chat_body_that_stalls() -> None:
     stream = ScriptedStream([b'{"success": true, ', STALL])
-    async with make_client(streaming(stream)) as client:
+    async with make_client(streaming(stream), TINY) as client:
         with pytest.raises(PuterError) as caught:
             await client.chat(chat_request(), token=TOKEN)
     assert caught.value.kind is K.TRANSPORT
@@ -566,7 +569,7 @@ async def test_first_byte_timeout() -> None:
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
-    async with make_client(handler) as client:
+    async with make_client(handler, TINY) as client:
         error, _ = await stream_failure(client)
     assert error.kind is K.TRANSPORT
     assert "first-byte timeout" in error.message
@@ -575,7 +578,7 @@ async def test_first_byte_timeout() -> None:
 
 async def test_idle_timeout_after_some_text() -> None:
     stream = ScriptedStream([lines({"type": "text", "text": "half"}), STALL])
-    async with make_client(streaming(stream)) as client:
+    async with make_client(streaming(stream), TINY) as client:
         error, events = await stream_failure(client)
     assert events == [TextDelta("half")]
     assert error.kind is K.TRANSPORT
@@ -612,11 +615,11 @@ async def test_a_slow_consumer_is_not_an_idle_stream() -> None:
         [lines({"type": "text", "text": "a"}), lines({"type": "text", "text": "b"}), lines(USAGE_LINE)]
     )
     events: list[StreamEvent] = []
-    client = make_client(streaming(stream))  # idle limit 0.05 s
+    client = make_client(streaming(stream), Timeouts(connect=1, first_byte=1, idle=0.1, total=30))
     async with client, aclosing(client.chat_stream(chat_request(), token=TOKEN)) as stream_events:
         async for event in stream_events:
             events.append(event)
-            await anyio.sleep(0.1)
+            await anyio.sleep(0.25)  # longer than the idle limit
     assert [type(event) for event in events] == [TextDelta, TextDelta, UsageEvent]
 
 
