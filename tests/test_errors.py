@@ -117,11 +117,6 @@ class TestV1Specials:
         body = {"code": "field_invalid", "message": "Model not found: nope"}
         assert classify(400, body)[0] is K.MODEL_UNKNOWN
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="errors.py bug (reported): Puter v1's unknown-model error is field_invalid with "
-        "key 'model' and the message 'Field \"model\" is invalid...', which classify reads as BAD_REQUEST",
-    )
     def test_field_invalid_for_the_model_field(self) -> None:
         body = {
             "code": "field_invalid",

@@ -141,9 +141,12 @@ def classify(status: int, body: Any) -> tuple[FailureKind, str | None, str]:
     delegate = fields.get("delegate")
     if delegate == _USAGE_LIMITED or _USAGE_LIMITED in text:
         return FailureKind.OUT_OF_CREDITS, code, message or "No usage left for request."
-    if code in _CODE_KINDS:
+    if code is not None and code in _CODE_KINDS:
         return _CODE_KINDS[code], code, message or code
-    if code == "bad_request" or code == "field_invalid":
+    if code == "field_invalid" and fields.get("key") == "model":
+        # v1 named an unknown model this way: 'Field "model" is invalid ...'.
+        return FailureKind.MODEL_UNKNOWN, code, message or "Model not found."
+    if code in ("bad_request", "field_invalid"):
         if fields.get("errorCode") == "moderation_flagged":
             return FailureKind.BAD_REQUEST, code, message or "The request was refused by moderation."
         if _MODEL_NOT_FOUND.search(text):
