@@ -1,5 +1,412 @@
-"""Command line entry point (placeholder until the CLI lands)."""
+"""The `puter-mcp` command: thin sub-commands over the modules that do the work.
+
+With no sub-command it serves MCP over stdio, which is what every MCP client launches. Only the
+protocol goes to stdout there; everything a person reads goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+
+from puter_mcp import __version__
+from puter_mcp.settings import ConfigError, Paths, Settings, load_settings, resolve_paths
+
+__all__ = ["main"]
+
+logger = logging.getLogger("puter_mcp")
 
 
-def main() -> int:
+def _eprint(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="puter-mcp",
+        description="Puter.com's AI models inside every MCP client. With no command: serve MCP over stdio.",
+    )
+    parser.add_argument("--version", action="version", version=f"puter-mcp {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="Use this config.toml instead of the default one.")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="How much to log.")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="Answer from the built-in Puter emulator: no account, no network.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="Serve MCP (stdio by default, or streamable HTTP / SSE).")
+    serve.add_argument("--transport", choices=["stdio", "http", "sse"], default="stdio")
+    serve.add_argument("--host", help="Address to bind for http/sse (default 127.0.0.1).")
+    serve.add_argument("--port", type=int, help="Port for http/sse (default 8000; 0 picks a free one).")
+    serve.add_argument(
+        "--auth-token",
+        help="Bearer token HTTP clients must send (or PUTER_MCP_AUTH_TOKEN); required off loopback.",
+    )
+    serve.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    login = commands.add_parser("login", help="Sign in to Puter and save the account.")
+    login.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="A Puter auth token; '-' reads it from stdin (safer than the command line).",
+    )
+    login.add_argument("--name", help="Save the account under this name (default: its Puter username).")
+
+    logout = commands.add_parser("logout", help="Forget a saved account (or all of them).")
+    logout.add_argument("name", nargs="?", help="The account's name (see `puter-mcp accounts`).")
+    logout.add_argument("--all", action="store_true", help="Forget every saved account.")
+
+    commands.add_parser("accounts", help="List saved accounts and their status.")
+    use = commands.add_parser("use", help="Make an account the default.")
+    use.add_argument("name")
+    rename = commands.add_parser("rename", help="Rename a saved account.")
+    rename.add_argument("old")
+    rename.add_argument("new")
+
+    status = commands.add_parser("status", help="Accounts, credits, cooldowns.")
+    status.add_argument("--json", action="store_true", help="Print JSON.")
+
+    models = commands.add_parser("models", help="Find models.")
+    models.add_argument("query", nargs="?", help="Words to find in a model's id, name or aliases.")
+    models.add_argument("--provider")
+    models.add_argument("--free", action="store_true", default=None, help="Only free models.")
+    models.add_argument("--tools", action="store_true", default=None, help="Only models that can call tools.")
+    models.add_argument("--images", action="store_true", default=None, help="Only models that accept images.")
+    models.add_argument("--virtual", action="store_true", help="List virtual models (chains) instead.")
+    models.add_argument("--limit", type=int, default=20)
+    models.add_argument("--offset", type=int, default=0)
+    models.add_argument("--json", action="store_true", help="Print JSON.")
+    models.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    chat = commands.add_parser("chat", help="Ask a model; the answer streams to the terminal.")
+    chat.add_argument("prompt", help="The question; '-' reads it from stdin.")
+    chat.add_argument("-m", "--model", help="Model, virtual model or auto (default from config).")
+    chat.add_argument("--system", help="A system prompt.")
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--reasoning-effort", choices=["low", "medium", "high"])
+    chat.add_argument("--no-fallback", action="store_true", help="Do not fall back to free models.")
+    chat.add_argument("--json", action="store_true", help="Print the whole result as JSON at the end.")
+    chat.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    config = commands.add_parser("config", help="Show the effective settings and where files live.")
+    config.add_argument("--json", action="store_true", help="Print JSON.")
+
+    emulator = commands.add_parser(
+        "emulator", help="Run the Puter emulator standalone (for trying things out)."
+    )
+    emulator.add_argument(
+        "rest", nargs=argparse.REMAINDER, help="Options of the emulator (see --help there)."
+    )
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx2 logs every request at INFO, with URLs; keep that out unless asked for.
+    logging.getLogger("httpx2").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "log_level": getattr(args, "log_level", None),
+        "http.host": getattr(args, "host", None),
+        "http.port": getattr(args, "port", None),
+        "http.auth_token": getattr(args, "auth_token", None),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "serve"
+    if command == "emulator":
+        from puter_mcp.emulator.runner import main as emulator_main
+
+        return emulator_main(list(args.rest))
+    try:
+        from pathlib import Path
+
+        paths = resolve_paths(config_file=Path(args.config) if args.config else None)
+        settings, paths = load_settings(paths=paths, overrides=_overrides(args))
+    except ConfigError as exc:
+        _eprint(f"puter-mcp: {exc}")
+        return 2
+    _configure_logging(settings.log_level)
+    handler = _COMMANDS[command]
+    try:
+        return handler(args, settings, paths)
+    except KeyboardInterrupt:
+        return 130
+    except _Failure as exc:
+        _eprint(f"puter-mcp: {exc}")
+        return exc.exit_code
+
+
+class _Failure(Exception):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _run(coro_fn: Callable[[], Any]) -> Any:
+    from puter_mcp.backend import BackendError
+
+    try:
+        return anyio.run(coro_fn)
+    except BackendError as exc:
+        raise _Failure(str(exc)) from exc
+
+
+# -- serving -----------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
+    from puter_mcp.server import check_http_binding, serve_http, serve_stdio
+
+    transport = getattr(args, "transport", "stdio")
+    sandbox = bool(getattr(args, "sandbox", False))
+    if sandbox:
+        _eprint(SANDBOX_NOTICE)
+    if transport != "stdio":
+        from puter_mcp.backend import BackendError
+
+        try:
+            check_http_binding(settings.http.host, settings.http.auth_token)
+        except BackendError as exc:
+            raise _Failure(str(exc), exit_code=2) from exc
+
+    async def run() -> None:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            if transport == "stdio":
+                await serve_stdio(backend)
+            else:
+                await serve_http(
+                    backend,
+                    transport="sse" if transport == "sse" else "http",
+                    host=settings.http.host,
+                    port=settings.http.port,
+                    auth_token=settings.http.auth_token,
+                    on_ready=lambda url: _eprint(f"puter-mcp: serving MCP at {url}"),
+                )
+
+    _run(run)
     return 0
+
+
+# -- accounts ----------------------------------------------------------------------------
+
+
+def _read_secret(value: str) -> str:
+    token = sys.stdin.readline().strip() if value == "-" else value.strip()
+    if not token:
+        raise _Failure("no token given: pass --token TOKEN, or --token - and type or pipe it in", 2)
+    return token
+
+
+def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.accounts.login import save_token
+
+    if not args.token:
+        if sys.stdin.isatty():
+            raise _Failure(
+                "give a token: `puter-mcp login --token -` and paste it (find one at puter.com under "
+                "Settings > API tokens)",
+                2,
+            )
+        args.token = "-"  # noqa: S105 (read the token from stdin)
+    token = _read_secret(args.token)
+
+    async def run() -> str:
+        return await save_token(settings, paths, token, name=args.name, on_notice=_eprint)
+
+    print(_run(run))
+    return 0
+
+
+def _store(paths: Paths) -> Any:
+    from puter_mcp.accounts.store import AccountsStore
+
+    return AccountsStore(paths.accounts_file)
+
+
+def _account_errors() -> tuple[type[Exception], ...]:
+    from puter_mcp.accounts.store import AccountsError
+
+    return (AccountsError,)
+
+
+def _cmd_logout(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    store = _store(paths)
+    try:
+        if args.all:
+            store.remove_all()
+            print("Forgot every saved account.")
+        elif args.name:
+            store.remove(args.name)
+            print(f"Forgot the account {args.name}.")
+        else:
+            raise _Failure("name an account (`puter-mcp accounts` lists them) or pass --all", 2)
+    except _account_errors() as exc:
+        raise _Failure(str(exc)) from exc
+    return 0
+
+
+def _cmd_use(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    try:
+        _store(paths).set_default(args.name)
+    except _account_errors() as exc:
+        raise _Failure(str(exc)) from exc
+    print(f"{args.name} is now the default account.")
+    return 0
+
+
+def _cmd_rename(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    try:
+        _store(paths).rename(args.old, args.new)
+    except _account_errors() as exc:
+        raise _Failure(str(exc)) from exc
+    print(f"Renamed {args.old} to {args.new}.")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.runtime import open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+
+    async def run() -> Any:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            return await backend.accounts_overview()
+
+    overview = _run(run)
+    print(overview.model_dump_json(indent=2) if getattr(args, "json", False) else overview.display_text())
+    return 0
+
+
+# -- models and chat ---------------------------------------------------------------------
+
+
+def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.backend import ModelsQuery
+    from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+    if sandbox:
+        _eprint(SANDBOX_NOTICE)
+    query = ModelsQuery(
+        query=args.query,
+        provider=args.provider,
+        free=args.free,
+        tool_calling=args.tools,
+        image_input=args.images,
+        virtual=args.virtual,
+        limit=max(1, min(args.limit, 500)),
+        offset=max(0, args.offset),
+    )
+
+    async def run() -> Any:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            return await backend.list_models(query)
+
+    page = _run(run)
+    print(page.model_dump_json(indent=2) if args.json else page.display_text())
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.backend import ChatCall
+    from puter_mcp.models import StreamProgress
+    from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+    if sandbox:
+        _eprint(SANDBOX_NOTICE)
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+
+    async def run() -> Any:
+        call = ChatCall.build(
+            message=prompt,
+            model=args.model,
+            system=args.system,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            reasoning_effort=args.reasoning_effort,
+            fallback=False if args.no_fallback else None,
+        )
+        shown = {"attempt": 0}
+
+        def on_progress(progress: StreamProgress) -> None:
+            if progress.attempt != shown["attempt"]:
+                if shown["attempt"]:
+                    _eprint(f"\n[that answer broke off; trying {progress.model}]")
+                shown["attempt"] = progress.attempt
+            if progress.delta:
+                sys.stdout.write(progress.delta)
+                sys.stdout.flush()
+
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            return await backend.chat(call, on_progress)
+
+    outcome = _run(run)
+    sys.stdout.write("\n")
+    if outcome.fallback:
+        _eprint(f"[{outcome.fallback}]")
+    if args.json:
+        print(outcome.model_dump_json(indent=2))
+    else:
+        cost = "unknown cost" if outcome.cost_usd is None else f"${outcome.cost_usd:.6f}"
+        _eprint(f"[{outcome.model} via {outcome.account}: {outcome.usage.total_tokens} tokens, {cost}]")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.accounts.secrets import mask_token
+
+    shown = settings.model_dump(mode="json")
+    if shown["http"].get("auth_token"):
+        shown["http"]["auth_token"] = mask_token(shown["http"]["auth_token"])
+    where = {
+        "config_file": str(paths.config_file),
+        "config_file_exists": paths.config_file.exists(),
+        "accounts_file": str(paths.accounts_file),
+        "state_db": str(paths.state_db),
+        "models_cache": str(paths.models_cache),
+        "log_file": str(paths.log_file),
+    }
+    if args.json:
+        print(json.dumps({"settings": shown, "paths": where}, indent=2))
+        return 0
+    print("Files:")
+    for key, value in where.items():
+        print(f"  {key}: {value}")
+    print("Effective settings (defaults < config.toml < environment < flags):")
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
+    "serve": _cmd_serve,
+    "login": _cmd_login,
+    "logout": _cmd_logout,
+    "accounts": _cmd_status,
+    "use": _cmd_use,
+    "rename": _cmd_rename,
+    "status": _cmd_status,
+    "models": _cmd_models,
+    "chat": _cmd_chat,
+    "config": _cmd_config,
+}

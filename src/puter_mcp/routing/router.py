@@ -1,0 +1,434 @@
+"""Run one request over (model, account) candidates under a deadline and an attempt budget.
+
+The rules (design.md, "Rules the router keeps"):
+
+- A candidate is a (model, account) pair: the models of the requested chain, in order, times the
+  usable accounts, ordered by the configured strategy.
+- A failure puts a cooldown on the scope its kind names (an account, a model, or the pair), so
+  the next selection moves on by itself: an account-scoped failure keeps the model and takes the
+  next account, a model-scoped one takes the next model. There are no special cases per kind
+  beyond `BAD_REQUEST` (stop: nobody else will answer differently) and `MODEL_UNKNOWN` (forget
+  the model for this process).
+- Never sleep while an eligible candidate exists. When none is eligible, fail at once saying when
+  the first frees up, or wait for it only if that fits the deadline and the configured maximum
+  wait. Waiting for a pacing slot (every account of the model at its in-flight or per-window cap)
+  is queueing, not failing: the request keeps its model and waits for the first free slot.
+- Replay after output only where the caller delivers the result whole (`puter-chat`); a
+  streaming gateway passes ``replay_after_output=False``.
+
+Nothing here does I/O of its own: the request is the `send` callable, and the credit check of an
+empty account is the `check_credit` callable, so the router can be tested with plain functions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+import anyio
+
+from puter_mcp.puter.errors import FailureKind, PuterError
+from puter_mcp.routing.cooldowns import Cooldown, CooldownBook
+from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot
+from puter_mcp.routing.state import Attempt, StateStore
+
+__all__ = [
+    "AccountRef",
+    "AttemptLog",
+    "Routed",
+    "Router",
+    "RoutingFailed",
+    "Strategy",
+]
+
+T = TypeVar("T")
+Strategy = Literal["round-robin", "least-recently-used", "fill-first"]
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """An account as the router sees it: a stable id for shared state, a display name, a token."""
+
+    id: str
+    name: str
+    token: str = field(repr=False)
+    limits: PacingLimits
+
+
+@dataclass(frozen=True)
+class AttemptLog:
+    """One upstream request made for a call (or one wait between them)."""
+
+    model: str
+    account: str
+    outcome: str
+    """``"ok"``, a `FailureKind` value, or ``"credit-check"``."""
+    ms: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Routed(Generic[T]):
+    """A successful call: what `send` returned and how it was reached."""
+
+    value: T
+    model: str
+    account: AccountRef
+    attempts: list[AttemptLog]
+    waited_s: float
+
+
+class RoutingFailed(Exception):
+    """No candidate answered. The message says what was tried and when to try again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureKind | None,
+        attempts: list[AttemptLog],
+        retry_at: float | None = None,
+        partial_text: str = "",
+        error: PuterError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.attempts = attempts
+        self.retry_at = retry_at
+        self.partial_text = partial_text
+        self.error = error
+
+
+@dataclass
+class _Blocked:
+    """Why nothing could be picked right now."""
+
+    until: float = math.inf  # earliest end of a cooldown
+    reasons: list[str] = field(default_factory=list)
+    pacing_wait: float | None = None  # seconds until a paced (not cooling) account has a slot
+
+
+@dataclass
+class _Pick:
+    model: str
+    account: AccountRef
+    slot: Slot
+    probe: Cooldown | None = None  # set when this request is the one allowed to probe a model
+
+
+Send = Callable[[str, AccountRef], Awaitable[T]]
+CheckCredit = Callable[[AccountRef], Awaitable[bool]]
+
+
+class Router:
+    """Chooses candidates and keeps the cooldown, pacing and attempt records up to date.
+
+    Args:
+        book: the cooldown book (shared state).
+        pacer: per-account request pacing (shared state).
+        store: where attempts and last-used times are recorded.
+        strategy: how accounts are ordered for a model.
+        max_attempts: upstream requests one call may make at most.
+        deadline: seconds one call may take in all.
+        max_wait: longest wait for a cooling candidate before failing instead.
+        clock: wall-clock seconds (shared with other processes through the store).
+        sleep: injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        book: CooldownBook,
+        pacer: Pacer,
+        store: StateStore,
+        strategy: Strategy = "round-robin",
+        max_attempts: int = 6,
+        deadline: float = 180.0,
+        max_wait: float = 15.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.book = book
+        self.pacer = pacer
+        self.store = store
+        self.strategy: Strategy = strategy
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.max_wait = max_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._round_robin = 0
+        self._unknown_models: set[str] = set()
+        # Set whenever this process gives a pacing slot back, so queued requests wake at once
+        # instead of polling; other processes' releases are seen when the wait hint runs out.
+        self._slot_freed = anyio.Event()
+
+    # -- selection -------------------------------------------------------------------------
+
+    def order_accounts(self, accounts: Sequence[AccountRef]) -> list[AccountRef]:
+        """Accounts in the order this request tries them, by strategy."""
+        if len(accounts) <= 1 or self.strategy == "fill-first":
+            return list(accounts)
+        if self.strategy == "least-recently-used":
+            last_used: Mapping[str, float] = self.store.last_used()
+            return sorted(accounts, key=lambda account: last_used.get(account.id, 0.0))
+        start = self._round_robin % len(accounts)
+        self._round_robin += 1
+        return [*accounts[start:], *accounts[:start]]
+
+    async def _pick(
+        self,
+        models: Sequence[str],
+        accounts: Sequence[AccountRef],
+        check_credit: CheckCredit | None,
+        log: list[AttemptLog],
+    ) -> _Pick | _Blocked:
+        blocked = _Blocked()
+        ordered = self.order_accounts(accounts)
+        for model in models:
+            if model in self._unknown_models:
+                continue
+            paced_here: float | None = None
+            for account in ordered:
+                verdict = self.book.check(account=account.id, model=model)
+                probe: Cooldown | None = None
+                if (
+                    verdict.probe_due
+                    and verdict.cooldown is not None
+                    and self.book.claim_probe(verdict.cooldown)
+                ):
+                    if verdict.probe_kind is FailureKind.OUT_OF_CREDITS:
+                        if not await self._recheck_credit(account, check_credit, log):
+                            continue
+                        # Credit is back; the pair may still be blocked by something else.
+                        verdict = self.book.check(account=account.id, model=model)
+                    else:
+                        probe = verdict.cooldown  # this request is the one allowed through
+                if probe is None and not verdict.eligible:
+                    blocked.until = min(blocked.until, verdict.until)
+                    blocked.reasons.append(f"{model} on {account.name}: {verdict.reason or verdict.kind}")
+                    continue
+                slot = self.pacer.try_acquire(account.id, account.limits)
+                if isinstance(slot, Slot):
+                    return _Pick(model, account, slot, probe)
+                if probe is not None:
+                    self.book.release_probe(probe)
+                paced_here = slot if paced_here is None else min(paced_here, slot)
+            if paced_here is not None:
+                # Every usable account of the preferred model is at its cap: queue for it
+                # rather than hand the request to a worse model.
+                blocked.pacing_wait = paced_here
+                return blocked
+        return blocked
+
+    async def _recheck_credit(
+        self, account: AccountRef, check_credit: CheckCredit | None, log: list[AttemptLog]
+    ) -> bool:
+        if check_credit is None:
+            return False
+        started = time.monotonic()
+        try:
+            has_credit = await check_credit(account)
+        except PuterError as exc:
+            has_credit = False
+            message = exc.message
+        else:
+            message = "credit is back" if has_credit else "still out of credits"
+        self.book.credit_checked(account.id, has_credit)
+        log.append(
+            AttemptLog("-", account.name, "credit-check", (time.monotonic() - started) * 1000, message)
+        )
+        return has_credit
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def route(
+        self,
+        models: Sequence[str],
+        accounts: Sequence[AccountRef],
+        send: Send[T],
+        *,
+        check_credit: CheckCredit | None = None,
+        replay_after_output: bool = True,
+        on_success: Callable[[T], Mapping[str, float | int | None]] | None = None,
+        request_id: str = "",
+    ) -> Routed[T]:
+        """Send the request to the first candidate that answers.
+
+        Raises:
+            RoutingFailed: every candidate failed, or is cooling down beyond the allowed wait, or
+                the request itself was refused (`BAD_REQUEST`), or the deadline passed.
+        """
+        if not accounts:
+            raise RoutingFailed(
+                "no Puter account is signed in: run `puter-mcp login` (or set PUTER_AUTH_TOKEN)",
+                kind=FailureKind.AUTH,
+                attempts=[],
+            )
+        started = self._clock()
+        deadline = started + self.deadline
+        log: list[AttemptLog] = []
+        waited = 0.0
+        partial = ""
+        last_error: PuterError | None = None
+        upstream = 0
+        while upstream < self.max_attempts:
+            pick = await self._pick(models, accounts, check_credit, log)
+            if isinstance(pick, _Blocked):
+                now = self._clock()
+                if pick.pacing_wait is not None:
+                    wait = min(pick.pacing_wait, deadline - now)
+                    if wait <= 0:
+                        raise self._failure(
+                            "every account is at its request limit", log, last_error, partial, now
+                        )
+                    waited += await self._wait_for_slot(wait)
+                    continue
+                if pick.until == math.inf or not pick.reasons:
+                    raise self._failure(self._nothing_left(models, pick), log, last_error, partial, None)
+                wait = pick.until - now
+                if wait <= self.max_wait and pick.until <= deadline:
+                    log.append(AttemptLog("-", "-", "wait", wait * 1000, "; ".join(pick.reasons[:3])))
+                    await self._sleep(max(wait, 0.0))
+                    waited += max(wait, 0.0)
+                    continue
+                raise self._failure(
+                    "every candidate is cooling down: " + "; ".join(pick.reasons[:4]),
+                    log,
+                    last_error,
+                    partial,
+                    pick.until,
+                )
+            upstream += 1
+            model, account = pick.model, pick.account
+            sent_at = self._clock()
+            attempt_started = time.monotonic()
+            counted = True
+            try:
+                with anyio.fail_after(max(deadline - self._clock(), 0.001)):
+                    value = await send(model, account)
+            except TimeoutError:
+                raise self._failure(
+                    f"the deadline of {self.deadline:g} s passed", log, last_error, partial, None
+                ) from None
+            except PuterError as error:
+                elapsed = (time.monotonic() - attempt_started) * 1000
+                counted = error.code != "too_many_requests"  # Puter does not count refused requests
+                self._record_failure(model, account, error, elapsed, sent_at, request_id, log)
+                if pick.probe is not None and error.kind is not pick.probe.kind:
+                    self.book.release_probe(pick.probe)  # the probe proved nothing about the model
+                last_error = error
+                if error.partial_text:
+                    partial = error.partial_text
+                if error.kind is FailureKind.BAD_REQUEST:
+                    raise self._failure(error.message, log, error, partial, None) from error
+                if error.kind is FailureKind.MODEL_UNKNOWN:
+                    self._unknown_models.add(model)
+                if error.partial_text and not replay_after_output:
+                    raise self._failure(
+                        "the answer broke off after it had started: " + error.message,
+                        log,
+                        error,
+                        partial,
+                        None,
+                    ) from error
+                continue
+            finally:
+                self.pacer.release(pick.slot, counted=counted)
+                self._slot_freed.set()
+                self._slot_freed = anyio.Event()
+            elapsed = (time.monotonic() - attempt_started) * 1000
+            self.book.record_success(account=account.id, model=model, started_at=sent_at)
+            self.store.touch(account.id, self._clock())
+            stats = dict(on_success(value)) if on_success else {}
+            self.store.record_attempt(
+                Attempt(
+                    time=self._clock(),
+                    account=account.id,
+                    model=model,
+                    kind=None,
+                    latency_ms=elapsed,
+                    ttft_ms=_float(stats.get("ttft_ms")),
+                    input_tokens=_int(stats.get("input_tokens")),
+                    output_tokens=_int(stats.get("output_tokens")),
+                    cost_usd=_float(stats.get("cost_usd")),
+                    request_id=request_id,
+                )
+            )
+            log.append(AttemptLog(model, account.name, "ok", elapsed))
+            return Routed(value, model, account, log, waited)
+        raise self._failure(f"gave up after {upstream} attempts", log, last_error, partial, None)
+
+    async def _wait_for_slot(self, longest: float) -> float:
+        started = time.monotonic()
+        with anyio.move_on_after(longest):
+            await self._slot_freed.wait()
+        return time.monotonic() - started
+
+    def _record_failure(
+        self,
+        model: str,
+        account: AccountRef,
+        error: PuterError,
+        elapsed_ms: float,
+        sent_at: float,
+        request_id: str,
+        log: list[AttemptLog],
+    ) -> None:
+        self.book.record_failure(
+            error.kind, account=account.id, model=model, reason=error.message, started_at=sent_at
+        )
+        self.store.record_attempt(
+            Attempt(
+                time=self._clock(),
+                account=account.id,
+                model=model,
+                kind=error.kind,
+                latency_ms=elapsed_ms,
+                ttft_ms=None,
+                input_tokens=None,
+                output_tokens=None,
+                cost_usd=None,
+                request_id=request_id,
+            )
+        )
+        log.append(AttemptLog(model, account.name, error.kind.value, elapsed_ms, error.message))
+
+    def _nothing_left(self, models: Sequence[str], blocked: _Blocked) -> str:
+        if all(model in self._unknown_models for model in models):
+            return "Puter does not know " + ", ".join(models)
+        if blocked.reasons:
+            return (
+                "no candidate can be used until its account signs in again or credit is back: "
+                + "; ".join(blocked.reasons[:4])
+            )
+        return "no candidate is left to try"
+
+    def _failure(
+        self,
+        message: str,
+        log: list[AttemptLog],
+        error: PuterError | None,
+        partial: str,
+        retry_at: float | None,
+    ) -> RoutingFailed:
+        return RoutingFailed(
+            message,
+            kind=error.kind if error else None,
+            attempts=log,
+            retry_at=retry_at,
+            partial_text=partial,
+            error=error,
+        )
+
+
+def _float(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _int(value: float | int | None) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,352 @@
+"""The MCP server: three tools over one `Backend`, on stdio, streamable HTTP or SSE.
+
+This is the only module that knows about MCP. It turns tool arguments into backend calls,
+backend results into tool results (the answer as text, the metadata as structured content),
+and expected failures (`BackendError`) into `ToolError`, so that the client sees an
+``isError`` result with a sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from puter_mcp import __version__
+from puter_mcp.backend import Backend, BackendError, ChatCall, ModelsQuery, Turn
+from puter_mcp.models import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["build_server", "serve_http", "serve_stdio"]
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+puter-mcp gives you Puter.com's AI models (Claude, GPT, Gemini, DeepSeek, Grok, free OpenRouter
+models ...). Use `puter-chat` to ask another model (or a virtual model such as `coding-elite`, or
+`auto`), `puter-models` to find model ids, and `puter-account` to see credits and accounts. When a
+model is rate-limited, down or out of credits, puter-chat falls back to the next one and says so in
+the first line of its answer."""
+
+
+class ChatTurn(BaseModel):
+    """One message of a conversation."""
+
+    role: Literal["user", "assistant", "system"] = Field(description="Who said it.")
+    content: str = Field(description="What was said.")
+
+
+def _tool_error(exc: BackendError) -> ToolError:
+    return ToolError(str(exc))
+
+
+def build_server(backend: Backend) -> MCPServer[Any]:
+    """Build the MCP server with its three tools, in this order: chat, models, account."""
+    server: MCPServer[Any] = MCPServer(
+        "puter",
+        title="Puter AI models",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+    )
+
+    @server.tool(
+        name="puter-chat",
+        title="Ask a Puter model",
+        annotations=ToolAnnotations(
+            title="Ask a Puter model", read_only_hint=False, destructive_hint=False, open_world_hint=True
+        ),
+    )
+    async def puter_chat(
+        ctx: Context,
+        message: Annotated[
+            str | None, Field(description="The question or instruction. Use this or `messages`.")
+        ] = None,
+        messages: Annotated[
+            list[ChatTurn] | None,
+            Field(description="A whole conversation (roles user/assistant/system), oldest first."),
+        ] = None,
+        model: Annotated[
+            str | None,
+            Field(
+                description="A model id or alias (see puter-models), a virtual model such as "
+                "`coding-elite`, `coding-fast`, `chat-smart`, `chat-fast`, or `auto`. "
+                "Default: the configured default model."
+            ),
+        ] = None,
+        system: Annotated[
+            str | None, Field(description="A system prompt put before the conversation.")
+        ] = None,
+        temperature: Annotated[
+            float | None, Field(ge=0, le=2, description="Sampling temperature, 0-2.")
+        ] = None,
+        max_tokens: Annotated[int | None, Field(ge=1, description="Longest answer, in tokens.")] = None,
+        reasoning_effort: Annotated[
+            Literal["low", "medium", "high"] | None,
+            Field(description="How hard a reasoning model thinks before answering."),
+        ] = None,
+        thinking_budget: Annotated[
+            int | None,
+            Field(
+                ge=1,
+                description="Thinking budget in tokens (translated to an effort); not with reasoning_effort.",
+            ),
+        ] = None,
+        fallback: Annotated[
+            bool | None,
+            Field(description="Allow falling back to free models when the asked ones fail (default: on)."),
+        ] = None,
+    ) -> Annotated[CallToolResult, ChatMetadata]:
+        """Ask one of Puter's AI models and return its answer.
+
+        If the model is rate-limited, down or out of credits, the next model of its chain (or another
+        account) answers instead, and the first line of the answer says which model answered and why.
+        """
+        turns = [Turn(role=turn.role, content=turn.content) for turn in messages] if messages else None
+        try:
+            call = ChatCall.build(
+                message=message,
+                messages=turns,
+                model=model,
+                system=system,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                reasoning_effort=reasoning_effort,
+                thinking_budget=thinking_budget,
+                fallback=fallback,
+            )
+            outcome = await _with_heartbeat(ctx, backend.settings.progress_interval, backend.chat, call)
+        except BackendError as exc:
+            raise _tool_error(exc) from exc
+        return CallToolResult(
+            content=[TextContent(type="text", text=outcome.display_text())],
+            structured_content=outcome.metadata().model_dump(mode="json"),
+        )
+
+    @server.tool(
+        name="puter-models",
+        title="Find Puter models",
+        annotations=ToolAnnotations(
+            title="Find Puter models", read_only_hint=True, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    async def puter_models(
+        query: Annotated[
+            str | None, Field(description="Words to find in a model's id, name or aliases (e.g. 'claude').")
+        ] = None,
+        provider: Annotated[
+            str | None, Field(description="Only this provider (e.g. 'openai', 'openrouter').")
+        ] = None,
+        tool_calling: Annotated[bool | None, Field(description="Only models that can call tools.")] = None,
+        image_input: Annotated[bool | None, Field(description="Only models that accept images.")] = None,
+        free: Annotated[
+            bool | None, Field(description="Only free models (or, with false, only paid ones).")
+        ] = None,
+        virtual: Annotated[
+            bool,
+            Field(
+                description="List the virtual models (chains and auto) with their current members instead."
+            ),
+        ] = False,
+        limit: Annotated[int, Field(ge=1, le=100, description="How many records to return.")] = 10,
+        offset: Annotated[int, Field(ge=0, description="How many matching records to skip (paging).")] = 0,
+    ) -> Annotated[CallToolResult, ModelsPage]:
+        """Find Puter's models by name, provider and abilities, with context size and price per 1M tokens."""
+        try:
+            page = await backend.list_models(
+                ModelsQuery(
+                    query=query,
+                    provider=provider,
+                    tool_calling=tool_calling,
+                    image_input=image_input,
+                    free=free,
+                    virtual=virtual,
+                    limit=limit,
+                    offset=offset,
+                )
+            )
+        except BackendError as exc:
+            raise _tool_error(exc) from exc
+        return CallToolResult(
+            content=[TextContent(type="text", text=page.display_text())],
+            structured_content=page.model_dump(mode="json"),
+        )
+
+    @server.tool(
+        name="puter-account",
+        title="Puter accounts and credits",
+        annotations=ToolAnnotations(
+            title="Puter accounts and credits",
+            read_only_hint=True,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
+    )
+    async def puter_account() -> Annotated[CallToolResult, AccountsOverview]:
+        """Show each signed-in Puter account: credits left, tier, which is the default, and any cooldowns."""
+        try:
+            overview = await backend.accounts_overview()
+        except BackendError as exc:
+            raise _tool_error(exc) from exc
+        return CallToolResult(
+            content=[TextContent(type="text", text=overview.display_text())],
+            structured_content=overview.model_dump(mode="json"),
+        )
+
+    return server
+
+
+async def _with_heartbeat(
+    ctx: Context,
+    interval: float,
+    chat: Callable[[ChatCall, Callable[[StreamProgress], None]], Awaitable[ChatOutcome]],
+    call: ChatCall,
+) -> ChatOutcome:
+    """Run a chat while sending a progress notification every `interval` seconds.
+
+    Clients reset their idle timers on progress (many give up after ~60 s of silence), so the
+    heartbeat runs on its own clock, also while the upstream model is silent.
+    """
+    started = time.monotonic()
+    latest = StreamProgress()
+
+    def on_progress(progress: StreamProgress) -> None:
+        nonlocal latest
+        latest = progress
+
+    async def heartbeat() -> None:
+        while True:
+            await anyio.sleep(interval)
+            elapsed = time.monotonic() - started
+            message = latest.describe(elapsed)
+            try:
+                await ctx.report_progress(latest.tokens, None, message[:190])
+            except Exception:  # a client that went away must not fail the call
+                logger.debug("progress notification could not be sent", exc_info=True)
+
+    outcome: ChatOutcome | None = None
+    failure: BackendError | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(heartbeat)
+        try:
+            outcome = await chat(call, on_progress)
+        except BackendError as exc:
+            # Raised out of the task group it would arrive wrapped in an ExceptionGroup.
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    assert outcome is not None
+    return outcome
+
+
+async def serve_stdio(backend: Backend) -> None:
+    """Serve over stdin/stdout; nothing but protocol goes to stdout."""
+    await build_server(backend).run_stdio_async()
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class BearerAuth:
+    """ASGI middleware: every request must carry ``Authorization: Bearer <token>``.
+
+    The comparison is constant-time; a missing or wrong token gets 401 and nothing else.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                from starlette.responses import JSONResponse
+
+                response = JSONResponse(
+                    {"error": "unauthorized", "message": "missing or wrong bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(
+    backend: Backend, *, transport: Literal["http", "sse"], host: str, auth_token: str | None
+) -> ASGIApp:
+    """The Starlette app for the HTTP transports, with the SDK's Host/Origin checks kept."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    server = build_server(backend)
+    security: TransportSecuritySettings | None = None
+    if host not in LOOPBACK_HOSTS:
+        # The SDK only protects loopback binds by default; on another address accept that host
+        # and keep checking Origin, so a web page cannot drive the server from a browser.
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[host, f"{host}:*"],
+            allowed_origins=[f"http://{host}:*", f"https://{host}:*"],
+        )
+    if transport == "sse":
+        app: ASGIApp = server.sse_app(host=host, transport_security=security)
+    else:
+        app = server.streamable_http_app(host=host, transport_security=security)
+    if auth_token:
+        app = BearerAuth(app, auth_token)
+    return app
+
+
+def check_http_binding(host: str, auth_token: str | None) -> None:
+    """Refuse to expose the server beyond this machine without a bearer token."""
+    if host not in LOOPBACK_HOSTS and not auth_token:
+        raise BackendError(
+            f"refusing to listen on {host} without a bearer token: anyone who can reach it could spend "
+            "your credits. Pass --auth-token (or set PUTER_MCP_AUTH_TOKEN), or bind 127.0.0.1."
+        )
+
+
+async def serve_http(
+    backend: Backend,
+    *,
+    transport: Literal["http", "sse"],
+    host: str,
+    port: int,
+    auth_token: str | None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve streamable HTTP (``/mcp``) or SSE (``/sse``) until cancelled."""
+    import uvicorn
+
+    check_http_binding(host, auth_token)
+    app = http_app(backend, transport=transport, host=host, auth_token=auth_token)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+            await anyio.sleep(0.02)
+        bound = server.servers[0].sockets[0].getsockname()
+        path = "/sse" if transport == "sse" else "/mcp"
+        display_host = f"[{host}]" if ":" in host else host
+        url = f"http://{display_host}:{bound[1]}{path}"
+        if on_ready:
+            on_ready(url)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(announce)
+        await server.serve()
+        group.cancel_scope.cancel()
