@@ -93,6 +93,9 @@ class ChatCall(BaseModel):
     max_tokens: int | None = None
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     fallback: bool | None = None
+    stream: bool = True
+    """Stream from Puter (stalls are noticed sooner, progress can be reported); a
+    non-streamed request is answered whole and names the model that answered."""
 
     @classmethod
     def build(
@@ -107,6 +110,7 @@ class ChatCall(BaseModel):
         reasoning_effort: str | None = None,
         thinking_budget: int | None = None,
         fallback: bool | None = None,
+        stream: bool = True,
     ) -> ChatCall:
         """Check the arguments together, with messages that say how to fix them."""
         if message is not None and messages:
@@ -132,6 +136,7 @@ class ChatCall(BaseModel):
                 max_tokens=max_tokens,
                 reasoning_effort=effort,  # type: ignore[arg-type]
                 fallback=fallback,
+                stream=stream,
             )
         except ValidationError as exc:
             raise BackendError(f"bad chat arguments: {exc.errors()[0]['msg']}") from exc
@@ -551,8 +556,14 @@ class Backend:
             max_tokens=call.max_tokens,
             reasoning_effort=call.reasoning_effort,
         )
-        accumulator = ChatAccumulator()
         started = time.monotonic()
+        if not call.stream:
+            result = await self.client.chat(request, token=account.token)
+            progress.tokens = result.usage.output_tokens
+            if on_progress:
+                on_progress(progress.model_copy(update={"delta": result.text}))
+            return _Timed(result, (time.monotonic() - started) * 1000)
+        accumulator = ChatAccumulator()
         ttft: float | None = None
         try:
             async for event in self.client.chat_stream(request, token=account.token):
