@@ -33,7 +33,12 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Puter.com's AI models inside every MCP client. With no command: serve MCP over stdio.",
     )
     parser.add_argument("--version", action="version", version=f"puter-mcp {__version__}")
-    parser.add_argument("--config", metavar="FILE", help="Use this config.toml instead of the default one.")
+    parser.add_argument(
+        "--config",
+        dest="settings_file",
+        metavar="FILE",
+        help="Use this config.toml instead of the default one.",
+    )
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="How much to log.")
     parser.add_argument(
         "--sandbox",
@@ -100,6 +105,11 @@ def _build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="Show the effective settings and where files live.")
     config.add_argument("--json", action="store_true", help="Print JSON.")
 
+    from puter_mcp.install import cli as install_cli
+
+    install = commands.add_parser("install", help="Add puter-mcp to an MCP client's configuration.")
+    install_cli.configure_parser(install)
+
     emulator = commands.add_parser(
         "emulator", help="Run the Puter emulator standalone (for trying things out)."
     )
@@ -136,10 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from puter_mcp.emulator.runner import main as emulator_main
 
         return emulator_main(list(args.rest))
+    if command == "install":
+        # Needs no settings: a broken config.toml must not stop anyone from installing.
+        from puter_mcp.install import cli as install_cli
+
+        return install_cli.run(args)
     try:
         from pathlib import Path
 
-        paths = resolve_paths(config_file=Path(args.config) if args.config else None)
+        paths = resolve_paths(config_file=Path(args.settings_file) if args.settings_file else None)
         settings, paths = load_settings(paths=paths, overrides=_overrides(args))
     except ConfigError as exc:
         _eprint(f"puter-mcp: {exc}")
