@@ -69,7 +69,8 @@ def _build_parser() -> argparse.ArgumentParser:
     logout.add_argument("name", nargs="?", help="The account's name (see `puter-mcp accounts`).")
     logout.add_argument("--all", action="store_true", help="Forget every saved account.")
 
-    commands.add_parser("accounts", help="List saved accounts and their status.")
+    accounts = commands.add_parser("accounts", help="List saved accounts and their status.")
+    accounts.add_argument("--json", action="store_true", help="Print JSON.")
     use = commands.add_parser("use", help="Make an account the default.")
     use.add_argument("name")
     rename = commands.add_parser("rename", help="Rename a saved account.")
@@ -78,6 +79,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="Accounts, credits, cooldowns.")
     status.add_argument("--json", action="store_true", help="Print JSON.")
+    status.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     models = commands.add_parser("models", help="Find models.")
     models.add_argument("query", nargs="?", help="Words to find in a model's id, name or aliases.")
@@ -177,11 +179,14 @@ class _Failure(Exception):
 
 
 def _run(coro_fn: Callable[[], Any]) -> Any:
+    """Run a coroutine; the errors meant for people become a message and exit code 1."""
+    from puter_mcp.accounts.login import LoginError
+    from puter_mcp.accounts.store import AccountsError
     from puter_mcp.backend import BackendError
 
     try:
         return anyio.run(coro_fn)
-    except BackendError as exc:
+    except (BackendError, LoginError, AccountsError) as exc:
         raise _Failure(str(exc)) from exc
 
 

@@ -1,0 +1,120 @@
+"""The command line, run in-process against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from puter_mcp.cli import main
+from tests.conftest import Emulator
+
+
+@pytest.fixture
+def cli_env(emulator: Emulator, home: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    monkeypatch.setenv("PUTER_API_ORIGIN", emulator.url)
+    monkeypatch.setenv("PUTER_GUI_ORIGIN", emulator.url)
+    return emulator
+
+
+def test_login_with_a_token_saves_the_account_privately(
+    cli_env: Emulator, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["login", "--token", cli_env.free.token]) == 0
+    out, err = capsys.readouterr()
+    assert "Signed in as free_user" in out
+    assert cli_env.free.token not in out + err
+    accounts = home / "data" / "accounts.json"
+    assert stat.S_IMODE(os.stat(accounts).st_mode) == 0o600
+    saved = json.loads(accounts.read_text())
+    assert [a["username"] for a in saved["accounts"]] == ["free_user"]
+
+
+def test_login_from_stdin(
+    cli_env: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(cli_env.paid.token + "\n"))
+    assert main(["login", "--token", "-"]) == 0
+    assert "paid_user" in capsys.readouterr().out
+
+
+def test_login_with_a_bad_token_saves_nothing(
+    cli_env: Emulator, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["login", "--token", "not-a-token"]) == 1
+    err = capsys.readouterr().err
+    assert "did not accept" in err and "nothing was saved" in err
+    assert not (home / "data" / "accounts.json").exists()
+
+
+def test_accounts_use_rename_logout(cli_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["login", "--token", cli_env.free.token]) == 0
+    assert main(["login", "--token", cli_env.temp.token]) == 0
+    capsys.readouterr()
+    assert main(["use", "temp_user"]) == 0
+    assert main(["rename", "temp_user", "scratch"]) == 0
+    assert main(["accounts", "--json"]) == 0
+    overview = json.loads(capsys.readouterr().out.split("\n", 2)[-1])
+    names = {a["name"]: a for a in overview["accounts"]}
+    assert set(names) == {"free_user", "scratch"}
+    assert names["scratch"]["default"] is True
+    assert names["scratch"]["credits"]["allowance_usd"] == pytest.approx(0.25)
+    assert main(["use", "nobody"]) == 1
+    assert "free_user" in capsys.readouterr().err  # the error lists the known names
+    assert main(["logout", "scratch"]) == 0
+    assert main(["logout", "--all"]) == 0
+    assert main(["logout"]) == 2
+
+
+def test_chat_streams_the_answer(cli_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["login", "--token", cli_env.paid.token]) == 0
+    capsys.readouterr()
+    assert main(["chat", "tell me about otters", "-m", "gpt-5-nano"]) == 0
+    out, err = capsys.readouterr()
+    assert "tell me about otters" in out
+    assert "gpt-5-nano" in err and "tokens" in err
+
+
+def test_chat_without_an_account_says_how_to_sign_in(
+    cli_env: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["chat", "hello"]) == 1
+    assert "puter-mcp login" in capsys.readouterr().err
+
+
+def test_models_json(cli_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "gemini", "--json", "--limit", "3"]) == 0
+    page = json.loads(capsys.readouterr().out)
+    assert 0 < len(page["models"]) <= 3
+    assert all("gemini" in (m["id"] + " ".join(m["aliases"])).lower() for m in page["models"])
+
+
+def test_sandbox_chat_needs_nothing(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--sandbox", "chat", "hello sandbox", "-m", "chat-fast"]) == 0
+    out, err = capsys.readouterr()
+    assert "hello sandbox" in out
+    assert "SANDBOX" in err
+    assert not (home / "data").exists()
+
+
+def test_config_shows_paths_and_masks_the_http_token(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PUTER_MCP_AUTH_TOKEN", "a-very-long-secret-bearer-token-value")
+    assert main(["config", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["paths"]["accounts_file"] == str(home / "data" / "accounts.json")
+    assert "a-very-long-secret-bearer-token-value" not in json.dumps(shown)
+
+
+def test_broken_config_is_reported_with_its_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text('default_model = "auto"\n[routing]\nmax_attempts = "many"\n')
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert "config.toml, line 3" in err and "routing.max_attempts" in err
