@@ -112,11 +112,8 @@ def _build_parser() -> argparse.ArgumentParser:
     install = commands.add_parser("install", help="Add puter-mcp to an MCP client's configuration.")
     install_cli.configure_parser(install)
 
-    emulator = commands.add_parser(
-        "emulator", help="Run the Puter emulator standalone (for trying things out)."
-    )
-    emulator.add_argument(
-        "rest", nargs=argparse.REMAINDER, help="Options of the emulator (see --help there)."
+    commands.add_parser(
+        "emulator", help="Run the Puter emulator standalone (see `puter-mcp emulator --help`)."
     )
     return parser
 
@@ -141,13 +138,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        # The emulator has its own options (and --help); hand them over untouched.
+        from puter_mcp.emulator.runner import main as emulator_main
+
+        return emulator_main(argv[1:])
     parser = _build_parser()
     args = parser.parse_args(argv)
     command = args.command or "serve"
-    if command == "emulator":
-        from puter_mcp.emulator.runner import main as emulator_main
-
-        return emulator_main(list(args.rest))
     if command == "install":
         # Needs no settings: a broken config.toml must not stop anyone from installing.
         from puter_mcp.install import cli as install_cli
