@@ -48,7 +48,7 @@ def test_login_with_a_bad_token_saves_nothing(
 ) -> None:
     assert main(["login", "--token", "not-a-token"]) == 1
     err = capsys.readouterr().err
-    assert "did not accept" in err and "nothing was saved" in err
+    assert "did not accept" in err and "nothing was saved" in err.lower()
     assert not (home / "data" / "accounts.json").exists()
 
 
