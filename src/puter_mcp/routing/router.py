@@ -202,9 +202,10 @@ class Router:
                     and self.book.claim_probe(verdict.cooldown)
                 ):
                     if verdict.probe_kind is FailureKind.OUT_OF_CREDITS:
-                        if not await self._recheck_credit(account, check_credit, log):
-                            continue
-                        # Credit is back; the pair may still be blocked by something else.
+                        await self._recheck_credit(account, check_credit, log)
+                        # Ask the book again: with credit back the pair may be free (or blocked
+                        # by something else); without, it is blocked until the next check, and
+                        # that time must reach the caller as the moment to retry.
                         verdict = self.book.check(account=account.id, model=model)
                     else:
                         probe = verdict.cooldown  # this request is the one allowed through
@@ -308,14 +309,17 @@ class Router:
             sent_at = self._clock()
             attempt_started = time.monotonic()
             counted = True
+            answered = False  # Puter answered (well or not), rather than the call being cut off
             try:
                 with anyio.fail_after(max(deadline - self._clock(), 0.001)):
                     value = await send(model, account)
+                answered = True
             except TimeoutError:
                 raise self._failure(
                     f"the deadline of {self.deadline:g} s passed", log, last_error, partial, None
                 ) from None
             except PuterError as error:
+                answered = True
                 elapsed = (time.monotonic() - attempt_started) * 1000
                 counted = error.code != "too_many_requests"  # Puter does not count refused requests
                 self._record_failure(model, account, error, elapsed, sent_at, request_id, log)
@@ -338,6 +342,10 @@ class Router:
                     ) from error
                 continue
             finally:
+                if pick.probe is not None and not answered:
+                    # Cut off by the deadline or a cancellation: the probe proved nothing, so
+                    # let the next request probe now rather than after the probe's lease.
+                    self.book.release_probe(pick.probe)
                 self.pacer.release(pick.slot, counted=counted)
                 self._slot_freed.set()
                 self._slot_freed = anyio.Event()

@@ -1,0 +1,498 @@
+"""The Router on its own: plain async functions as `send`, an injected clock and sleep, memory state.
+
+No sockets and no real waiting except where a test says so (pacing wakes, cancellation):
+the clock only moves when a test or the fake `sleep` moves it, so every cooldown length and
+retry time below is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+import pytest
+
+from puter_mcp.puter.errors import FailureKind, PuterError
+from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Scope
+from puter_mcp.routing.pacing import Pacer, PacingLimits
+from puter_mcp.routing.router import AccountRef, Router, RoutingFailed, Strategy
+from puter_mcp.routing.state import MemoryStateStore
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_700_000_000.0
+ROOMY = PacingLimits(requests_per_window=1000, max_in_flight=100)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Clock:
+    """Wall-clock seconds that move only when told to."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Sleeper:
+    """The router's `sleep`: records every call and moves the clock instead of waiting."""
+
+    clock: Clock
+    calls: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        self.clock.advance(seconds)
+
+
+@dataclass
+class Rig:
+    """A router with its parts, so that tests can set up cooldowns and read them back."""
+
+    clock: Clock
+    sleeper: Sleeper
+    store: MemoryStateStore
+    book: CooldownBook
+    pacer: Pacer
+    router: Router
+
+
+def make_rig(
+    *,
+    strategy: Strategy = "fill-first",
+    max_attempts: int = 6,
+    deadline: float = 180.0,
+    max_wait: float = 15.0,
+    in_flight_hint: float = 0.25,
+) -> Rig:
+    clock = Clock()
+    sleeper = Sleeper(clock)
+    store = MemoryStateStore()
+    # A fixed MODEL_DOWN time, so that the probe moment is exact.
+    book = CooldownBook(store, CooldownPolicy(model_down=(40.0, 40.0)), clock=clock)
+    pacer = Pacer(store, clock=clock, in_flight_hint=in_flight_hint)
+    router = Router(
+        book=book,
+        pacer=pacer,
+        store=store,
+        strategy=strategy,
+        max_attempts=max_attempts,
+        deadline=deadline,
+        max_wait=max_wait,
+        clock=clock,
+        sleep=sleeper,
+    )
+    return Rig(clock, sleeper, store, book, pacer, router)
+
+
+def accounts(*names: str, limits: PacingLimits = ROOMY) -> list[AccountRef]:
+    return [AccountRef(f"id-{name}", name, f"token-{name}", limits) for name in names]
+
+
+Call = tuple[str, str]  # (model, account name)
+
+
+class Upstream:
+    """A scripted `send`: failures by (model, account), else an answer naming both.
+
+    `script` maps a pair to the errors it raises, one per call, in order; a pair whose list
+    ran out (or that has none) answers.
+    """
+
+    def __init__(self, script: dict[Call, list[PuterError]] | None = None) -> None:
+        self.script = {pair: list(errors) for pair, errors in (script or {}).items()}
+        self.calls: list[Call] = []
+
+    async def __call__(self, model: str, account: AccountRef) -> str:
+        pair = (model, account.name)
+        self.calls.append(pair)
+        errors = self.script.get(pair)
+        if errors:
+            raise errors.pop(0)
+        return f"{model}@{account.name}"
+
+
+def fail(kind: FailureKind, message: str = "scripted", *, partial: str = "") -> PuterError:
+    return PuterError(kind, message, partial_text=partial)
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+
+async def test_round_robin_rotates_over_the_accounts() -> None:
+    rig = make_rig(strategy="round-robin")
+    upstream = Upstream()
+    pool = accounts("a", "b", "c")
+    answered = [(await rig.router.route(["m"], pool, upstream)).account.name for _ in range(4)]
+    assert answered == ["a", "b", "c", "a"]
+    assert rig.sleeper.calls == []
+
+
+async def test_least_recently_used_picks_the_account_idle_longest() -> None:
+    rig = make_rig(strategy="least-recently-used")
+    pool = accounts("a", "b", "c")
+    rig.store.touch("id-a", T0 - 10)
+    rig.store.touch("id-b", T0 - 30)
+    rig.store.touch("id-c", T0 - 20)
+    upstream = Upstream()
+    answered: list[str] = []
+    for _ in range(4):
+        rig.clock.advance(1)
+        answered.append((await rig.router.route(["m"], pool, upstream)).account.name)
+    # b was idle longest, then c, then a; then b again (used longest ago of the three).
+    assert answered == ["b", "c", "a", "b"]
+
+
+async def test_fill_first_sticks_to_the_first_account_until_it_fails() -> None:
+    rig = make_rig(strategy="fill-first")
+    pool = accounts("a", "b", "c")
+    upstream = Upstream()
+    first = await rig.router.route(["m"], pool, upstream)
+    second = await rig.router.route(["m"], pool, upstream)
+    assert (first.account.name, second.account.name) == ("a", "a")
+    upstream.script[("m", "a")] = [fail(FailureKind.RATE_LIMITED)]
+    third = await rig.router.route(["m"], pool, upstream)
+    assert third.account.name == "b"  # a is rate-limited now
+    assert upstream.calls == [("m", "a"), ("m", "a"), ("m", "a"), ("m", "b")]
+    rig.clock.advance(11)  # the first rate-limit step is 10 s
+    assert (await rig.router.route(["m"], pool, upstream)).account.name == "a"
+
+
+# --- what a failure moves on to ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "scope", "next_call"),
+    [
+        (FailureKind.RATE_LIMITED, Scope.ACCOUNT, ("m1", "b")),
+        (FailureKind.OUT_OF_CREDITS, Scope.ACCOUNT, ("m1", "b")),
+        (FailureKind.AUTH, Scope.ACCOUNT, ("m1", "b")),
+        (FailureKind.MODEL_FORBIDDEN, Scope.ACCOUNT_MODEL, ("m1", "b")),
+        (FailureKind.TRANSPORT, Scope.ACCOUNT_MODEL, ("m1", "b")),
+        (FailureKind.MODEL_DOWN, Scope.MODEL, ("m2", "a")),
+        (FailureKind.MODEL_UNKNOWN, None, ("m2", "a")),
+    ],
+)
+async def test_a_failure_moves_to_the_candidate_its_scope_allows(
+    kind: FailureKind, scope: Scope | None, next_call: Call
+) -> None:
+    rig = make_rig()
+    upstream = Upstream({("m1", "a"): [fail(kind)]})
+    routed = await rig.router.route(["m1", "m2"], accounts("a", "b"), upstream)
+    assert upstream.calls == [("m1", "a"), next_call]
+    assert (routed.model, routed.account.name) == next_call
+    assert [(a.model, a.account, a.outcome) for a in routed.attempts] == [
+        ("m1", "a", kind.value),
+        (*next_call, "ok"),
+    ]
+    assert [c.scope for c in rig.book.snapshot()] == ([scope] if scope else [])
+    assert rig.sleeper.calls == []
+
+
+async def test_bad_request_stops_after_one_attempt() -> None:
+    rig = make_rig()
+    upstream = Upstream({("m1", "a"): [fail(FailureKind.BAD_REQUEST, "flagged by moderation")]})
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m1", "m2"], accounts("a", "b"), upstream)
+    assert upstream.calls == [("m1", "a")]
+    assert caught.value.kind is FailureKind.BAD_REQUEST
+    assert "flagged by moderation" in caught.value.message
+    assert rig.book.snapshot() == []
+
+
+async def test_an_unknown_model_is_not_tried_again_by_this_router() -> None:
+    rig = make_rig()
+    upstream = Upstream({("m1", "a"): [fail(FailureKind.MODEL_UNKNOWN, "Model not found: m1")]})
+    pool = accounts("a", "b")
+    await rig.router.route(["m1", "m2"], pool, upstream)
+    routed = await rig.router.route(["m1", "m2"], pool, upstream)
+    assert routed.model == "m2"
+    assert upstream.calls == [("m1", "a"), ("m2", "a"), ("m2", "a")]
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m1"], pool, upstream)
+    assert "does not know m1" in caught.value.message
+    assert len(upstream.calls) == 3
+
+
+# --- budget, deadline and waiting --------------------------------------------------------------
+
+
+async def test_the_attempt_budget_bounds_upstream_requests() -> None:
+    rig = make_rig(max_attempts=3)
+    pool = accounts("a", "b", "c", "d")
+    script = {("m", name): [fail(FailureKind.TRANSPORT, f"broken {name}")] for name in "abcd"}
+    upstream = Upstream(script)
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m"], pool, upstream)
+    assert upstream.calls == [("m", "a"), ("m", "b"), ("m", "c")]
+    assert "gave up after 3 attempts" in caught.value.message
+    assert caught.value.kind is FailureKind.TRANSPORT
+    assert [a.outcome for a in caught.value.attempts] == ["transport"] * 3
+
+
+async def test_the_deadline_ends_a_request_that_takes_too_long() -> None:
+    rig = make_rig(deadline=30.0)
+    calls: list[str] = []
+
+    async def slow_then_stuck(model: str, account: AccountRef) -> str:
+        calls.append(account.name)
+        if account.name == "a":
+            rig.clock.advance(31)  # the first attempt used up the whole deadline ...
+            raise fail(FailureKind.TRANSPORT)
+        await anyio.sleep_forever()  # ... so the second one is cut off at once
+        raise AssertionError("unreachable")
+
+    with anyio.fail_after(5), pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m"], accounts("a", "b"), slow_then_stuck)
+    assert calls == ["a", "b"]
+    assert "deadline of 30 s passed" in caught.value.message
+    assert rig.pacer.usage("id-b").in_flight == 0
+
+
+async def test_no_sleep_while_another_candidate_is_eligible() -> None:
+    rig = make_rig()
+    pool = accounts("a", "b")
+    # a is rate-limited (10 s) and m1 is down everywhere (40 s): both would free up within
+    # max_wait, but (m2, b) is usable now, so nobody waits.
+    rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m1")
+    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")
+    upstream = Upstream()
+    routed = await rig.router.route(["m1", "m2"], pool, upstream)
+    assert upstream.calls == [("m2", "b")]
+    assert routed.waited_s == 0
+    assert [a.outcome for a in routed.attempts] == ["ok"]
+    assert rig.sleeper.calls == []
+
+
+async def test_waits_when_the_only_candidate_frees_up_within_max_wait() -> None:
+    rig = make_rig(max_wait=15.0)
+    pool = accounts("a")
+    rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m")  # 10 s
+    upstream = Upstream()
+    routed = await rig.router.route(["m"], pool, upstream)
+    assert rig.sleeper.calls == [pytest.approx(10.0)]
+    assert routed.waited_s == pytest.approx(10.0)
+    assert [a.outcome for a in routed.attempts] == ["wait", "ok"]
+    assert upstream.calls == [("m", "a")]
+
+
+@pytest.mark.parametrize(("max_wait", "deadline"), [(5.0, 180.0), (15.0, 8.0)])
+async def test_fails_at_once_with_retry_at_when_the_wait_does_not_fit(
+    max_wait: float, deadline: float
+) -> None:
+    rig = make_rig(max_wait=max_wait, deadline=deadline)
+    rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m")  # until T0 + 10
+    upstream = Upstream()
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m"], accounts("a"), upstream)
+    assert caught.value.retry_at == pytest.approx(T0 + 10.0)
+    assert "cooling down" in caught.value.message
+    assert rig.sleeper.calls == []
+    assert upstream.calls == []
+
+
+async def test_an_account_that_must_sign_in_again_fails_without_a_retry_time() -> None:
+    rig = make_rig()
+    rig.book.record_failure(FailureKind.AUTH, account="id-a", model="m")
+    upstream = Upstream()
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m"], accounts("a"), upstream)
+    assert caught.value.retry_at is None
+    assert "signs in again" in caught.value.message
+    assert upstream.calls == [] and rig.sleeper.calls == []
+
+
+# --- output already delivered ------------------------------------------------------------------
+
+
+async def test_no_replay_after_output_stops_after_a_partial_answer() -> None:
+    rig = make_rig()
+    upstream = Upstream({("m", "a"): [fail(FailureKind.TRANSPORT, "cut", partial="Hello, wor")]})
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m"], accounts("a", "b"), upstream, replay_after_output=False)
+    assert upstream.calls == [("m", "a")]
+    assert caught.value.partial_text == "Hello, wor"
+    assert "broke off after it had started" in caught.value.message
+
+
+async def test_replay_after_output_tries_the_next_candidate_and_keeps_the_partial_text() -> None:
+    rig = make_rig()
+    upstream = Upstream({("m", "a"): [fail(FailureKind.TRANSPORT, "cut", partial="Hello, wor")]})
+    routed = await rig.router.route(["m"], accounts("a", "b"), upstream)
+    assert routed.value == "m@b"
+    assert [a.outcome for a in routed.attempts] == ["transport", "ok"]
+
+    rig2 = make_rig(max_wait=0.0)
+    script = {("m", name): [fail(FailureKind.TRANSPORT, "cut", partial=f"part {name}")] for name in "ab"}
+    with pytest.raises(RoutingFailed) as caught:
+        await rig2.router.route(["m"], accounts("a", "b"), Upstream(script))
+    assert caught.value.partial_text == "part b"
+
+
+# --- probes ------------------------------------------------------------------------------------
+
+
+async def test_a_down_model_is_probed_by_exactly_one_request() -> None:
+    rig = make_rig()
+    pool = accounts("a", "b")
+    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")  # probe at T0 + 40
+    upstream = Upstream()
+    assert (await rig.router.route(["m1", "m2"], pool, upstream)).model == "m2"
+    rig.clock.advance(41)
+
+    probing = anyio.Event()
+    release = anyio.Event()
+    models: list[str] = []
+
+    async def send(model: str, account: AccountRef) -> str:
+        models.append(model)
+        if model == "m1":
+            probing.set()
+            await release.wait()
+        return model
+
+    results: list[str] = []
+
+    async def one() -> None:
+        results.append((await rig.router.route(["m1", "m2"], pool, send)).model)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(one)
+            await probing.wait()
+            # While the probe is out, other requests keep skipping the model.
+            await one()
+            await one()
+            release.set()
+    assert models.count("m1") == 1
+    assert sorted(results) == ["m1", "m2", "m2"]
+    # The probe succeeded: the model is back for everyone.
+    assert (await rig.router.route(["m1", "m2"], pool, upstream)).model == "m1"
+    assert rig.book.snapshot() == []
+
+
+async def test_an_empty_account_is_rechecked_once_when_due() -> None:
+    rig = make_rig(max_wait=0.0)
+    pool = accounts("a", "b")
+    for name in "ab":
+        rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account=f"id-{name}", model="m")
+    checks: list[str] = []
+    credit = {"a": False, "b": False}
+
+    async def check_credit(account: AccountRef) -> bool:
+        checks.append(account.name)
+        return credit[account.name]
+
+    upstream = Upstream()
+    with pytest.raises(RoutingFailed) as early:
+        await rig.router.route(["m"], pool, upstream, check_credit=check_credit)
+    assert checks == [] and upstream.calls == []
+    assert early.value.retry_at == pytest.approx(T0 + 300.0)
+
+    rig.clock.advance(301)
+    with pytest.raises(RoutingFailed) as still_empty:
+        await rig.router.route(["m"], pool, upstream, check_credit=check_credit)
+    assert checks == ["a", "b"] and upstream.calls == []
+    assert still_empty.value.retry_at == pytest.approx(T0 + 301.0 + 300.0)
+    with pytest.raises(RoutingFailed):
+        await rig.router.route(["m"], pool, upstream, check_credit=check_credit)
+    assert checks == ["a", "b"]  # not due again yet
+
+    rig.clock.advance(301)
+    credit["b"] = True
+    routed = await rig.router.route(["m"], pool, upstream, check_credit=check_credit)
+    assert routed.account.name == "b"
+    assert checks == ["a", "b", "a", "b"]
+    assert [a.outcome for a in routed.attempts] == ["credit-check", "credit-check", "ok"]
+
+
+# --- pacing and cancellation -------------------------------------------------------------------
+
+
+async def test_a_queued_request_is_woken_by_a_slot_another_request_frees() -> None:
+    # A long in-flight hint: only the freed slot's wake-up can let the second request go early.
+    rig = make_rig(in_flight_hint=60.0)
+    pool = accounts("a", limits=PacingLimits(requests_per_window=100, max_in_flight=1))
+    first_running = anyio.Event()
+    finish_first = anyio.Event()
+    order: list[str] = []
+
+    async def send(model: str, account: AccountRef) -> str:
+        order.append("start")
+        if len(order) == 1:
+            first_running.set()
+            await finish_first.wait()
+        order.append("end")
+        return model
+
+    waited: list[float] = []
+
+    async def second() -> None:
+        routed = await rig.router.route(["m1", "m2"], pool, send)
+        waited.append(routed.waited_s)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(rig.router.route, ["m1", "m2"], pool, send)
+            await first_running.wait()
+            group.start_soon(second)
+            await anyio.wait_all_tasks_blocked()
+            assert order == ["start"]  # the second request queues rather than failing
+            assert rig.pacer.usage("id-a").in_flight == 1
+            finish_first.set()
+    assert order == ["start", "end", "start", "end"]
+    assert len(waited) == 1 and waited[0] > 0
+    assert rig.sleeper.calls == []  # queueing is not a cooldown wait
+
+
+async def test_in_flight_returns_to_zero_after_cancellation() -> None:
+    rig = make_rig()
+    pool = accounts("a", "b")
+    started = anyio.Event()
+
+    async def hang(model: str, account: AccountRef) -> str:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(rig.router.route, ["m"], pool, hang)
+            await started.wait()
+            assert rig.pacer.usage("id-a").in_flight == 1
+            group.cancel_scope.cancel()
+    assert rig.pacer.usage("id-a").in_flight == 0
+    assert rig.pacer.usage("id-b").in_flight == 0
+
+
+async def test_a_cancelled_probe_lets_the_next_request_probe_at_once() -> None:
+    rig = make_rig()
+    pool = accounts("a")
+    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")
+    rig.clock.advance(41)
+    probing = anyio.Event()
+
+    async def hang(model: str, account: AccountRef) -> str:
+        probing.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(rig.router.route, ["m1", "m2"], pool, hang)
+            await probing.wait()
+            group.cancel_scope.cancel()
+    # The cancelled request proved nothing about m1: the next one probes it, not in 120 s.
+    upstream = Upstream()
+    routed = await rig.router.route(["m1", "m2"], pool, upstream)
+    assert routed.model == "m1"
+    assert rig.book.snapshot() == []
