@@ -1,0 +1,440 @@
+"""`puter-mcp doctor` on a healthy setup and on every kind of broken one.
+
+Puter is the emulator on a loopback port; MCP client configs live in a fake home directory
+(``machine``) so that the developer's real clients are never looked at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from puter_mcp import doctor
+from puter_mcp.accounts.store import Account, AccountsStore
+from puter_mcp.doctor import Check, DoctorReport, run_checks
+from puter_mcp.puter.catalogue import Catalogue
+from puter_mcp.settings import Paths, Settings
+from tests.conftest import Emulator, save_accounts, settings_for
+
+# A JWT-shaped token the emulator has never issued: Puter answers 401 token_auth_failed.
+UNKNOWN_TOKEN = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1dWlkIjoiZ2hvc3QiLCJ0eXBlIjoic2Vzc2lvbiJ9."
+    "c2lnbmF0dXJlLXRoYXQtbm9ib2R5LWlzc3VlZA"
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Setup:
+    """Everything doctor looks at, pointed at temporary places."""
+
+    emulator: Emulator
+    settings: Settings
+    paths: Paths
+    machine: Path
+    env: dict[str, str]
+
+    async def check(self, settings: Settings | None = None, *, use_settings: bool = True) -> DoctorReport:
+        return await run_checks(
+            (settings or self.settings) if use_settings else None,
+            self.paths,
+            env=self.env,
+            home=self.machine,
+            platform="linux",
+            which=lambda _name: None,
+        )
+
+    def run(self, *argv: str, settings: Settings | None = None, use_settings: bool = True) -> int:
+        parser = argparse.ArgumentParser()
+        doctor.configure_parser(parser)
+        args = parser.parse_args(list(argv))
+        return doctor.run(
+            args,
+            (settings or self.settings) if use_settings else None,
+            self.paths,
+            env=self.env,
+            home=self.machine,
+            platform="linux",
+            which=lambda _name: None,
+        )
+
+    def launcher(self) -> Path:
+        """A real, executable launcher, as `puter-mcp install` would point a client at."""
+        path = self.machine / "bin" / "puter-mcp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\nexit 0\n")
+        path.chmod(0o755)
+        return path
+
+    def claude_desktop(self, command: Path, env: dict[str, str] | None = None) -> Path:
+        """A Claude Desktop config (Linux location) whose `puter` entry runs `command`."""
+        entry: dict[str, object] = {"command": str(command), "args": []}
+        if env is not None:
+            entry["env"] = env
+        path = self.machine / ".config" / "Claude" / "claude_desktop_config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"mcpServers": {"puter": entry}}))
+        return path
+
+
+@pytest.fixture
+def setup(emulator: Emulator, home: Path, tmp_path: Path) -> Setup:
+    """A healthy setup: a valid config file, two signed-in accounts, one configured client."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text('default_model = "auto"\n\n[routing]\nmax_attempts = 4\n')
+    settings, paths = settings_for(emulator, home)
+    save_accounts(paths, emulator.paid, emulator.free)
+    env = {"PUTER_API_ORIGIN": emulator.url, "PUTER_GUI_ORIGIN": emulator.url}
+    ready = Setup(emulator, settings, paths, tmp_path / "machine", env)
+    ready.claude_desktop(ready.launcher())
+    return ready
+
+
+def by_name(report: DoctorReport) -> dict[str, Check]:
+    return {check.name: check for check in report.checks}
+
+
+def closed_port_origin() -> str:
+    """An origin on loopback where nothing listens (connections are refused at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def assert_failed_with_fix(report: DoctorReport, name: str, *fix_words: str) -> Check:
+    check = by_name(report)[name]
+    assert check.status == "fail", check
+    assert check.fix, check
+    for word in fix_words:
+        assert word in check.fix, (word, check.fix)
+    return check
+
+
+# --- healthy --------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_healthy_setup_is_all_ok(setup: Setup) -> None:
+    report = await setup.check()
+    checks = by_name(report)
+    assert [c for c in report.checks if c.status != "ok"] == []
+    assert report.ok
+    assert report.exit_code(strict=True) == 0
+    assert {
+        "config",
+        "api origin",
+        "model catalogue",
+        "accounts file",
+        "account paid_user",
+        "account free_user",
+        "usable accounts",
+        "state database",
+        "log file",
+        "client claude-desktop",
+    } <= set(checks)
+    assert str(setup.paths.config_file) in checks["config"].detail
+    assert "tier paid" in checks["account paid_user"].detail
+    assert "tier free" in checks["account free_user"].detail
+    assert "$10.00 of $10.00" in checks["account paid_user"].detail
+    assert "2 of 2" in checks["usable accounts"].detail
+    published = setup.emulator.state.catalogue.details()
+    free = sum(1 for model in Catalogue.from_details(published) if model.free)
+    assert free > 0
+    assert checks["model catalogue"].detail == f"{len(published)} models, {free} free"
+    assert report.summary() == "All is well."
+
+
+def test_healthy_setup_exits_zero(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert setup.run() == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[-1] == "All is well."
+    assert all(line.startswith("[ok]") for line in lines[:-1])
+    assert "fix:" not in out
+
+
+def test_json_output_parses(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert setup.run("--json") == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["ok"] is True
+    assert parsed["exit_code"] == 0
+    assert parsed["counts"]["fail"] == 0
+    assert {"name", "status", "detail", "fix"} <= set(parsed["checks"][0])
+    assert {check["status"] for check in parsed["checks"]} == {"ok"}
+
+
+# --- broken, one thing at a time -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_corrupt_accounts_file(setup: Setup) -> None:
+    setup.paths.accounts_file.write_text("{ this is not json")
+    report = await setup.check()
+    check = assert_failed_with_fix(report, "accounts file", "puter-mcp login")
+    assert str(setup.paths.accounts_file) in check.detail
+    assert_failed_with_fix(report, "usable accounts", "puter-mcp login")
+    assert report.exit_code() == 1
+
+
+@pytest.mark.anyio
+async def test_bad_token_is_reported_and_never_shown(setup: Setup) -> None:
+    AccountsStore(setup.paths.accounts_file).add_or_replace(
+        Account.create(username="ghost", token=UNKNOWN_TOKEN, tier="free")
+    )
+    report = await setup.check()
+    check = assert_failed_with_fix(report, "account ghost", "puter-mcp login", "puter-mcp logout ghost")
+    assert "refuses the token" in check.detail
+    assert by_name(report)["account paid_user"].status == "ok"
+    assert "2 of 3" in by_name(report)["usable accounts"].detail
+    assert report.exit_code() == 1
+    for rendered in (report.render_text(), report.render_json()):
+        assert UNKNOWN_TOKEN not in rendered
+        assert setup.emulator.paid.token not in rendered
+
+
+@pytest.mark.anyio
+async def test_refused_environment_token(setup: Setup) -> None:
+    setup.env["PUTER_AUTH_TOKEN"] = UNKNOWN_TOKEN
+    report = await setup.check()
+    assert_failed_with_fix(report, "environment token (PUTER_AUTH_TOKEN)", "PUTER_AUTH_TOKEN")
+    assert UNKNOWN_TOKEN not in report.render_text()
+    assert UNKNOWN_TOKEN not in report.render_json()
+
+
+@pytest.mark.anyio
+async def test_valid_environment_token_counts_as_an_account(setup: Setup) -> None:
+    setup.env["PUTER_AUTH_TOKEN"] = setup.emulator.temp.token
+    report = await setup.check()
+    check = by_name(report)["environment token (PUTER_AUTH_TOKEN)"]
+    assert check.status == "ok"
+    assert "signed in as temp_user" in check.detail
+    assert "3 of 3" in by_name(report)["usable accounts"].detail
+    assert setup.emulator.temp.token not in report.render_json()
+
+
+@pytest.mark.anyio
+async def test_unreachable_origin(setup: Setup) -> None:
+    origin = closed_port_origin()
+    settings = setup.settings.model_copy(update={"api_origin": origin, "gui_origin": origin})
+    report = await setup.check(settings)
+    check = assert_failed_with_fix(report, "api origin", "api_origin", "PUTER_API_ORIGIN")
+    assert origin in check.detail
+    # The accounts cannot be checked without Puter: said, not counted as failures of their own.
+    assert by_name(report)["account paid_user"].status == "warn"
+    assert "unreachable" in by_name(report)["account paid_user"].detail
+    assert "model catalogue" not in by_name(report)
+    assert report.exit_code() == 1
+
+
+@pytest.mark.anyio
+async def test_corrupt_state_database(setup: Setup) -> None:
+    setup.paths.state_db.parent.mkdir(parents=True, exist_ok=True)
+    setup.paths.state_db.write_bytes(b"this is not a SQLite database at all" * 200)
+    report = await setup.check()
+    check = assert_failed_with_fix(report, "state database", "delete", str(setup.paths.state_db))
+    assert str(setup.paths.state_db) in check.detail
+    assert report.exit_code() == 1
+
+
+@pytest.mark.anyio
+async def test_client_entry_with_missing_launcher(setup: Setup) -> None:
+    missing = setup.machine / "nowhere" / "uvx"
+    config = setup.claude_desktop(missing)
+    report = await setup.check()
+    check = assert_failed_with_fix(report, "client claude-desktop", "puter-mcp install claude-desktop")
+    assert f"the launcher {missing} does not exist" in check.detail
+    assert str(config) in check.detail
+    assert report.exit_code() == 1
+
+
+@pytest.mark.anyio
+async def test_client_entry_tokens_are_masked(setup: Setup) -> None:
+    setup.claude_desktop(setup.launcher(), env={"PUTER_AUTH_TOKEN": setup.emulator.paid.token})
+    report = await setup.check()
+    check = by_name(report)["client claude-desktop"]
+    assert check.status == "ok"
+    assert "PUTER_AUTH_TOKEN" in check.detail
+    assert setup.emulator.paid.token not in report.render_text()
+
+
+@pytest.mark.anyio
+async def test_config_with_a_bad_value(setup: Setup) -> None:
+    setup.paths.config_file.write_text('default_model = "auto"\n\n[routing]\nmax_attempts = 0\n')
+    # The command line could not build settings from this file, so doctor gets none.
+    report = await setup.check(use_settings=False)
+    check = assert_failed_with_fix(report, "config", str(setup.paths.config_file))
+    assert "line 4" in check.detail
+    assert "max_attempts" in check.detail
+    # The other checks still ran, on the defaults plus the environment (the emulator).
+    assert by_name(report)["api origin"].status == "ok"
+    assert by_name(report)["account paid_user"].status == "ok"
+    assert report.exit_code() == 1
+
+
+@pytest.mark.anyio
+async def test_invalid_toml_and_bad_chains_are_config_failures(setup: Setup) -> None:
+    setup.paths.config_file.write_text("default_model = \n")
+    report = await setup.check(use_settings=False)
+    assert "not valid TOML" in assert_failed_with_fix(report, "config").detail
+
+    setup.paths.config_file.write_text('[chains.review]\nmodles = ["gpt-5-nano"]\n')
+    report = await setup.check(use_settings=False)
+    check = assert_failed_with_fix(report, "config", "[chains]")
+    assert "did you mean" in check.detail
+
+
+@pytest.mark.anyio
+async def test_unwritable_log_directory(setup: Setup) -> None:
+    # A file where the log directory should be: fails for root too, unlike a chmod.
+    setup.paths.log_dir.parent.mkdir(parents=True, exist_ok=True)
+    setup.paths.log_dir.write_text("in the way")
+    report = await setup.check()
+    check = assert_failed_with_fix(report, "log file", str(setup.paths.log_dir))
+    assert str(setup.paths.log_file) in check.detail
+
+
+@pytest.mark.anyio
+async def test_log_file_is_created_owner_only(setup: Setup) -> None:
+    report = await setup.check()
+    assert by_name(report)["log file"].status == "ok"
+    assert setup.paths.log_file.stat().st_mode & 0o777 == 0o600
+    assert setup.paths.log_dir.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.anyio
+async def test_no_account_at_all(setup: Setup) -> None:
+    AccountsStore(setup.paths.accounts_file).remove_all()
+    report = await setup.check()
+    assert_failed_with_fix(report, "usable accounts", "puter-mcp login", "PUTER_AUTH_TOKEN")
+    assert by_name(report)["accounts file"].status == "ok"
+
+
+@pytest.mark.anyio
+async def test_account_without_credits_is_a_warning(setup: Setup) -> None:
+    broke = setup.emulator.state.add_account("broke_user", tier="free", credits_usd=0)
+    save_accounts(setup.paths, broke)
+    report = await setup.check()
+    check = by_name(report)["account broke_user"]
+    assert check.status == "warn"
+    assert "$0.00 of" in check.detail
+    assert check.fix and "puter.com" in check.fix
+    assert "2 of 3" in by_name(report)["usable accounts"].detail
+    assert report.exit_code() == 0
+    assert report.exit_code(strict=True) == 1
+
+
+@pytest.mark.anyio
+async def test_only_account_without_credits_means_no_usable_account(setup: Setup) -> None:
+    AccountsStore(setup.paths.accounts_file).remove_all()
+    broke = setup.emulator.state.add_account("broke_user", tier="free", credits_usd=0)
+    save_accounts(setup.paths, broke)
+    report = await setup.check()
+    assert_failed_with_fix(report, "usable accounts", "puter-mcp login")
+
+
+@pytest.mark.anyio
+async def test_disabled_account_is_not_called(setup: Setup) -> None:
+    store = AccountsStore(setup.paths.accounts_file)
+    store.add_or_replace(Account.create(username="ghost", token=UNKNOWN_TOKEN))
+    store.set_enabled("ghost", False)
+    before = len(setup.emulator.state.requests)
+    report = await setup.check()
+    assert by_name(report)["account ghost"].status == "ok"
+    assert "disabled" in by_name(report)["account ghost"].detail
+    assert report.ok
+    whoami = [r for r in setup.emulator.state.requests[before:] if r.path == "/whoami"]
+    assert sorted(r.username or "" for r in whoami) == ["free_user", "paid_user"]
+    assert all(r.status == 200 for r in whoami)
+
+
+@pytest.mark.anyio
+async def test_no_client_configured_is_a_warning(setup: Setup) -> None:
+    (setup.machine / ".config" / "Claude" / "claude_desktop_config.json").unlink()
+    report = await setup.check()
+    check = by_name(report)["MCP clients"]
+    assert check.status == "warn"
+    assert check.fix and "puter-mcp install" in check.fix
+    assert report.ok
+
+
+@pytest.mark.anyio
+async def test_unknown_default_model_is_a_warning(setup: Setup) -> None:
+    report = await setup.check(setup.settings.model_copy(update={"default_model": "gpt-nonexistent-9"}))
+    check = by_name(report)["default model"]
+    assert check.status == "warn"
+    assert "gpt-nonexistent-9" in check.detail
+
+
+# --- broken, everything at once -----------------------------------------------------------------
+
+
+def test_everything_broken(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    setup.paths.accounts_file.write_text("not json")
+    setup.paths.state_db.parent.mkdir(parents=True, exist_ok=True)
+    setup.paths.state_db.write_bytes(b"garbage" * 1000)
+    setup.claude_desktop(setup.machine / "gone" / "puter-mcp")
+    setup.paths.config_file.write_text("[timeouts]\nconnect = -1\n")
+    setup.env["PUTER_API_ORIGIN"] = closed_port_origin()
+
+    assert setup.run(use_settings=False) == 1
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    for name in ("config", "api origin", "accounts file", "state database", "client claude-desktop"):
+        [index] = [i for i, line in enumerate(lines) if line.startswith(f"[FAIL] {name}:")]
+        under = itertools.takewhile(lambda line: line.startswith(" "), lines[index + 1 :])
+        assert any(line.strip().startswith("fix: ") for line in under), name
+    assert lines[-1].endswith("puter-mcp needs fixing.")
+
+    assert setup.run("--json", use_settings=False) == 1
+    parsed = json.loads(capsys.readouterr().out)
+    statuses = {check["name"]: check["status"] for check in parsed["checks"]}
+    assert parsed["ok"] is False
+    for name in ("config", "api origin", "accounts file", "state database", "client claude-desktop"):
+        assert statuses[name] == "fail"
+    assert all(check["fix"] for check in parsed["checks"] if check["status"] == "fail")
+
+
+# --- the report itself ----------------------------------------------------------------------------
+
+
+def test_exit_code_and_summary() -> None:
+    ok = Check("a", "ok", "fine")
+    warn = Check("b", "warn", "hmm", "look")
+    fail = Check("c", "fail", "broken", "repair")
+    assert DoctorReport((ok,)).exit_code() == 0
+    assert DoctorReport((ok, warn)).exit_code() == 0
+    assert DoctorReport((ok, warn)).exit_code(strict=True) == 1
+    assert DoctorReport((ok, fail)).exit_code() == 1
+    assert DoctorReport((ok, warn, fail)).summary() == "1 problem and 1 warning: puter-mcp needs fixing."
+    assert DoctorReport((warn, warn)).summary() == "2 warnings: puter-mcp works."
+
+
+def test_text_puts_the_fix_under_its_check() -> None:
+    report = DoctorReport((Check("a", "fail", "broken", "repair it"), Check("b", "ok", "fine", "unused")))
+    assert report.render_text().splitlines() == [
+        "[FAIL] a: broken",
+        "         fix: repair it",
+        "[ok]   b: fine",
+        "1 problem: puter-mcp needs fixing.",
+    ]
+
+
+def test_redacted_masks_known_and_token_shaped_secrets() -> None:
+    check = Check(
+        "x", "fail", f"saw {UNKNOWN_TOKEN} and plain-secret-value", "Bearer abcdefghijklmnopqrstuvwxyz"
+    )
+    shown = check.redacted(["plain-secret-value"])
+    assert UNKNOWN_TOKEN not in shown.detail
+    assert "plain-secret-value" not in shown.detail
+    assert "abcdefghijklmnopqrstuvwxyz" not in (shown.fix or "")
