@@ -44,22 +44,30 @@ class _Section(BaseModel):
 class TimeoutSettings(_Section):
     """How long to wait for Puter, in seconds."""
 
-    connect: float = Field(10.0, gt=0, description="Opening a connection to Puter.")
-    first_byte: float = Field(60.0, gt=0, description="From sending a request to the answer's headers.")
-    idle: float = Field(60.0, gt=0, description="Longest silence between two lines of a streamed answer.")
-    total: float = Field(300.0, gt=0, description="One upstream request from start to end.")
+    connect: float = Field(default=10.0, gt=0, description="Opening a connection to Puter.")
+    first_byte: float = Field(
+        default=60.0, gt=0, description="From sending a request to the answer's headers."
+    )
+    idle: float = Field(
+        default=60.0, gt=0, description="Longest silence between two lines of a streamed answer."
+    )
+    total: float = Field(default=300.0, gt=0, description="One upstream request from start to end.")
 
 
 class RoutingSettings(_Section):
     """How one request is spread over models and accounts."""
 
     strategy: Literal["round-robin", "least-recently-used", "fill-first"] = Field(
-        "round-robin", description="How the next account is chosen for a model."
+        default="round-robin", description="How the next account is chosen for a model."
     )
-    max_attempts: int = Field(6, ge=1, le=50, description="Upstream requests one call may make at most.")
-    deadline: float = Field(180.0, gt=0, description="Seconds one call may take, waits and retries included.")
+    max_attempts: int = Field(
+        default=6, ge=1, le=50, description="Upstream requests one call may make at most."
+    )
+    deadline: float = Field(
+        default=180.0, gt=0, description="Seconds one call may take, waits and retries included."
+    )
     max_wait: float = Field(
-        15.0,
+        default=15.0,
         ge=0,
         description="When every candidate is cooling down, wait for the first to free up only if it "
         "frees up within this many seconds (and within the deadline); else fail at once.",
@@ -70,20 +78,32 @@ class CooldownSettings(_Section):
     """How long a failure keeps a model or account out of rotation, in seconds."""
 
     rate_limited: tuple[float, ...] = Field(
-        (10.0, 30.0, 60.0, 120.0, 300.0), min_length=1, description="Escalating steps for repeated 429s."
+        default=(10.0, 30.0, 60.0, 120.0, 300.0),
+        min_length=1,
+        description="Escalating steps for repeated 429s.",
     )
-    model_down: tuple[float, float] = Field((30.0, 60.0), description="Range (jittered) for a failing model.")
-    model_forbidden: float = Field(6 * 3600.0, gt=0, description="A subscriber-only model on a free account.")
-    transport: float = Field(15.0, gt=0, description="A broken connection to one model on one account.")
-    credit_recheck: float = Field(300.0, gt=0, description="How often an empty account's credit is re-read.")
+    model_down: tuple[float, float] = Field(
+        default=(30.0, 60.0), description="Range (jittered) for a failing model."
+    )
+    model_forbidden: float = Field(
+        default=6 * 3600.0, gt=0, description="A subscriber-only model on a free account."
+    )
+    transport: float = Field(
+        default=15.0, gt=0, description="A broken connection to one model on one account."
+    )
+    credit_recheck: float = Field(
+        default=300.0, gt=0, description="How often an empty account's credit is re-read."
+    )
 
 
 class HttpSettings(_Section):
     """The HTTP transports of `puter-mcp serve`."""
 
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    auth_token: str | None = Field(None, repr=False, description="Bearer token HTTP clients must send.")
+    port: int = Field(default=8000, ge=0, le=65535)
+    auth_token: str | None = Field(
+        default=None, repr=False, description="Bearer token HTTP clients must send."
+    )
 
 
 class Settings(BaseModel):
@@ -91,12 +111,20 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    api_origin: str = Field("https://api.puter.com", description="Puter's API host.")
-    gui_origin: str = Field("https://puter.com", description="Puter's sign-in host.")
-    default_model: str = Field("auto", min_length=1, description="Model or virtual model used by default.")
-    fallback_to_free: bool = Field(True, description="End every chain with the catalogue's free models.")
-    models_cache_ttl: float = Field(6 * 3600.0, ge=0, description="Seconds the model catalogue is reused.")
-    progress_interval: float = Field(3.0, gt=0, le=5.0, description="Seconds between progress heartbeats.")
+    api_origin: str = Field(default="https://api.puter.com", description="Puter's API host.")
+    gui_origin: str = Field(default="https://puter.com", description="Puter's sign-in host.")
+    default_model: str = Field(
+        default="auto", min_length=1, description="Model or virtual model used by default."
+    )
+    fallback_to_free: bool = Field(
+        default=True, description="End every chain with the catalogue's free models."
+    )
+    models_cache_ttl: float = Field(
+        default=6 * 3600.0, ge=0, description="Seconds the model catalogue is reused."
+    )
+    progress_interval: float = Field(
+        default=3.0, gt=0, le=5.0, description="Seconds between progress heartbeats."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     account_tiers: dict[str, Tier] = Field(
         default_factory=dict, description="Tier per account name, when /whoami guesses wrong."
