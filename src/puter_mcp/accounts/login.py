@@ -241,12 +241,18 @@ async def _browser_sign_in(
             f"puter-mcp: waiting up to {timeout:g} s (Ctrl-C to stop). Without a browser on this "
             f"computer, use {_PASTE_ADVICE}."
         )
+        failure: Exception | None = None
         with anyio.move_on_after(timeout):
             async with anyio.create_task_group() as group:
                 group.start_soon(_open_in_browser, open_browser, url, on_notice)
-                result = await callback.wait(check)
+                try:
+                    await callback.wait(check)
+                except Exception as exc:
+                    # Raised below, outside the task group, which would wrap it in a group.
+                    failure = exc
                 group.cancel_scope.cancel()  # the browser opener may still be running: leave it
-                return result
+    if failure is not None:
+        raise failure
     if saved:
         return saved[0]
     why = (
