@@ -64,6 +64,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="A Puter auth token; '-' reads it from stdin (safer than the command line).",
     )
     login.add_argument("--name", help="Save the account under this name (default: its Puter username).")
+    login.add_argument("--temp", action="store_true", help="Create a temporary Puter account and use it.")
+    login.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="How long to wait for the browser (300).",
+    )
 
     logout = commands.add_parser("logout", help="Forget a saved account (or all of them).")
     logout.add_argument("name", nargs="?", help="The account's name (see `puter-mcp accounts`).")
@@ -237,20 +245,22 @@ def _read_secret(value: str) -> str:
 
 
 def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
-    from puter_mcp.accounts.login import save_token
+    from puter_mcp.accounts.login import run_login
 
-    if not args.token:
-        if sys.stdin.isatty():
-            raise _Failure(
-                "give a token: `puter-mcp login --token -` and paste it (find one at puter.com under "
-                "Settings > API tokens)",
-                2,
-            )
-        args.token = "-"  # noqa: S105 (read the token from stdin)
-    token = _read_secret(args.token)
+    token = _read_secret(args.token) if args.token else None
+    if token is not None and args.temp:
+        raise _Failure("give either --token or --temp, not both", 2)
 
     async def run() -> str:
-        return await save_token(settings, paths, token, name=args.name, on_notice=_eprint)
+        return await run_login(
+            settings,
+            paths,
+            token=token,
+            temp=args.temp,
+            name=args.name,
+            timeout=args.timeout,
+            on_notice=_eprint,
+        )
 
     print(_run(run))
     return 0
