@@ -496,3 +496,21 @@ async def test_a_cancelled_probe_lets_the_next_request_probe_at_once() -> None:
     routed = await rig.router.route(["m1", "m2"], pool, upstream)
     assert routed.model == "m1"
     assert rig.book.snapshot() == []
+
+
+async def test_a_call_that_only_meets_cooldowns_reports_their_kind_and_what_it_skipped() -> None:
+    rig = make_rig(max_wait=0.0)
+    pool = accounts("a", "b")
+    for name in "ab":
+        rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account=f"id-{name}", model="m")
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m"], pool, Upstream())
+    assert caught.value.kind is FailureKind.OUT_OF_CREDITS
+    assert caught.value.attempts == []
+
+    fresh = accounts("c")
+    await rig.router.route(["m1", "m3"], fresh, Upstream({("m1", "c"): [fail(FailureKind.MODEL_UNKNOWN)]}))
+    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-c", model="m2")
+    routed = await rig.router.route(["m1", "m2", "m3"], fresh, Upstream())
+    assert routed.model == "m3"
+    assert routed.passed_over == {"m1": ["model_unknown"], "m2": ["model_down"]}

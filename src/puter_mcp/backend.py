@@ -513,7 +513,14 @@ class Backend:
         answered = result.model or routed.model
         first = resolved.models[0]
         fallback = _fallback_note(
-            requested, resolved.chain, first, routed.model, answered, routed.attempts, catalogue
+            requested,
+            resolved.chain,
+            first,
+            routed.model,
+            answered,
+            routed.attempts,
+            catalogue,
+            passed_over=routed.passed_over,
         )
         return ChatOutcome(
             text=result.text,
@@ -740,13 +747,25 @@ def _fallback_note(
     answered: str,
     attempts: Sequence[object],
     catalogue: Catalogue,
+    *,
+    passed_over: Mapping[str, Sequence[str]] | None = None,
 ) -> str | None:
-    """The first line of an answer that did not come from the model the caller named."""
+    """The first line of an answer that did not come from the model the caller named.
+
+    It says why the named model did not answer: it failed during this call, or an earlier
+    call left it cooling down (or unknown to Puter) so that this one did not ask it at all.
+    """
     failures = [a for a in attempts if getattr(a, "outcome", "ok") not in ("ok", "wait", "credit-check")]
     why = ""
     first_failures = [a for a in failures if getattr(a, "model", None) == first.id]
+    skipped = (passed_over or {}).get(first.id)
     if first_failures:
         why = f" because {first.id} failed ({', '.join(sorted({a.outcome for a in first_failures}))})"  # type: ignore[attr-defined]
+    elif skipped:
+        state = (
+            "is unknown to Puter" if list(skipped) == [FailureKind.MODEL_UNKNOWN.value] else "is cooling down"
+        )
+        why = f" because {first.id} {state} ({', '.join(skipped)})"
     if chain is not None:
         if routed_model == first.id:
             return f"{requested} answered with {answered}"

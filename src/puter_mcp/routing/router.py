@@ -79,6 +79,10 @@ class Routed(Generic[T]):
     account: AccountRef
     attempts: list[AttemptLog]
     waited_s: float
+    passed_over: dict[str, list[str]] = field(default_factory=dict)
+    """Models ahead of `model` that the last pick skipped without a request (cooling down, or
+    unknown to Puter), each with the failure kinds why: so that an answer from another model
+    can say why the one named did not answer even when no request was made to it."""
 
 
 class RoutingFailed(Exception):
@@ -109,6 +113,8 @@ class _Blocked:
 
     until: float = math.inf  # earliest end of a cooldown
     reasons: list[str] = field(default_factory=list)
+    kinds: set[FailureKind] = field(default_factory=set)  # of the cooldowns that block
+    passed_over: dict[str, set[str]] = field(default_factory=dict)  # model -> kinds that skipped it
     pacing_wait: float | None = None  # seconds until a paced (not cooling) account has a slot
 
 
@@ -118,6 +124,7 @@ class _Pick:
     account: AccountRef
     slot: Slot
     probe: Cooldown | None = None  # set when this request is the one allowed to probe a model
+    passed_over: dict[str, set[str]] = field(default_factory=dict)
 
 
 Send = Callable[[str, AccountRef], Awaitable[T]]
@@ -191,6 +198,7 @@ class Router:
         ordered = self.order_accounts(accounts)
         for model in models:
             if model in self._unknown_models:
+                blocked.passed_over.setdefault(model, set()).add(FailureKind.MODEL_UNKNOWN.value)
                 continue
             paced_here: float | None = None
             for account in ordered:
@@ -212,10 +220,13 @@ class Router:
                 if probe is None and not verdict.eligible:
                     blocked.until = min(blocked.until, verdict.until)
                     blocked.reasons.append(f"{model} on {account.name}: {verdict.reason or verdict.kind}")
+                    if verdict.kind is not None:
+                        blocked.kinds.add(verdict.kind)
+                        blocked.passed_over.setdefault(model, set()).add(verdict.kind.value)
                     continue
                 slot = self.pacer.try_acquire(account.id, account.limits)
                 if isinstance(slot, Slot):
-                    return _Pick(model, account, slot, probe)
+                    return _Pick(model, account, slot, probe, blocked.passed_over)
                 if probe is not None:
                     self.book.release_probe(probe)
                 paced_here = slot if paced_here is None else min(paced_here, slot)
@@ -289,8 +300,13 @@ class Router:
                         )
                     waited += await self._wait_for_slot(wait)
                     continue
+                # Without a failure of its own, this call reports the kind that blocks every
+                # candidate (when they agree), so the caller can still say what to do about it.
+                blocked_kind = next(iter(pick.kinds)) if len(pick.kinds) == 1 else None
                 if pick.until == math.inf or not pick.reasons:
-                    raise self._failure(self._nothing_left(models, pick), log, last_error, partial, None)
+                    raise self._failure(
+                        self._nothing_left(models, pick), log, last_error, partial, None, blocked_kind
+                    )
                 wait = pick.until - now
                 if wait <= self.max_wait and pick.until <= deadline:
                     log.append(AttemptLog("-", "-", "wait", wait * 1000, "; ".join(pick.reasons[:3])))
@@ -303,6 +319,7 @@ class Router:
                     last_error,
                     partial,
                     pick.until,
+                    blocked_kind,
                 )
             upstream += 1
             model, account = pick.model, pick.account
@@ -368,7 +385,8 @@ class Router:
                 )
             )
             log.append(AttemptLog(model, account.name, "ok", elapsed))
-            return Routed(value, model, account, log, waited)
+            passed_over = {name: sorted(kinds) for name, kinds in pick.passed_over.items() if name != model}
+            return Routed(value, model, account, log, waited, passed_over)
         raise self._failure(f"gave up after {upstream} attempts", log, last_error, partial, None)
 
     async def _wait_for_slot(self, longest: float) -> float:
@@ -423,10 +441,11 @@ class Router:
         error: PuterError | None,
         partial: str,
         retry_at: float | None,
+        blocked_kind: FailureKind | None = None,
     ) -> RoutingFailed:
         return RoutingFailed(
             message,
-            kind=error.kind if error else None,
+            kind=error.kind if error else blocked_kind,
             attempts=log,
             retry_at=retry_at,
             partial_text=partial,
