@@ -13,12 +13,14 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from puter_mcp import doctor
 from puter_mcp.accounts.store import Account, AccountsStore
 from puter_mcp.doctor import Check, DoctorReport, run_checks
 from puter_mcp.puter.catalogue import Catalogue
+from puter_mcp.puter.client import PuterClient
 from puter_mcp.settings import Paths, Settings
 from tests.conftest import Emulator, save_accounts, settings_for
 
@@ -374,6 +376,31 @@ async def test_unknown_default_model_is_a_warning(setup: Setup) -> None:
     check = by_name(report)["default model"]
     assert check.status == "warn"
     assert "gpt-nonexistent-9" in check.detail
+
+
+@pytest.mark.anyio
+async def test_account_that_cannot_be_checked_is_a_warning_not_a_failure(setup: Setup) -> None:
+    """Puter's catalogue answers but /whoami fails with a 503: unknown, not known bad."""
+    published = {"models": setup.emulator.state.catalogue.details()}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/puterai/chat/models/details":
+            return httpx2.Response(200, json=published)
+        return httpx2.Response(503, json={"error": "busy", "message": "busy", "code": "internal_error"})
+
+    origin = "http://127.0.0.1:9"
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
+        client = PuterClient(origin, http=http)
+        report = await run_checks(
+            setup.settings, setup.paths, env=setup.env, client=client, home=setup.machine, platform="linux"
+        )
+    account = by_name(report)["account paid_user"]
+    assert account.status == "warn"
+    assert "could not be checked" in account.detail
+    usable = by_name(report)["usable accounts"]
+    assert usable.status == "warn"
+    assert "2 could not be checked" in usable.detail
+    assert report.ok
 
 
 # --- broken, everything at once -----------------------------------------------------------------

@@ -324,8 +324,8 @@ def _money(usage: AccountUsage) -> str:
 
 def _account_check(
     name: str, probe: _Probe, *, saved: Account | None, tier_override: str | None, auth_fix: str
-) -> tuple[Check, bool]:
-    """The check for one token, and whether it can make calls now."""
+) -> tuple[Check, bool | None]:
+    """The check for one token, and whether it can make calls now (None: could not tell)."""
     if probe.who_error is not None:
         error = probe.who_error
         if error.kind is FailureKind.AUTH:
@@ -337,7 +337,7 @@ def _account_check(
                 f"could not be checked: {error.message}",
                 "Run `puter-mcp doctor` again in a moment.",
             ),
-            True,  # unknown, not known bad: do not report "no usable account" for a hiccup
+            None,
         )
     assert probe.who is not None  # no error means /whoami answered
     who = probe.who
@@ -538,8 +538,19 @@ async def run_checks(
 
     checks.append(_check_state_db(paths))
     checks.append(_check_log_file(paths))
-    entries = find_installed_entries(home=home, platform=platform, env=dict(env), which=which)
-    checks += _client_checks(entries)
+    try:
+        entries = find_installed_entries(home=home, platform=platform, env=dict(env), which=which)
+    except OSError as exc:  # e.g. a config folder we may not list; the other checks still count
+        checks.append(
+            Check(
+                "MCP clients",
+                "warn",
+                f"could not look for client configs: {exc}",
+                "Check the permissions of the folder named above.",
+            )
+        )
+    else:
+        checks += _client_checks(entries)
     return DoctorReport(tuple(check.redacted(tokens) for check in checks))
 
 
@@ -607,7 +618,7 @@ async def _token_checks(
             group.start_soon(probe_one, index)
 
     found: list[Check] = []
-    usable = 0
+    usable = unknown = 0
     for index, caller in enumerate(callers):
         account = caller.account
         override = None
@@ -617,11 +628,23 @@ async def _token_checks(
             caller.label, probes[index], saved=account, tier_override=override, auth_fix=_auth_fix(caller)
         )
         found.append(check)
-        usable += can_call
+        usable += can_call is True
+        unknown += can_call is None
     found += disabled
     total = len(callers)
+    unchecked = f" ({unknown} could not be checked)" if unknown else ""
     if usable:
-        found.append(Check("usable accounts", "ok", f"{usable} of {total} can make calls now"))
+        found.append(Check("usable accounts", "ok", f"{usable} of {total} can make calls now{unchecked}"))
+    elif unknown:
+        # A hiccup is not proof that nothing works: say so, without failing the run for it.
+        found.append(
+            Check(
+                "usable accounts",
+                "warn",
+                f"none of the {total} confirmed{unchecked}",
+                "Run `puter-mcp doctor` again in a moment.",
+            )
+        )
     else:
         found.append(
             Check(

@@ -352,8 +352,8 @@ def tail_log(path: Path, lines: int = 50) -> str:
         FileNotFoundError: there is no log file yet.
         OSError: it cannot be read.
     """
-    if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
     collected: list[str] = []
     for file in _rotated(path):
         if len(collected) >= lines:
