@@ -297,6 +297,15 @@ async def test_invalid_toml_and_bad_chains_are_config_failures(setup: Setup) -> 
 
 
 @pytest.mark.anyio
+async def test_bad_environment_variable_is_blamed_not_the_file(setup: Setup) -> None:
+    setup.env["PUTER_MCP_MAX_ATTEMPTS"] = "lots"
+    report = await setup.check(use_settings=False)
+    check = assert_failed_with_fix(report, "config", "environment variable")
+    assert "PUTER_MCP_MAX_ATTEMPTS" in check.detail
+    assert str(setup.paths.config_file) not in (check.fix or "")
+
+
+@pytest.mark.anyio
 async def test_unwritable_log_directory(setup: Setup) -> None:
     # A file where the log directory should be: fails for root too, unlike a chmod.
     setup.paths.log_dir.parent.mkdir(parents=True, exist_ok=True)

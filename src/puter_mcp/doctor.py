@@ -177,6 +177,19 @@ def _settings_without_config(env: Mapping[str, str]) -> Settings:
         return Settings()
 
 
+def _config_fix(paths: Paths) -> str:
+    """The fix for a `ConfigError`: the file's, unless the file alone is fine (then the
+    environment is to blame)."""
+    try:
+        load_settings(paths=paths, env={})
+    except ConfigError:
+        return (
+            f"Correct the setting named above in {paths.config_file} (the README lists every option), "
+            "or move the file away to run on the defaults; `puter-mcp config` shows the effective settings."
+        )
+    return "Correct or unset the environment variable named above."
+
+
 def _check_config(paths: Paths, env: Mapping[str, str]) -> tuple[Check, Settings | None]:
     """Parse the config file (and the environment) the way the server will, chains included."""
     where = paths.config_file
@@ -184,13 +197,7 @@ def _check_config(paths: Paths, env: Mapping[str, str]) -> tuple[Check, Settings
         loaded, _ = load_settings(paths=paths, env=env)
         chains.parse_user_chains(loaded.chains, source=str(where))
     except ConfigError as exc:
-        fix = (
-            f"Correct the setting named above in {where} (the README lists every option), or move "
-            "the file away to run on the defaults; `puter-mcp config` shows the effective settings."
-        )
-        if "environment variable" in str(exc):
-            fix = "Correct or unset the environment variable named above."
-        return Check("config", "fail", str(exc), fix), None
+        return Check("config", "fail", str(exc), _config_fix(paths)), None
     except chains.ChainConfigError as exc:
         return (
             Check(

@@ -6,8 +6,8 @@ Where log lines go, and why:
   stray line there breaks the client's connection.
 - **a rotating file** in the platformdirs log directory (1 MB x 3 by default): MCP clients start
   the server themselves and often hide or drop its stderr, so the file is the only place a user
-  can look after something went wrong. Directory 0700 and files 0600, set explicitly rather
-  than left to the umask, because log lines name accounts and models. Every puter-mcp process
+  can look after something went wrong. A directory created here is 0700 and the files are
+  0600, set explicitly rather than left to the umask, because log lines name accounts and models. Every puter-mcp process
   of the user appends to the same file (each line carries its process id); a process notices
   when another one rotated the file and follows it to the new one.
 
@@ -184,9 +184,9 @@ def ensure_log_file(path: Path) -> int:
     Raises:
         OSError: the directory cannot be created or the file cannot be opened for appending.
     """
+    # The umask can only remove bits, so a directory made here is at most 0700. One that already
+    # exists is left alone: it may be a shared one the user chose, and not ours to lock.
     path.parent.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
-    with contextlib.suppress(OSError):
-        _chmod(path.parent, _PRIVATE_DIR)
     with _open_private(path, "utf-8", None) as stream:
         return stream.seek(0, os.SEEK_END)
 
@@ -205,17 +205,20 @@ class PrivateRotatingFileHandler(RotatingFileHandler):
         return _open_private(Path(self.baseFilename), self.encoding, self.errors)
 
     def _follow_rotation(self) -> None:
+        # Windows cannot rename a file another process holds open, so there is nothing to follow.
         if self.stream is None or sys.platform == "win32":
             return
         try:
-            current = os.stat(self.baseFilename)
             mine = os.fstat(self.stream.fileno())
-        except FileNotFoundError:
-            current = None
-            mine = None
         except (OSError, ValueError):
+            return  # our stream is unusable; the next write reports it the usual way
+        try:
+            current = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            current = None  # renamed away, not yet recreated
+        except OSError:
             return
-        if current is None or mine is None or (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
+        if current is None or (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
             stale = self.stream
             self.stream = self._open()  # if this fails, the old stream is kept: better than none
             with contextlib.suppress(OSError):
