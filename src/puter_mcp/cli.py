@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -115,10 +116,15 @@ def _build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="Show the effective settings and where files live.")
     config.add_argument("--json", action="store_true", help="Print JSON.")
 
+    from puter_mcp import doctor, logs
     from puter_mcp.install import cli as install_cli
 
     install = commands.add_parser("install", help="Add puter-mcp to an MCP client's configuration.")
     install_cli.configure_parser(install)
+    doctor.configure_parser(
+        commands.add_parser("doctor", help="Check the whole set-up; a fix for each problem.")
+    )
+    logs.configure_parser(commands.add_parser("logs", help="Print the log file's path and its last lines."))
 
     commands.add_parser(
         "emulator", help="Run the Puter emulator standalone (see `puter-mcp emulator --help`)."
@@ -126,14 +132,14 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # httpx2 logs every request at INFO, with URLs; keep that out unless asked for.
-    logging.getLogger("httpx2").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+def _configure_logging(settings: Settings, paths: Paths) -> None:
+    """Log to stderr and the rotating log file (never stdout); mask every secret we know."""
+    from puter_mcp.logs import configure_logging, register_secret
+
+    configure_logging(settings.log_level, paths.log_file)
+    for secret in (settings.http.auth_token, os.environ.get("PUTER_AUTH_TOKEN")):
+        if secret:
+            register_secret(secret)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,15 +166,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         from puter_mcp.install import cli as install_cli
 
         return install_cli.run(args)
-    try:
-        from pathlib import Path
+    from pathlib import Path
 
-        paths = resolve_paths(config_file=Path(args.settings_file) if args.settings_file else None)
+    paths = resolve_paths(config_file=Path(args.settings_file) if args.settings_file else None)
+    if command == "logs":
+        from puter_mcp import logs
+
+        return logs.run(args, paths)
+    try:
         settings, paths = load_settings(paths=paths, overrides=_overrides(args))
     except ConfigError as exc:
+        if command == "doctor":
+            # Doctor's job is to report this, and to check everything else all the same.
+            from puter_mcp import doctor
+
+            return doctor.run(args, None, paths)
         _eprint(f"puter-mcp: {exc}")
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings, paths)
+    if command == "doctor":
+        from puter_mcp import doctor
+
+        return doctor.run(args, settings, paths)
     handler = _COMMANDS[command]
     try:
         return handler(args, settings, paths)
