@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_SLOT_SETTLE = 0.02
+"""Seconds a request woken by a freed slot waits before using it (see `Router._wait_for_slot`)."""
 Strategy = Literal["round-robin", "least-recently-used", "fill-first"]
 
 
@@ -393,6 +396,11 @@ class Router:
         started = time.monotonic()
         with anyio.move_on_after(longest):
             await self._slot_freed.wait()
+            # We release a slot the moment we have read an answer's last byte; Puter frees its
+            # own in-flight place only after it has finished sending, a little later. A request
+            # woken at once can reach Puter first and be refused ("Too many concurrent
+            # requests."): the 429 the pacing exists to avoid. Let Puter catch up first.
+            await anyio.sleep(_SLOT_SETTLE)
         return time.monotonic() - started
 
     def _record_failure(
