@@ -373,19 +373,30 @@ async def test_out_of_credits_everywhere_stops_calling_until_the_recheck(
         # Two calls at once when the next re-check is due: still one check per account.
         w.clock.advance(301)
         emulator.state.clear_requests()
-        emulator.state.set_credits(emulator.temp.username, 0.25)
-        outcomes: list[ChatOutcome] = []
+        failures: list[BackendError] = []
 
         async def call() -> None:
-            outcomes.append(await w.chat())
+            try:
+                await w.chat()
+            except BackendError as failure:
+                failures.append(failure)
 
         with anyio.fail_after(10):
             async with anyio.create_task_group() as group:
                 group.start_soon(call)
                 group.start_soon(call)
         assert sorted(w.usage_log(), key=str) == sorted(names)
-        assert [o.account for o in outcomes] == [emulator.temp.username] * 2
-        assert w.chat_log() == [(w.model, emulator.temp.username)] * 2
+        assert len(failures) == 2 and w.chat_log() == []
+
+        # Credit is back on one account: the next due re-check finds it and that account answers.
+        w.clock.advance(301)
+        emulator.state.clear_requests()
+        emulator.state.set_credits(emulator.temp.username, 0.25)
+        outcome = await w.chat()
+        assert w.usage_log() == names
+        assert w.chat_log() == [(w.model, emulator.temp.username)]
+        assert outcome.account == emulator.temp.username
+        assert [a.outcome for a in outcome.attempts] == ["credit-check"] * 3 + ["ok"]
 
 
 # --- a model that is down ----------------------------------------------------------------------
