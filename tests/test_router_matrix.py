@@ -39,7 +39,7 @@ from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing import chains
 from puter_mcp.routing.cooldowns import Scope
 from puter_mcp.routing.state import open_state_store
-from puter_mcp.settings import CooldownSettings, RoutingSettings, Settings, TimeoutSettings
+from puter_mcp.settings import CooldownSettings, Paths, RoutingSettings, Settings, TimeoutSettings
 from tests.conftest import Emulator, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -67,11 +67,10 @@ class OffsetClock:
 
 
 @asynccontextmanager
-async def open_backend(settings: Settings, home: Path, clock: Callable[[], float]) -> AsyncIterator[Backend]:
+async def open_backend(
+    settings: Settings, paths: Paths, clock: Callable[[], float]
+) -> AsyncIterator[Backend]:
     """`Backend.create`, but with an injected clock (create() takes none)."""
-    from puter_mcp.settings import resolve_paths
-
-    paths = resolve_paths({"PUTER_MCP_HOME": str(home)})
     timeouts = settings.timeouts
     client = PuterClient(
         settings.api_origin,
@@ -131,7 +130,7 @@ async def world(emulator: Emulator, home: Path, **overrides: Any) -> AsyncIterat
     settings, paths = settings_for(emulator, home, **overrides)
     save_accounts(paths, emulator.paid, emulator.free, emulator.temp)
     clock = OffsetClock()
-    async with open_backend(settings, home, clock) as backend:
+    async with open_backend(settings, paths, clock) as backend:
         catalogue = await backend.catalogue()
         resolved = chains.resolve(ASKED, catalogue, chains=chains.merge_chains({}), fallback_to_free=True)
         ids = {a.name: a.id for a in backend.routable_accounts()}

@@ -45,10 +45,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Strategy = Literal["round-robin", "least-recently-used", "fill-first"]
 
 _SLOT_SETTLE = 0.02
 """Seconds a request woken by a freed slot waits before using it (see `Router._wait_for_slot`)."""
-Strategy = Literal["round-robin", "least-recently-used", "fill-first"]
 
 
 @dataclass(frozen=True)
