@@ -545,7 +545,7 @@ class CooldownsAndPacing(RuleBasedStateMachine):
         self.clock = Clock()
         self.store = self.make_store()
         self.book = CooldownBook(self.store, POLICY, clock=self.clock, rng=random.Random(SEED))
-        self.pacer = Pacer(self.store, clock=self.clock, lease_ttl=LEASE_TTL)
+        self.pacer = Pacer(self.store, clock=self.clock, lease_ttl=LEASE_TTL, release_settle=0.0)
         self.ref = Reference()
         self.slots: dict[str, MirrorSlot] = {}
         self.held: list[Slot] = []

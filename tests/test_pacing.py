@@ -52,7 +52,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def pacer(store: StateStore, clock: Clock) -> Pacer:
-    return Pacer(store, clock=clock, lease_ttl=900.0, in_flight_hint=0.25)
+    return Pacer(store, clock=clock, lease_ttl=900.0, in_flight_hint=0.25, release_settle=0.0)
 
 
 def slot_of(result: Slot | float) -> Slot:
@@ -111,6 +111,28 @@ def test_in_flight_cap_then_release(pacer: Pacer, clock: Clock) -> None:
     clock.now += 1
     pacer.release(first)
     assert pacer.usage("a", limits) == WindowUsage(requests=2, in_flight=1)
+    slot_of(pacer.try_acquire("a", limits))
+
+
+def test_a_finished_request_keeps_its_place_while_puter_catches_up(store: StateStore, clock: Clock) -> None:
+    pacer = Pacer(store, clock=clock, release_settle=0.05)
+    limits = limits_for(Tier.TEMP)
+    first = slot_of(pacer.try_acquire("a", limits))
+    slot_of(pacer.try_acquire("a", limits))
+    pacer.release(first)
+    assert pacer.usage("a", limits).in_flight == 2  # Puter has not freed its place yet
+    assert not isinstance(pacer.try_acquire("a", limits), Slot)
+    clock.now += 0.06
+    assert pacer.usage("a", limits).in_flight == 1
+    slot_of(pacer.try_acquire("a", limits))
+
+
+def test_a_refused_request_gives_its_place_back_at_once(store: StateStore, clock: Clock) -> None:
+    pacer = Pacer(store, clock=clock, release_settle=0.05)
+    limits = limits_for(Tier.TEMP)
+    first = slot_of(pacer.try_acquire("a", limits))
+    slot_of(pacer.try_acquire("a", limits))
+    pacer.release(first, counted=False)
     slot_of(pacer.try_acquire("a", limits))
 
 

@@ -275,8 +275,10 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
             note = f"answered by {w.free_model}, not {ASKED} because {w.model} failed ({case.kind.value})"
             assert outcome.fallback == note
             assert outcome.display_text().splitlines()[0] == f"[{note}]"
-        # Nothing is left in flight, on our side or Puter's (whose count drops a moment after
-        # the last byte, or once it notices that a client that gave up has gone).
+        # Nothing is left in flight, on our side (once a finished request's settle time has
+        # passed: see Pacer.release) or Puter's (whose count drops a moment after the last
+        # byte, or once it notices that a client that gave up has gone).
+        w.clock.advance(w.backend.pacer.release_settle)
         for name in (paid, free):
             assert w.backend.pacer.usage(w.ids[name]).in_flight == 0
         await settled(emulator)

@@ -79,7 +79,7 @@ def make_rig(
     store = MemoryStateStore()
     # A fixed MODEL_DOWN time, so that the probe moment is exact.
     book = CooldownBook(store, CooldownPolicy(model_down=(40.0, 40.0)), clock=clock)
-    pacer = Pacer(store, clock=clock, in_flight_hint=in_flight_hint)
+    pacer = Pacer(store, clock=clock, in_flight_hint=in_flight_hint, release_settle=0.0)
     router = Router(
         book=book,
         pacer=pacer,

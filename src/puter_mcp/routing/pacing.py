@@ -136,6 +136,7 @@ class Pacer:
             any request should take.
         in_flight_hint: what `try_acquire` answers when only the in-flight cap is reached:
             when a running request ends cannot be known, so this is a polling interval.
+        release_settle: how long a finished request still counts as in flight (see `release`).
     """
 
     def __init__(
@@ -145,11 +146,13 @@ class Pacer:
         clock: Callable[[], float] = time.time,
         lease_ttl: float = 900.0,
         in_flight_hint: float = 0.25,
+        release_settle: float = 0.05,
     ) -> None:
         self.store = store
         self._clock = clock
         self.lease_ttl = lease_ttl
         self.in_flight_hint = in_flight_hint
+        self.release_settle = release_settle
 
     def try_acquire(self, account: str, limits: PacingLimits) -> Slot | float:
         """Take a slot on `account` now, or say in how many seconds one may free up.
@@ -184,8 +187,16 @@ class Pacer:
 
     def release(self, slot: Slot, *, counted: bool = True) -> None:
         """End a request. `counted=False` for a request Puter refused with 429 (it does not
-        count those, so the place in the window is given back). Releasing twice is harmless."""
-        self.store.release_slot(slot.id, now=self._clock(), counted=counted)
+        count those, so the place in the window is given back). Releasing twice is harmless.
+
+        A counted slot keeps its in-flight place for `release_settle` seconds more: we release
+        the moment we have read an answer's last byte, but Puter frees its own place only after
+        it has finished sending, a little later. Without this, the next request (from this
+        process or another) can reach Puter first and be refused with "Too many concurrent
+        requests.", the 429 pacing exists to avoid.
+        """
+        now = self._clock()
+        self.store.release_slot(slot.id, now=now + self.release_settle if counted else now, counted=counted)
 
     @contextmanager
     def holding(self, slot: Slot) -> Iterator[SlotHold]:

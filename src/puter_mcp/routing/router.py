@@ -47,9 +47,6 @@ __all__ = [
 T = TypeVar("T")
 Strategy = Literal["round-robin", "least-recently-used", "fill-first"]
 
-_SLOT_SETTLE = 0.02
-"""Seconds a request woken by a freed slot waits before using it (see `Router._wait_for_slot`)."""
-
 
 @dataclass(frozen=True)
 class AccountRef:
@@ -396,11 +393,8 @@ class Router:
         started = time.monotonic()
         with anyio.move_on_after(longest):
             await self._slot_freed.wait()
-            # We release a slot the moment we have read an answer's last byte; Puter frees its
-            # own in-flight place only after it has finished sending, a little later. A request
-            # woken at once can reach Puter first and be refused ("Too many concurrent
-            # requests."): the 429 the pacing exists to avoid. Let Puter catch up first.
-            await anyio.sleep(_SLOT_SETTLE)
+            # A released slot still occupies its place for a moment (see `Pacer.release`).
+            await anyio.sleep(self.pacer.release_settle)
         return time.monotonic() - started
 
     def _record_failure(

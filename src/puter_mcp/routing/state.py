@@ -390,7 +390,7 @@ class MemoryStateStore:
             self._forget_old_slots(now)
             mine = [s for s in self._slots.values() if s.slot.account == account]
             starts = sorted(s.slot.started for s in mine if s.slot.started + window > now)
-            in_flight = sum(1 for s in mine if s.released_at is None and s.slot.lease_until > now)
+            in_flight = sum(1 for s in mine if _occupies(s, now))
             if len(starts) < max_requests and in_flight < max_in_flight:
                 slot = Slot(slot_id, account, now, lease_until)
                 self._slots[slot_id] = _MemorySlot(slot)
@@ -413,7 +413,7 @@ class MemoryStateStore:
             mine = [s for s in self._slots.values() if s.slot.account == account]
             return WindowUsage(
                 requests=sum(1 for s in mine if s.slot.started + window > now),
-                in_flight=sum(1 for s in mine if s.released_at is None and s.slot.lease_until > now),
+                in_flight=sum(1 for s in mine if _occupies(s, now)),
             )
 
     def touch(self, account: str, now: float) -> None:
@@ -450,6 +450,13 @@ class MemoryStateStore:
         ]
         for sid in old:
             del self._slots[sid]
+
+
+def _occupies(held: _MemorySlot, now: float) -> bool:
+    """A slot counts as in flight until released (`released_at` may lie a moment ahead: see
+    `Pacer.release`) and never past its lease."""
+    released = held.released_at
+    return (released is None or released > now) and held.slot.lease_until > now
 
 
 def _replace_claim(cooldown: Cooldown, claimed_until: float | None) -> Cooldown:
@@ -747,8 +754,8 @@ class SQLiteStateStore:
             in_flight = int(
                 c.execute(
                     "SELECT COUNT(*) FROM slots"
-                    " WHERE account = ? AND released_at IS NULL AND lease_until > ?",
-                    (account, now),
+                    " WHERE account = ? AND (released_at IS NULL OR released_at > ?) AND lease_until > ?",
+                    (account, now, now),
                 ).fetchone()[0]
             )
             if len(starts) < max_requests and in_flight < max_in_flight:
@@ -776,9 +783,9 @@ class SQLiteStateStore:
     def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
         row = self._read(
             "SELECT COALESCE(SUM(started + ? > ?), 0),"
-            " COALESCE(SUM(released_at IS NULL AND lease_until > ?), 0)"
+            " COALESCE(SUM((released_at IS NULL OR released_at > ?) AND lease_until > ?), 0)"
             " FROM slots WHERE account = ?",
-            (window, now, now, account),
+            (window, now, now, now, account),
         )[0]
         return WindowUsage(int(row[0]), int(row[1]))
 
