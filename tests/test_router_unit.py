@@ -137,6 +137,16 @@ async def test_round_robin_rotates_over_the_accounts() -> None:
     assert rig.sleeper.calls == []
 
 
+async def test_round_robin_moves_on_once_per_call_whatever_the_retries() -> None:
+    rig = make_rig(strategy="round-robin")
+    upstream = Upstream({("m", "a"): [fail(FailureKind.TRANSPORT)]})
+    pool = accounts("a", "b", "c")
+    first = await rig.router.route(["m"], pool, upstream)  # a fails, b answers
+    second = await rig.router.route(["m"], pool, upstream)  # the next call starts at b
+    assert (first.account.name, second.account.name) == ("b", "b")
+    assert upstream.calls == [("m", "a"), ("m", "b"), ("m", "b")]
+
+
 async def test_least_recently_used_picks_the_account_idle_longest() -> None:
     rig = make_rig(strategy="least-recently-used")
     pool = accounts("a", "b", "c")

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from puter_mcp.accounts.secrets import mask_token, redact
 from puter_mcp.accounts.store import Account, AccountsStore
+from puter_mcp.logs import register_secret
 from puter_mcp.models import (
     AccountsOverview,
     AccountStatus,
@@ -51,7 +52,7 @@ from puter_mcp.puter.wire import (
 from puter_mcp.routing import chains
 from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Scope
 from puter_mcp.routing.pacing import Pacer, Tier, limits_for
-from puter_mcp.routing.router import AccountRef, Router, RoutingFailed
+from puter_mcp.routing.router import AccountRef, AttemptLog, Router, RoutingFailed
 from puter_mcp.routing.state import StateStore, open_state_store
 from puter_mcp.settings import Paths, Settings
 
@@ -68,6 +69,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_ATTEMPTS_KEPT = 30 * 86400.0
+_EXPIRED_COOLDOWNS_KEPT = 86400.0  # long enough to remember a rate-limit escalation
 
 
 class BackendError(Exception):
@@ -205,6 +209,7 @@ class Backend:
         self.store = store
         self.sandbox = sandbox
         self._env_token = env_token or None
+        register_secret(self._env_token)
         self._clock = clock
         self.user_chains = chains.parse_user_chains(settings.chains, source=str(paths.config_file))
         self.book = CooldownBook(store, policy=_policy(settings), clock=clock)
@@ -234,6 +239,7 @@ class Backend:
         env: Mapping[str, str] | None = None,
         sandbox: bool = False,
         on_warning: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> Backend:
         """Build a backend from settings; no network is touched here (start-up stays fast)."""
         env = os.environ if env is None else env
@@ -249,6 +255,8 @@ class Backend:
             ),
         )
         store = open_state_store(paths.state_db, on_warning=warn)
+        # Attempt records are for status and benchmarks, not an archive: keep a month.
+        store.prune(now=clock(), attempts_max_age=_ATTEMPTS_KEPT, cooldowns_max_age=_EXPIRED_COOLDOWNS_KEPT)
         try:
             return cls(
                 settings,
@@ -258,6 +266,7 @@ class Backend:
                 store=store,
                 env_token=env.get("PUTER_AUTH_TOKEN"),
                 sandbox=sandbox,
+                clock=clock,
             )
         except chains.ChainConfigError as exc:
             store.close()
@@ -278,6 +287,8 @@ class Backend:
 
     def _saved_accounts(self) -> tuple[list[Account], str | None, str | None]:
         snapshot = self.accounts.load()
+        for account in snapshot.accounts:
+            register_secret(account.token)  # whatever happens next, no log line shows it
         return snapshot.accounts, snapshot.default, snapshot.problem
 
     def routable_accounts(self) -> list[AccountRef]:
@@ -745,7 +756,7 @@ def _fallback_note(
     first: ModelInfo,
     routed_model: str,
     answered: str,
-    attempts: Sequence[object],
+    attempts: Sequence[AttemptLog],
     catalogue: Catalogue,
     *,
     passed_over: Mapping[str, Sequence[str]] | None = None,
@@ -755,21 +766,23 @@ def _fallback_note(
     It says why the named model did not answer: it failed during this call, or an earlier
     call left it cooling down (or unknown to Puter) so that this one did not ask it at all.
     """
-    failures = [a for a in attempts if getattr(a, "outcome", "ok") not in ("ok", "wait", "credit-check")]
+    failures = [a for a in attempts if a.outcome not in ("ok", "wait", "credit-check")]
     why = ""
-    first_failures = [a for a in failures if getattr(a, "model", None) == first.id]
+    first_failures = [a for a in failures if a.model == first.id]
     skipped = (passed_over or {}).get(first.id)
     if first_failures:
-        why = f" because {first.id} failed ({', '.join(sorted({a.outcome for a in first_failures}))})"  # type: ignore[attr-defined]
+        why = f" because {first.id} failed ({', '.join(sorted({a.outcome for a in first_failures}))})"
     elif skipped:
         state = (
             "is unknown to Puter" if list(skipped) == [FailureKind.MODEL_UNKNOWN.value] else "is cooling down"
         )
         why = f" because {first.id} {state} ({', '.join(skipped)})"
     if chain is not None:
+        # A virtual model never names the model that answers, so the line is always there.
+        label = requested if requested == chain else f"{requested} ({chain})"
         if routed_model == first.id:
-            return f"{requested} answered with {answered}"
-        return f"{requested} answered with {answered}, not its first choice {first.id}{why}"
+            return f"{label} answered with {answered}"
+        return f"{label} answered with {answered}, not its first choice {first.id}{why}"
     if _same_model(catalogue, routed_model, answered) and routed_model == first.id:
         return None
     return f"answered by {answered}, not {requested}{why}"

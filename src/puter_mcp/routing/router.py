@@ -195,7 +195,7 @@ class Router:
         log: list[AttemptLog],
     ) -> _Pick | _Blocked:
         blocked = _Blocked()
-        ordered = self.order_accounts(accounts)
+        ordered = accounts  # already in this call's order (see `route`)
         for model in models:
             if model in self._unknown_models:
                 blocked.passed_over.setdefault(model, set()).add(FailureKind.MODEL_UNKNOWN.value)
@@ -283,13 +283,16 @@ class Router:
             )
         started = self._clock()
         deadline = started + self.deadline
+        # The accounts are ordered once per call: round-robin then moves on once per call,
+        # however many retries the call needs.
+        ordered = self.order_accounts(accounts)
         log: list[AttemptLog] = []
         waited = 0.0
         partial = ""
         last_error: PuterError | None = None
         upstream = 0
         while upstream < self.max_attempts:
-            pick = await self._pick(models, accounts, check_credit, log)
+            pick = await self._pick(models, ordered, check_credit, log)
             if isinstance(pick, _Blocked):
                 now = self._clock()
                 if pick.pacing_wait is not None:
