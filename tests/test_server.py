@@ -290,3 +290,26 @@ async def test_account_shows_credits_and_masks_tokens(emulator: Emulator, home: 
         assert account.token not in text
         assert account.token not in str(overview)
     assert "…" in paid["token"]
+
+
+async def test_account_shows_why_an_account_is_out_of_rotation(emulator: Emulator, home: Path) -> None:
+    settings, paths = settings_for(emulator, home)
+    save_accounts(paths, emulator.paid, emulator.free)
+    emulator.state.add_fault(Fault.INSUFFICIENT_FUNDS, account=emulator.paid.username, times=1)
+    emulator.state.add_fault(
+        Fault.UPSTREAM_PROVIDER_UNAVAILABLE, model="gpt-5-nano", account=emulator.free.username
+    )
+    async with Backend.create(settings, paths, env={}) as backend, Client(build_server(backend)) as client:
+        answer = await client.call_tool("puter-chat", {"message": "hello", "model": "gpt-5-nano"})
+        overview = await client.call_tool("puter-account", {})
+    assert not answer.is_error, _text(answer)
+    assert _text(answer).startswith("[answered by ")  # gpt-5-nano went down: a free model answered
+    data = overview.structured_content
+    assert data is not None
+    states = {a["name"]: a["state"] for a in data["accounts"]}
+    assert states == {emulator.paid.username: "out-of-credits", emulator.free.username: "active"}
+    assert [(c["kind"], c["model"]) for c in data["model_cooldowns"]] == [
+        ("model_down", "gpt-5-nano-2025-08-07")
+    ]
+    text = _text(overview)
+    assert "out-of-credits" in text and "Model cooldowns:" in text and "model_down until" in text
