@@ -1,0 +1,328 @@
+"""Helpers shared by the benchmarks: an emulator in its own process, private homes, statistics.
+
+Why the emulator runs in a separate process (``python -m puter_mcp.emulator``) rather than in a
+thread of the benchmark: the benchmark's own event loop does the timing, and a Starlette app
+sharing its interpreter would compete with it for the GIL (Python hands the GIL over every
+5 ms under contention). That would slow the *baselines* (the direct calls read the stream in
+the same process) more than the product, and flatter the product's figures. In its own process
+the emulator is scripted through its control routes (``/__emulator/...``), which are not
+written to the request log that the benchmarks count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from puter_mcp.accounts.store import Account, AccountsStore
+from puter_mcp.settings import Paths, resolve_paths
+
+__all__ = [
+    "BENCH_DIR",
+    "PUTER_MCP",
+    "PYTHON",
+    "EmulatorProcess",
+    "Home",
+    "Summary",
+    "child_processes",
+    "machine_info",
+    "percentile",
+    "print_table",
+    "private_home",
+    "process_cpu_ms",
+    "summarize",
+]
+
+BENCH_DIR = Path(__file__).resolve().parent
+PYTHON = sys.executable
+PUTER_MCP = str(Path(sys.executable).with_name("puter-mcp"))
+"""The console script next to the interpreter running the benchmark (the project venv's)."""
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linearly interpolated between the closest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    median: float
+    p95: float
+    p99: float
+    minimum: float
+    maximum: float
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    if not values:
+        return Summary(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+    return Summary(
+        n=len(values),
+        median=statistics.median(values),
+        p95=percentile(values, 95),
+        p99=percentile(values, 99),
+        minimum=min(values),
+        maximum=max(values),
+    )
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "") -> None:
+    """A plain, aligned text table (numbers right-aligned), easy to paste into the README."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    if title:
+        print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for raw, row in zip(rows, cells, strict=True):
+        print(
+            "  ".join(
+                cell.rjust(w) if isinstance(value, int | float) else cell.ljust(w)
+                for value, cell, w in zip(raw, row, widths, strict=True)
+            )
+        )
+    sys.stdout.flush()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def machine_info() -> str:
+    """One line describing where the figures come from (they only mean something with it)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        load = "load {:.2f}/{:.2f}/{:.2f}".format(*os.getloadavg())
+    except OSError:
+        load = "load unknown"
+    from importlib.metadata import version
+
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, {load}; "
+        f"Python {platform.python_version()}, mcp {version('mcp')}, httpx2 {version('httpx2')}"
+    )
+
+
+# -- CPU time of other processes (Linux /proc) ------------------------------------------------
+
+
+def child_processes() -> dict[int, str]:
+    """This process's children, pid -> command line (empty where /proc does not exist)."""
+    children: dict[int, str] = {}
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return children
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if parent == me:
+                with open(f"/proc/{entry}/cmdline", encoding="utf-8") as cmdline:
+                    children[int(entry)] = cmdline.read().replace("\0", " ").strip()
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
+def process_cpu_ms(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far, in ms; NaN if unknown.
+
+    Wall-clock latency on a loaded machine mostly measures the scheduler; the CPU a process
+    burns per call is far steadier, so the benchmarks report both.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+# -- the emulator in its own process ------------------------------------------------------
+
+
+class EmulatorProcess:
+    """``python -m puter_mcp.emulator --port 0``, scripted over its control routes.
+
+    Seeds ``paid_user``, ``free_user`` and ``temp_user`` (their tokens in `tokens`, by tier).
+    Use as a context manager; the process is stopped (by its pid) on exit.
+    """
+
+    def __init__(self, *, stream_delay: float = 0.0, seed: int = 1) -> None:
+        self._args = [
+            PYTHON,
+            "-m",
+            "puter_mcp.emulator",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--stream-delay",
+            str(stream_delay),
+        ]
+        self._process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.tokens: dict[str, str] = {}
+        self._control: httpx2.Client | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> EmulatorProcess:
+        self._process = subprocess.Popen(
+            self._args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
+        )
+        assert self._process.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self._process.stdout.readline()
+            if not line:
+                raise RuntimeError("the emulator exited before announcing its URL")
+            key, _, value = line.strip().partition("=")
+            if key == "PUTER_EMULATOR_URL":
+                self.url = value
+            elif key.startswith("PUTER_EMULATOR_TOKEN_"):
+                self.tokens[key.removeprefix("PUTER_EMULATOR_TOKEN_").lower()] = value
+            if self.url and len(self.tokens) == 3:
+                break
+        else:
+            raise RuntimeError("the emulator did not announce its URL within 30 s")
+        self._control = httpx2.Client(base_url=self.url, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.close()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(10)
+
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        assert self._control is not None, "start() the emulator first"
+        response = self._control.request(method, "/__emulator/" + path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def add_account(self, username: str, tier: str, credits_usd: float | None = None) -> dict[str, Any]:
+        """A new account; returns ``{"username", "token", "tier", "credits_usd"}``."""
+        body: dict[str, Any] = {"username": username, "tier": tier}
+        if credits_usd is not None:
+            body["credits_usd"] = credits_usd
+        return self._call("POST", "accounts", body)
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return self._call("GET", "accounts")["accounts"]
+
+    def add_fault(
+        self,
+        fault: str,
+        *,
+        model: str | None = None,
+        account: str | None = None,
+        times: int | None = 1,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            "faults",
+            {"fault": fault, "model": model, "account": account, "times": times, "params": params or {}},
+        )
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log (control routes excluded)."""
+        return self._call("GET", "requests")["requests"]
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "requests")
+
+    def set_stream_delay(self, seconds: float) -> None:
+        self._call("POST", "config", {"stream_delay": seconds})
+
+
+# -- a private home for the product ---------------------------------------------------------
+
+
+@dataclass
+class Home:
+    """A throw-away ``PUTER_MCP_HOME`` with its paths; accounts can be saved into it."""
+
+    root: Path
+    paths: Paths
+
+    def save_account(self, username: str, token: str, tier: str) -> None:
+        AccountsStore(self.paths.accounts_file).add_or_replace(
+            Account.create(username=username, token=token, is_temp=tier == "temp", tier=tier)  # type: ignore[arg-type]
+        )
+
+    def env(self, api_origin: str, **extra: str) -> dict[str, str]:
+        """The environment of a `puter-mcp` subprocess pointed at the emulator, quiet on stderr."""
+        return {
+            "PUTER_MCP_HOME": str(self.root),
+            "PUTER_API_ORIGIN": api_origin,
+            "PUTER_GUI_ORIGIN": api_origin,
+            "PUTER_MCP_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+
+@contextmanager
+def private_home(prefix: str = "puter-mcp-bench-") -> Iterator[Home]:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield Home(root, resolve_paths({"PUTER_MCP_HOME": str(root)}))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
