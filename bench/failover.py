@@ -17,8 +17,11 @@ Three measurements against the emulator (in its own process), each in one run:
 2. Every account out of credits (three accounts with a zero balance): how many upstream
    requests one call makes, and the next call (counted in the emulator's request log), and how
    long the error takes to come back. Target: at most 3, then 0 until a re-probe is due;
-   under 50 ms. A second backend with a 1 s re-probe interval shows what happens when the
-   re-probe is due (``/metering/usage`` checks, no chat request while the balance is zero).
+   under 50 ms. Fresh accounts for every scenario (each request, a 402 included, spends a
+   place in the account's window). Extra rows: the first call repeated back to back, also with
+   a temporary-tier account in the pool; and a 1 s re-probe interval, to show what happens when
+   the re-probe is due (``/metering/usage`` checks, no chat request while the balance is zero)
+   and when that interval is shorter than ``max_wait``.
 
 3. 200 concurrent ``puter-chat`` calls over streamable HTTP (``puter-mcp serve --transport
    http`` as a subprocess, several MCP client sessions) on three emulator accounts with free

@@ -20,9 +20,9 @@ of them alike), reported as median and 95th percentile:
    The CPU each process burns per call is reported too: on a busy machine wall-clock latency
    mostly measures the scheduler, CPU time much less so.
 
-Each variant calls as its own emulator account (paid tier), and a round lasts at least
-`--period` seconds: the product paces every account below Puter's limit of 200 requests per
-10 s, and a faster loop would measure that deliberate queueing instead of overhead.
+Each variant calls as its own emulator account (paid tier), and a round lasts at least 60 ms:
+the product paces every account below Puter's limit of 200 requests per 10 s, and a faster
+loop would measure that deliberate queueing instead of overhead.
 
 ``--explain`` adds a diagnosis: which imports puter-mcp adds to the bare server's, how long
 each start-up step takes, and where each server's CPU goes per call (cProfile inside the
