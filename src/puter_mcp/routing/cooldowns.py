@@ -245,9 +245,17 @@ class CooldownBook:
             return old if old is None or newer(old) else None
 
         rate_key = _key(Scope.ACCOUNT, FailureKind.RATE_LIMITED, account, model)
-        self.store.update_cooldown(rate_key, reset_escalation)
-        self.store.update_cooldown(_key(Scope.MODEL, FailureKind.MODEL_DOWN, account, model), end)
-        self.store.update_cooldown(_key(Scope.ACCOUNT_MODEL, FailureKind.TRANSPORT, account, model), end)
+        changes = {
+            rate_key: reset_escalation,
+            _key(Scope.MODEL, FailureKind.MODEL_DOWN, account, model): end,
+            _key(Scope.ACCOUNT_MODEL, FailureKind.TRANSPORT, account, model): end,
+        }
+        # Most successes find nothing to change: one read spares three write transactions
+        # (this runs on every answered call).
+        present = {cooldown.key for cooldown in self.store.cooldowns_for(account, model)}
+        for key, change in changes.items():
+            if key in present:
+                self.store.update_cooldown(key, change)
 
     def credit_checked(self, account: str, has_credit: bool) -> None:
         """Record the result of a ``/metering/usage`` check (after winning its probe).

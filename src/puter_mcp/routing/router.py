@@ -371,7 +371,6 @@ class Router:
                 self._slot_freed = anyio.Event()
             elapsed = (time.monotonic() - attempt_started) * 1000
             self.book.record_success(account=account.id, model=model, started_at=sent_at)
-            self.store.touch(account.id, self._clock())
             stats = dict(on_success(value)) if on_success else {}
             self.store.record_attempt(
                 Attempt(

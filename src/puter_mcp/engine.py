@@ -1,0 +1,687 @@
+"""The backend's machinery: built on the first call, so that a server starts fast.
+
+`puter_mcp.backend.Backend` is the facade every front end holds; it creates an `Engine` the first
+time it is asked to do something. Importing this module pulls in the Puter client (with its TLS
+set-up), the routing state (SQLite) and the pydantic wire models: together most of a server's
+start-up time, which a client waiting for `tools/list` should not pay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from puter_mcp.accounts.secrets import mask_token, redact
+from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
+from puter_mcp.backend import BackendError, ChatCall, ModelsQuery
+from puter_mcp.logs import register_secret
+from puter_mcp.models import (
+    AccountsOverview,
+    AccountStatus,
+    AttemptRecord,
+    AutoInfo,
+    ChatOutcome,
+    CooldownInfo,
+    Credits,
+    ModelRecord,
+    ModelsPage,
+    StreamProgress,
+    UsageInfo,
+    VirtualModelRecord,
+)
+from puter_mcp.puter.catalogue import Catalogue, ModelInfo
+from puter_mcp.puter.client import PuterClient, Timeouts
+from puter_mcp.puter.errors import FailureKind, PuterError
+from puter_mcp.puter.wire import ChatAccumulator, ChatMessage, ChatRequest, ChatResult, TextDelta
+from puter_mcp.routing import chains
+from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Scope
+from puter_mcp.routing.pacing import Pacer, Tier, limits_for
+from puter_mcp.routing.router import AccountRef, AttemptLog, Router, RoutingFailed
+from puter_mcp.routing.state import StateStore, open_state_store
+from puter_mcp.settings import Paths, Settings
+
+__all__ = ["Engine", "build_engine"]
+
+logger = logging.getLogger(__name__)
+
+_ATTEMPTS_KEPT = 30 * 86400.0
+_EXPIRED_COOLDOWNS_KEPT = 86400.0  # long enough to remember a rate-limit escalation
+
+
+def build_engine(
+    settings: Settings,
+    paths: Paths,
+    *,
+    client: PuterClient | None = None,
+    accounts: AccountsStore | None = None,
+    store: StateStore | None = None,
+    env_token: str | None = None,
+    sandbox: bool = False,
+    on_warning: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Engine:
+    """Build the engine from settings, with any part given ready-made (tests inject them)."""
+    if store is None:
+        store = open_state_store(paths.state_db, on_warning=on_warning or logger.warning)
+        # Attempt records are for status and benchmarks, not an archive: keep a month.
+        store.prune(now=clock(), attempts_max_age=_ATTEMPTS_KEPT, cooldowns_max_age=_EXPIRED_COOLDOWNS_KEPT)
+    if client is None:
+        client = PuterClient(
+            settings.api_origin,
+            gui_origin=settings.gui_origin,
+            timeouts=Timeouts(
+                connect=settings.timeouts.connect,
+                first_byte=settings.timeouts.first_byte,
+                idle=settings.timeouts.idle,
+                total=settings.timeouts.total,
+            ),
+        )
+    try:
+        return Engine(
+            settings,
+            paths,
+            client=client,
+            accounts=accounts or AccountsStore(paths.accounts_file),
+            store=store,
+            env_token=env_token,
+            sandbox=sandbox,
+            clock=clock,
+        )
+    except chains.ChainConfigError as exc:
+        store.close()
+        raise BackendError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """A chat result with the time its first token took, for the attempt records."""
+
+    result: ChatResult
+    ttft_ms: float | None
+
+
+def _account_id(account: Account) -> str:
+    return account.uuid or f"user:{account.username}"
+
+
+def _env_account_id(token: str) -> str:
+    # A digest, never the token: the id is stored in the shared state database.
+    return "env:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass
+class _CatalogueCache:
+    catalogue: Catalogue
+    fetched_at: float
+    stale: bool = False
+
+
+class Engine:
+    """Everything behind the `Backend` facade: the Puter client, accounts, routing, catalogue."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: Paths,
+        *,
+        client: PuterClient,
+        accounts: AccountsStore,
+        store: StateStore,
+        env_token: str | None = None,
+        sandbox: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.client = client
+        self.accounts = accounts
+        self.store = store
+        self.sandbox = sandbox
+        self._env_token = env_token or None
+        register_secret(self._env_token)
+        self._clock = clock
+        self.user_chains = chains.parse_user_chains(settings.chains, source=str(paths.config_file))
+        self.book = CooldownBook(store, policy=_policy(settings), clock=clock)
+        self.pacer = Pacer(store, clock=clock)
+        self.router = Router(
+            book=self.book,
+            pacer=self.pacer,
+            store=store,
+            strategy=settings.routing.strategy,
+            max_attempts=settings.routing.max_attempts,
+            deadline=settings.routing.deadline,
+            max_wait=settings.routing.max_wait,
+            clock=clock,
+        )
+        self._catalogue: _CatalogueCache | None = None
+        self._catalogue_lock = anyio.Lock()
+        self._tiers: dict[str, Tier] = {}
+        self._accounts_cache: tuple[tuple[int, int, int] | None, AccountsSnapshot] | None = None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        self.store.close()
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def _saved_accounts(self) -> tuple[list[Account], str | None, str | None]:
+        # Read the file again only when it changed (another process may sign in or out at any
+        # time); a stat per call is much cheaper than parsing and validating it.
+        try:
+            info = self.accounts.path.stat()
+            version: tuple[int, int, int] | None = (info.st_mtime_ns, info.st_size, info.st_ino)
+        except OSError:
+            version = None
+        cached = self._accounts_cache
+        if version is not None and cached is not None and cached[0] == version:
+            snapshot = cached[1]
+        else:
+            snapshot = self.accounts.load()
+            self._accounts_cache = (version, snapshot) if snapshot.problem is None else None
+            for account in snapshot.accounts:
+                register_secret(account.token)  # whatever happens next, no log line shows it
+        return snapshot.accounts, snapshot.default, snapshot.problem
+
+    def routable_accounts(self) -> list[AccountRef]:
+        """The accounts a request may use: the environment's token first, then saved ones."""
+        refs: list[AccountRef] = []
+        if self._env_token:
+            account_id = _env_account_id(self._env_token)
+            refs.append(
+                AccountRef(account_id, "env", self._env_token, limits_for(self._tier_of(account_id, None)))
+            )
+        saved, default, _problem = self._saved_accounts()
+        ordered = sorted(saved, key=lambda account: account.name != default)  # default first
+        for account in ordered:
+            if not account.enabled:
+                continue
+            account_id = _account_id(account)
+            tier = self.settings.account_tiers.get(account.name) or account.tier_override or account.tier
+            refs.append(
+                AccountRef(
+                    account_id,
+                    account.name,
+                    account.token.get_secret_value(),
+                    limits_for(self._tier_of(account_id, tier)),
+                )
+            )
+        return refs
+
+    def _tier_of(self, account_id: str, tier: str | None) -> Tier:
+        if tier in ("paid", "free", "temp"):
+            return Tier(tier)
+        return self._tiers.get(account_id, Tier.UNKNOWN)
+
+    # -- models ----------------------------------------------------------------------------
+
+    async def catalogue(self) -> Catalogue:
+        """The model catalogue: memory, then the disk cache, then Puter (stale-while-revalidate)."""
+        return (await self._catalogue_entry()).catalogue
+
+    async def _catalogue_entry(self) -> _CatalogueCache:
+        ttl = self.settings.models_cache_ttl
+        now = self._clock()
+        cached = self._catalogue
+        if cached and now - cached.fetched_at < ttl and not cached.stale:
+            return cached
+        async with self._catalogue_lock:
+            cached = self._catalogue
+            if cached and now - cached.fetched_at < ttl and not cached.stale:
+                return cached
+            if cached is None:
+                cached = self._read_disk_catalogue()
+                if cached and now - cached.fetched_at < ttl:
+                    self._catalogue = cached
+                    return cached
+            try:
+                catalogue = await self.client.models()
+            except PuterError as exc:
+                if cached is not None:
+                    logger.warning(
+                        "could not refresh the model catalogue (%s); using the cached one", exc.message
+                    )
+                    cached.stale = True
+                    self._catalogue = cached
+                    return cached
+                raise BackendError(
+                    f"cannot reach Puter to list its models ({exc.message}) and nothing is cached yet. "
+                    f"Check your connection and {self.settings.api_origin}, then try again."
+                ) from exc
+            entry = _CatalogueCache(catalogue, self._clock())
+            self._catalogue = entry
+            self._write_disk_catalogue(entry)
+            return entry
+
+    def _read_disk_catalogue(self) -> _CatalogueCache | None:
+        path = self.paths.models_cache
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("api_origin") != self.settings.api_origin:
+                return None
+            return _CatalogueCache(Catalogue.from_json(raw["catalogue"]), float(raw["fetched_at"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring the unreadable model cache %s (%s); it will be rebuilt", path, exc)
+            return None
+
+    def _write_disk_catalogue(self, entry: _CatalogueCache) -> None:
+        path = self.paths.models_cache
+        payload = {
+            "api_origin": self.settings.api_origin,
+            "fetched_at": entry.fetched_at,
+            "catalogue": entry.catalogue.to_json(),
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            temporary.write_text(json.dumps(payload), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:
+            logger.warning("could not write the model cache %s: %s", path, exc)
+
+    async def list_models(self, query: ModelsQuery) -> ModelsPage:
+        entry = await self._catalogue_entry()
+        catalogue = entry.catalogue
+        if query.virtual:
+            return ModelsPage(
+                total=len(self._virtual_models()),
+                offset=0,
+                limit=query.limit,
+                virtual_models=self.virtual_models(catalogue),
+                stale=entry.stale,
+            )
+        found = catalogue.search(
+            query.query,
+            provider=query.provider,
+            tool_call=query.tool_calling,
+            image_input=query.image_input,
+            free=query.free,
+        )
+        page = found[query.offset : query.offset + query.limit]
+        return ModelsPage(
+            total=len(found),
+            offset=query.offset,
+            limit=query.limit,
+            models=[_model_record(model) for model in page],
+            stale=entry.stale,
+        )
+
+    def _virtual_models(self) -> dict[str, chains.VirtualModel]:
+        return chains.merge_chains(self.user_chains)
+
+    def virtual_models(self, catalogue: Catalogue) -> list[VirtualModelRecord]:
+        records = []
+        every = self._virtual_models()
+        resolved_all = chains.resolve_all(
+            catalogue, chains=every, fallback_to_free=self.settings.fallback_to_free
+        )
+        for name, chain in every.items():
+            resolved = resolved_all[name]
+            records.append(
+                VirtualModelRecord(
+                    name=name,
+                    description=chain.description,
+                    members=[model.id for model in resolved.models],
+                    skipped=list(resolved.skipped),
+                    free_fallback=chain.free_fallback and self.settings.fallback_to_free,
+                )
+            )
+        return records
+
+    # -- chat ------------------------------------------------------------------------------
+
+    async def chat(
+        self, call: ChatCall, on_progress: Callable[[StreamProgress], None] | None = None
+    ) -> ChatOutcome:
+        """Answer a chat call, falling back over models and rotating accounts as needed."""
+        accounts = self.routable_accounts()
+        if not accounts:
+            _saved, _default, problem = self._saved_accounts()
+            hint = f" ({problem})" if problem else ""
+            raise BackendError(
+                f"not signed in: run `puter-mcp login` (or set PUTER_AUTH_TOKEN){hint}", kind=FailureKind.AUTH
+            )
+        catalogue = await self.catalogue()
+        requested = call.model or self.settings.default_model
+        auto: AutoInfo | None = None
+        target = requested
+        fallback_to_free = self.settings.fallback_to_free if call.fallback is None else call.fallback
+        every = self._virtual_models()
+        try:
+            if requested.casefold() == chains.AUTO:
+                choice, resolved = chains.resolve_auto(
+                    call.last_user_message(), catalogue, chains=every, fallback_to_free=fallback_to_free
+                )
+                auto = AutoInfo(category=choice.category, chain=choice.chain, reason=choice.reason)
+                target = choice.chain
+                if call.reasoning_effort is None and choice.reasoning_effort:
+                    call = call.model_copy(update={"reasoning_effort": choice.reasoning_effort})
+            else:
+                resolved = chains.resolve(
+                    target,
+                    catalogue,
+                    chains=every,
+                    fallback_to_free=fallback_to_free,
+                    closest=catalogue.closest,
+                )
+        except chains.UnknownModelError as exc:
+            closest = f"; closest: {', '.join(exc.closest)}" if exc.closest else ""
+            raise BackendError(
+                f"model {requested!r} not found{closest}. `puter-models` lists the available models.",
+                kind=FailureKind.MODEL_UNKNOWN,
+            ) from exc
+        if not resolved.models:
+            raise BackendError(
+                f"none of the models of {target!r} is in Puter's catalogue today"
+                + (f" (skipped: {', '.join(resolved.skipped)})" if resolved.skipped else "")
+                + ". `puter-models` lists what is available.",
+                kind=FailureKind.MODEL_UNKNOWN,
+            )
+        model_ids = [model.id for model in resolved.models]
+        request_id = uuid.uuid4().hex[:12]
+        progress = StreamProgress()
+
+        async def send(model: str, account: AccountRef) -> _Timed:
+            progress.attempt += 1
+            progress.model = model
+            progress.tokens = 0
+            if on_progress:
+                on_progress(progress.model_copy())
+            return await self._stream_one(call, model, account, progress, on_progress)
+
+        try:
+            routed = await self.router.route(
+                model_ids,
+                accounts,
+                send,
+                check_credit=self._has_credit,
+                replay_after_output=True,
+                on_success=lambda timed: {
+                    "ttft_ms": timed.ttft_ms,
+                    "input_tokens": timed.result.usage.input_tokens,
+                    "output_tokens": timed.result.usage.output_tokens,
+                    "cost_usd": timed.result.cost_usd,
+                },
+                request_id=request_id,
+            )
+        except RoutingFailed as failure:
+            raise BackendError(
+                self._explain_failure(requested, failure, accounts),
+                kind=failure.kind,
+                partial_text=failure.partial_text,
+            ) from failure
+        result = routed.value.result
+        answered = result.model or routed.model
+        first = resolved.models[0]
+        fallback = _fallback_note(
+            requested,
+            resolved.chain,
+            first,
+            routed.model,
+            answered,
+            routed.attempts,
+            catalogue,
+            passed_over=routed.passed_over,
+        )
+        return ChatOutcome(
+            text=result.text,
+            model_requested=requested,
+            model=answered,
+            chain=resolved.chain,
+            auto=auto,
+            account=routed.account.name,
+            finish_reason=result.finish_reason,
+            usage=UsageInfo(
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
+                total_tokens=result.usage.total_tokens,
+            ),
+            cost_usd=result.cost_usd,
+            reasoning=result.reasoning,
+            fallback=fallback,
+            attempts=[
+                AttemptRecord(
+                    model=a.model, account=a.account, outcome=a.outcome, ms=round(a.ms, 1), message=a.message
+                )
+                for a in routed.attempts
+            ],
+            waited_s=round(routed.waited_s, 3),
+            sandbox=self.sandbox,
+        )
+
+    async def _stream_one(
+        self,
+        call: ChatCall,
+        model: str,
+        account: AccountRef,
+        progress: StreamProgress,
+        on_progress: Callable[[StreamProgress], None] | None,
+    ) -> _Timed:
+        request = ChatRequest(
+            messages=[ChatMessage(role=turn.role, content=turn.content) for turn in call.messages],
+            model=model,
+            temperature=call.temperature,
+            max_tokens=call.max_tokens,
+            reasoning_effort=call.reasoning_effort,
+        )
+        started = time.monotonic()
+        if not call.stream:
+            result = await self.client.chat(request, token=account.token)
+            progress.tokens = result.usage.output_tokens
+            if on_progress:
+                on_progress(progress.model_copy(update={"delta": result.text}))
+            return _Timed(result, (time.monotonic() - started) * 1000)
+        accumulator = ChatAccumulator()
+        ttft: float | None = None
+        try:
+            async for event in self.client.chat_stream(request, token=account.token):
+                accumulator.feed(event)
+                if isinstance(event, TextDelta):
+                    if ttft is None:
+                        ttft = (time.monotonic() - started) * 1000
+                    # A token is ~4 characters: close enough for a progress count.
+                    progress.tokens += max(1, len(event.text) // 4)
+                    if on_progress:
+                        on_progress(progress.model_copy(update={"delta": event.text}))
+        except PuterError as exc:
+            if not exc.partial_text and accumulator.text:
+                exc.partial_text = accumulator.text
+            raise
+        return _Timed(accumulator.result(model=model), ttft)
+
+    async def _has_credit(self, account: AccountRef) -> bool:
+        usage = await self.client.usage(account.token)
+        return usage.remaining_usd > 0
+
+    def _explain_failure(self, requested: str, failure: RoutingFailed, accounts: Sequence[AccountRef]) -> str:
+        tokens = [account.token for account in accounts]
+        lines = [f"puter-chat could not get an answer for {requested!r}: {failure.message.rstrip('.')}."]
+        if failure.kind is FailureKind.OUT_OF_CREDITS:
+            lines.append(
+                "Out of credits on every usable account: add another account (`puter-mcp login`), "
+                "or wait for the monthly allowance."
+            )
+        elif failure.kind is FailureKind.AUTH:
+            lines.append("An account's sign-in is no longer valid: run `puter-mcp login` again.")
+        if failure.retry_at is not None:
+            seconds = max(0.0, failure.retry_at - self._clock())
+            lines.append(f"Try again in {seconds:.0f} s.")
+        tried = [a for a in failure.attempts if a.outcome not in ("ok",)]
+        if tried:
+            lines.append(
+                "Tried: "
+                + "; ".join(
+                    f"{a.model} on {a.account}: {a.outcome}" + (f" ({a.message})" if a.message else "")
+                    for a in tried[:8]
+                )
+            )
+        if failure.partial_text:
+            lines.append("Partial answer received before the failure:\n" + failure.partial_text)
+        return redact("\n".join(lines), tokens)
+
+    # -- accounts overview -----------------------------------------------------------------
+
+    async def accounts_overview(self) -> AccountsOverview:
+        saved, default, problem = self._saved_accounts()
+        statuses: list[AccountStatus] = []
+        refs: list[tuple[AccountStatus, str, str]] = []
+        if self._env_token:
+            status = AccountStatus(
+                name="env", token=mask_token(self._env_token), source="environment", default=not saved
+            )
+            statuses.append(status)
+            refs.append((status, _env_account_id(self._env_token), self._env_token))
+        for account in saved:
+            status = AccountStatus(
+                name=account.name,
+                username=account.username,
+                token=account.masked_token,
+                source="sandbox" if self.sandbox else "saved",
+                default=account.name == default,
+                is_temp=account.is_temp,
+                tier=self.settings.account_tiers.get(account.name) or account.tier_override or account.tier,
+                state="active" if account.enabled else "disabled",
+            )
+            statuses.append(status)
+            refs.append((status, _account_id(account), account.token.get_secret_value()))
+
+        async def fill(status: AccountStatus, account_id: str, token: str) -> None:
+            try:
+                who = await self.client.whoami(token)
+                status.username = status.username or who.username
+                status.is_temp = who.is_temp
+                status.tier = status.tier or who.tier
+                self._tiers[account_id] = Tier(who.tier)
+                usage = await self.client.usage(token)
+                status.credits = Credits(
+                    remaining_usd=usage.remaining_usd,
+                    allowance_usd=usage.allowance_usd,
+                    used_usd=usage.used_usd,
+                )
+            except PuterError as exc:
+                status.error = redact(exc.message, [token])
+                if exc.kind is FailureKind.AUTH:
+                    status.state = "sign-in-again"
+                    status.detail = "run `puter-mcp login`"
+
+        async with anyio.create_task_group() as group:
+            for status, account_id, token in refs:
+                group.start_soon(fill, status, account_id, token)
+
+        cooldowns = self.book.snapshot()
+        names = {account_id: status.name for status, account_id, _ in refs}
+        model_cooldowns: list[CooldownInfo] = []
+        for cooldown in cooldowns:
+            info = CooldownInfo(
+                scope=cooldown.scope.value,
+                account=names.get(cooldown.account, cooldown.account) if cooldown.account else None,
+                model=cooldown.model or None,
+                kind=cooldown.kind.value,
+                until=None if cooldown.until == float("inf") else cooldown.until,
+                reason=cooldown.reason,
+            )
+            if cooldown.scope is Scope.ACCOUNT:
+                for status, account_id, _ in refs:
+                    if account_id == cooldown.account and status.state in ("active", "cooling"):
+                        status.state = {
+                            FailureKind.OUT_OF_CREDITS: "out-of-credits",
+                            FailureKind.AUTH: "sign-in-again",
+                        }.get(cooldown.kind, "cooling")  # type: ignore[assignment]
+                        status.detail = info.describe().split(": ", 1)[-1]
+            else:
+                model_cooldowns.append(info)
+        for status, account_id, _ in refs:
+            status.requests_in_window, status.in_flight = self.pacer.usage(account_id)
+        return AccountsOverview(
+            accounts=statuses,
+            model_cooldowns=model_cooldowns,
+            sandbox=self.sandbox,
+            problems=[problem] if problem else [],
+        )
+
+
+def _policy(settings: Settings) -> CooldownPolicy:
+    cool = settings.cooldowns
+    return CooldownPolicy(
+        rate_limited_steps=tuple(cool.rate_limited),
+        model_down=cool.model_down,
+        model_forbidden=cool.model_forbidden,
+        transport=cool.transport,
+        credit_recheck=cool.credit_recheck,
+    )
+
+
+def _model_record(model: ModelInfo) -> ModelRecord:
+    return ModelRecord(
+        id=model.id,
+        provider=model.provider,
+        name=model.name,
+        context=model.context,
+        max_output=model.max_output,
+        input_usd_per_mtok=model.input_usd_per_mtok,
+        output_usd_per_mtok=model.output_usd_per_mtok,
+        free=model.free,
+        input_modalities=list(model.input_modalities),
+        output_modalities=list(model.output_modalities),
+        tool_calling=model.tool_call,
+        subscriber_only=model.subscriber_only,
+        aliases=list(model.aliases)[:6],
+    )
+
+
+def _same_model(catalogue: Catalogue, asked: str, answered: str) -> bool:
+    """Puter reports canonical ids (``gpt-5-nano-2025-08-07`` for ``gpt-5-nano``): match them back."""
+    if asked.lower() == answered.lower():
+        return True
+    found_asked = catalogue.find(asked)
+    found_answered = catalogue.find(answered)
+    if found_asked is not None and found_answered is not None:
+        return found_asked.id == found_answered.id
+    return answered.lower().startswith(asked.lower())
+
+
+def _fallback_note(
+    requested: str,
+    chain: str | None,
+    first: ModelInfo,
+    routed_model: str,
+    answered: str,
+    attempts: Sequence[AttemptLog],
+    catalogue: Catalogue,
+    *,
+    passed_over: Mapping[str, Sequence[str]] | None = None,
+) -> str | None:
+    """The first line of an answer that did not come from the model the caller named.
+
+    It says why the named model did not answer: it failed during this call, or an earlier
+    call left it cooling down (or unknown to Puter) so that this one did not ask it at all.
+    """
+    failures = [a for a in attempts if a.outcome not in ("ok", "wait", "credit-check")]
+    why = ""
+    first_failures = [a for a in failures if a.model == first.id]
+    skipped = (passed_over or {}).get(first.id)
+    if first_failures:
+        why = f" because {first.id} failed ({', '.join(sorted({a.outcome for a in first_failures}))})"
+    elif skipped:
+        state = (
+            "is unknown to Puter" if list(skipped) == [FailureKind.MODEL_UNKNOWN.value] else "is cooling down"
+        )
+        why = f" because {first.id} {state} ({', '.join(skipped)})"
+    if chain is not None:
+        # A virtual model never names the model that answers, so the line is always there.
+        label = requested if requested == chain else f"{requested} ({chain})"
+        if routed_model == first.id:
+            return f"{label} answered with {answered}"
+        return f"{label} answered with {answered}, not its first choice {first.id}{why}"
+    if _same_model(catalogue, routed_model, answered) and routed_model == first.id:
+        return None
+    return f"answered by {answered}, not {requested}{why}"
