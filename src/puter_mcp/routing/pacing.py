@@ -181,7 +181,10 @@ class Pacer:
         if refusal.window_frees_at is not None:
             wait = max(wait, refusal.window_frees_at - now)
         if refusal.in_flight_full:
-            wait = max(wait, self.in_flight_hint)
+            # A place held only by a finished request frees at a known moment; one held by a
+            # running request frees when it ends, which cannot be known: poll for that.
+            settles = None if refusal.settled_at is None else refusal.settled_at - now
+            wait = max(wait, self.in_flight_hint if settles is None else min(settles, self.in_flight_hint))
         # A refusal always means "not now": never answer 0, which would invite a busy loop.
         return max(wait, 1e-3)
 

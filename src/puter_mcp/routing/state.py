@@ -176,12 +176,16 @@ class SlotRefusal:
         usage: the counts that were over a limit.
         window_frees_at: when enough requests leave the window for one more to fit, or None
             if the window is not full.
-        in_flight_full: whether the in-flight cap was reached (when one ends is unknowable).
+        in_flight_full: whether the in-flight cap was reached.
+        settled_at: when the first finished request that still holds an in-flight place lets
+            go of it (see `Pacer.release`); None when every place is held by a running request,
+            whose end cannot be known.
     """
 
     usage: WindowUsage
     window_frees_at: float | None
     in_flight_full: bool
+    settled_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +400,10 @@ class MemoryStateStore:
                 self._slots[slot_id] = _MemorySlot(slot)
                 self._last_used[account] = max(now, self._last_used.get(account, now))
                 return slot
-            return _refusal(starts, in_flight, window, max_requests, max_in_flight)
+            settling = [s.released_at for s in mine if _occupies(s, now) and s.released_at is not None]
+            return _refusal(
+                starts, in_flight, window, max_requests, max_in_flight, min(settling, default=None)
+            )
 
     def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
         with self._lock:
@@ -464,7 +471,12 @@ def _replace_claim(cooldown: Cooldown, claimed_until: float | None) -> Cooldown:
 
 
 def _refusal(
-    starts: list[float], in_flight: int, window: float, max_requests: int, max_in_flight: int
+    starts: list[float],
+    in_flight: int,
+    window: float,
+    max_requests: int,
+    max_in_flight: int,
+    settled_at: float | None = None,
 ) -> SlotRefusal:
     """Build the refusal from the sorted start times of the requests in the window.
 
@@ -479,6 +491,7 @@ def _refusal(
         usage=WindowUsage(len(starts), in_flight),
         window_frees_at=frees_at,
         in_flight_full=in_flight >= max_in_flight,
+        settled_at=None if settled_at is None else float(settled_at),
     )
 
 
@@ -769,7 +782,11 @@ class SQLiteStateStore:
                     (account, now),
                 )
                 return Slot(slot_id, account, now, lease_until)
-            return _refusal(starts, in_flight, window, max_requests, max_in_flight)
+            settled_at = c.execute(
+                "SELECT MIN(released_at) FROM slots WHERE account = ? AND released_at > ? AND lease_until > ?",
+                (account, now, now),
+            ).fetchone()[0]
+            return _refusal(starts, in_flight, window, max_requests, max_in_flight, settled_at)
 
     def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
         with self._lock:
