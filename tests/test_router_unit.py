@@ -425,6 +425,20 @@ async def test_an_empty_account_is_rechecked_once_when_due() -> None:
     assert [a.outcome for a in routed.attempts] == ["credit-check", "credit-check", "ok"]
 
 
+async def test_an_empty_account_is_not_waited_for_even_when_its_recheck_is_near() -> None:
+    # The next credit check falls within max_wait, but it will most likely find nothing: the
+    # call fails at once (with that moment as the time to retry) instead of burning its deadline.
+    rig = make_rig(max_wait=60.0)
+    rig.book.policy = CooldownPolicy(model_down=(40.0, 40.0), credit_recheck=30.0)
+    rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account="id-a", model="m")
+    upstream = Upstream()
+    with pytest.raises(RoutingFailed) as caught:
+        await rig.router.route(["m"], accounts("a"), upstream, check_credit=None)
+    assert rig.sleeper.calls == [] and upstream.calls == []
+    assert caught.value.retry_at == pytest.approx(T0 + 30.0)
+    assert caught.value.kind is FailureKind.OUT_OF_CREDITS
+
+
 # --- pacing and cancellation -------------------------------------------------------------------
 
 

@@ -111,7 +111,8 @@ class RoutingFailed(Exception):
 class _Blocked:
     """Why nothing could be picked right now."""
 
-    until: float = math.inf  # earliest end of a cooldown
+    until: float = math.inf  # earliest end of a cooldown (or its next probe): when to retry
+    wait_until: float = math.inf  # the same, among cooldowns worth waiting for (see `_WAITABLE`)
     reasons: list[str] = field(default_factory=list)
     kinds: set[FailureKind] = field(default_factory=set)  # of the cooldowns that block
     passed_over: dict[str, set[str]] = field(default_factory=dict)  # model -> kinds that skipped it
@@ -126,6 +127,12 @@ class _Pick:
     probe: Cooldown | None = None  # set when this request is the one allowed to probe a model
     passed_over: dict[str, set[str]] = field(default_factory=dict)
 
+
+# Cooldowns that end with time. An empty account's next credit check, or an account that must
+# sign in again, will most likely find nothing changed: waiting for those only burns the deadline.
+_WAITABLE = frozenset(
+    {FailureKind.RATE_LIMITED, FailureKind.MODEL_DOWN, FailureKind.TRANSPORT, FailureKind.MODEL_FORBIDDEN}
+)
 
 Send = Callable[[str, AccountRef], Awaitable[T]]
 CheckCredit = Callable[[AccountRef], Awaitable[bool]]
@@ -219,6 +226,8 @@ class Router:
                         probe = verdict.cooldown  # this request is the one allowed through
                 if probe is None and not verdict.eligible:
                     blocked.until = min(blocked.until, verdict.until)
+                    if verdict.kind in _WAITABLE:
+                        blocked.wait_until = min(blocked.wait_until, verdict.until)
                     blocked.reasons.append(f"{model} on {account.name}: {verdict.reason or verdict.kind}")
                     if verdict.kind is not None:
                         blocked.kinds.add(verdict.kind)
@@ -310,8 +319,8 @@ class Router:
                     raise self._failure(
                         self._nothing_left(models, pick), log, last_error, partial, None, blocked_kind
                     )
-                wait = pick.until - now
-                if wait <= self.max_wait and pick.until <= deadline:
+                wait = pick.wait_until - now
+                if wait <= self.max_wait and pick.wait_until <= deadline:
                     log.append(AttemptLog("-", "-", "wait", wait * 1000, "; ".join(pick.reasons[:3])))
                     await self._sleep(max(wait, 0.0))
                     waited += max(wait, 0.0)
