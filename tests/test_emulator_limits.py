@@ -154,3 +154,25 @@ async def test_a_stream_abandoned_mid_way_frees_its_slot(
         await anext(response.aiter_lines())
         assert state.in_flight("free_user") == 1
     await eventually(lambda: state.in_flight("free_user") == 0)
+
+
+def test_a_scripted_429_spends_no_slot_in_the_window() -> None:
+    """Puter does not count a request it refuses with 429; the emulator's scripted ones neither."""
+    import httpx2
+
+    from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
+    from puter_mcp.emulator.testing import chat_body
+
+    state = EmulatorState(seed=3)
+    account = state.add_account("limited", tier="temp")
+    state.add_fault(Fault.TOO_MANY_REQUESTS, account="limited", times=5)
+    with EmulatorThread(state) as url:
+        headers = {"Authorization": f"Bearer {account.token}"}
+        statuses = [
+            httpx2.post(
+                f"{url}/drivers/call", json=chat_body("gpt-5-nano", "hi"), headers=headers
+            ).status_code
+            for _ in range(6)
+        ]
+    assert statuses == [429] * 5 + [200]
+    assert state.window_count("limited") == 1

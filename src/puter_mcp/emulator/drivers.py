@@ -25,6 +25,7 @@ from .answers import Answer, ArgsError, ChatArgs, compose_answer, parse_chat_arg
 from .auth import authenticate
 from .catalogue import ModelSpec, fake_chat_model
 from .fault_responses import render_fault
+from .faults import Fault
 from .responses import json_response, ndjson, ndjson_response, v2_error
 from .state import Account, Admission, EmulatorState, RequestRecord, Tier
 from .tokens import bearer_token
@@ -214,5 +215,7 @@ class DriversCall:
         )
         if rule is not None:
             record.fault = rule.fault
+            if rule.fault in (Fault.TOO_MANY_REQUESTS, Fault.TOO_MANY_CONCURRENT):
+                self.state.refund(account, "complete")
             return render_fault(rule, call)
         return call.normal_reply()

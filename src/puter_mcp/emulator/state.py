@@ -326,6 +326,18 @@ class EmulatorState:
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
             return Admission.ADMITTED
 
+    def refund(self, account: Account, driver_method: str) -> None:
+        """Give back the window slot of an admitted request that ends up refused with 429.
+
+        Puter does not count a request it refuses with 429; a scripted 429 must not either,
+        or a long run of scripted refusals would fill the window for real.
+        """
+        key = (account.username, driver_method)
+        with self._lock:
+            window = self._windows.get(key)
+            if window:
+                window.pop()
+
     def release(self, account: Account, driver_method: str) -> None:
         key = (account.username, driver_method)
         with self._lock:
