@@ -388,15 +388,14 @@ class Engine:
             )
         model_ids = [model.id for model in resolved.models]
         request_id = uuid.uuid4().hex[:12]
-        progress = StreamProgress()
+        attempts = 0
 
         async def send(model: str, account: AccountRef) -> _Timed:
-            progress.attempt += 1
-            progress.model = model
-            progress.tokens = 0
+            nonlocal attempts
+            attempts += 1
             if on_progress:
-                on_progress(progress.model_copy())
-            return await self._stream_one(call, model, account, progress, on_progress)
+                on_progress(StreamProgress(model=model, attempt=attempts))
+            return await self._stream_one(call, model, account, attempts, on_progress)
 
         try:
             routed = await self.router.route(
@@ -463,7 +462,7 @@ class Engine:
         call: ChatCall,
         model: str,
         account: AccountRef,
-        progress: StreamProgress,
+        attempt: int,
         on_progress: Callable[[StreamProgress], None] | None,
     ) -> _Timed:
         request = ChatRequest(
@@ -476,12 +475,12 @@ class Engine:
         started = time.monotonic()
         if not call.stream:
             result = await self.client.chat(request, token=account.token)
-            progress.tokens = result.usage.output_tokens
             if on_progress:
-                on_progress(progress.model_copy(update={"delta": result.text}))
+                on_progress(StreamProgress(model, result.usage.output_tokens, attempt, result.text))
             return _Timed(result, (time.monotonic() - started) * 1000)
         accumulator = ChatAccumulator()
         ttft: float | None = None
+        tokens = 0
         try:
             async for event in self.client.chat_stream(request, token=account.token):
                 accumulator.feed(event)
@@ -489,9 +488,9 @@ class Engine:
                     if ttft is None:
                         ttft = (time.monotonic() - started) * 1000
                     # A token is ~4 characters: close enough for a progress count.
-                    progress.tokens += max(1, len(event.text) // 4)
+                    tokens += max(1, len(event.text) // 4)
                     if on_progress:
-                        on_progress(progress.model_copy(update={"delta": event.text}))
+                        on_progress(StreamProgress(model, tokens, attempt, event.text))
         except PuterError as exc:
             if not exc.partial_text and accumulator.text:
                 exc.partial_text = accumulator.text

@@ -8,6 +8,7 @@ itself as a short text (`display_text`), because many clients show only the text
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -35,13 +36,16 @@ def _when(epoch: float | None) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
 
 
-class StreamProgress(BaseModel):
-    """How far a streamed answer has come, for progress notifications."""
+@dataclass(frozen=True, slots=True)
+class StreamProgress:
+    """How far a streamed answer has come, for progress notifications (one per text delta,
+    so a plain dataclass: cheap to make)."""
 
     model: str = ""
     tokens: int = 0
     attempt: int = 0
-    delta: str = Field(default="", description="The text that just arrived (for terminals that stream it).")
+    delta: str = ""
+    """The text that just arrived (for terminals that stream it)."""
 
     def describe(self, elapsed: float) -> str:
         if not self.model:
