@@ -48,12 +48,24 @@ from puter_mcp.routing.router import AccountRef, AttemptLog, Router, RoutingFail
 from puter_mcp.routing.state import StateStore, open_state_store
 from puter_mcp.settings import Paths, Settings
 
-__all__ = ["Engine", "build_engine"]
+__all__ = ["Engine", "build_engine", "puter_client"]
 
 logger = logging.getLogger(__name__)
 
 _ATTEMPTS_KEPT = 30 * 86400.0
 _EXPIRED_COOLDOWNS_KEPT = 86400.0  # long enough to remember a rate-limit escalation
+
+
+def puter_client(settings: Settings) -> PuterClient:
+    """The Puter client the settings describe (origins and timeouts)."""
+    limits = settings.timeouts
+    return PuterClient(
+        settings.api_origin,
+        gui_origin=settings.gui_origin,
+        timeouts=Timeouts(
+            connect=limits.connect, first_byte=limits.first_byte, idle=limits.idle, total=limits.total
+        ),
+    )
 
 
 def build_engine(
@@ -74,16 +86,7 @@ def build_engine(
         # Attempt records are for status and benchmarks, not an archive: keep a month.
         store.prune(now=clock(), attempts_max_age=_ATTEMPTS_KEPT, cooldowns_max_age=_EXPIRED_COOLDOWNS_KEPT)
     if client is None:
-        client = PuterClient(
-            settings.api_origin,
-            gui_origin=settings.gui_origin,
-            timeouts=Timeouts(
-                connect=settings.timeouts.connect,
-                first_byte=settings.timeouts.first_byte,
-                idle=settings.timeouts.idle,
-                total=settings.timeouts.total,
-            ),
-        )
+        client = puter_client(settings)
     try:
         return Engine(
             settings,
