@@ -56,6 +56,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "--auth-token",
         help="Bearer token HTTP clients must send (or PUTER_MCP_AUTH_TOKEN); required off loopback.",
     )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="NAME[:PORT]",
+        help="Off loopback: a Host header clients may use (repeatable; default: the bound address).",
+    )
     serve.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     login = commands.add_parser("login", help="Sign in to Puter and save the account.")
@@ -148,6 +155,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "http.host": getattr(args, "host", None),
         "http.port": getattr(args, "port", None),
         "http.auth_token": getattr(args, "auth_token", None),
+        "http.allowed_hosts": getattr(args, "allowed_hosts", None),
     }
 
 
@@ -246,6 +254,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
                     host=settings.http.host,
                     port=settings.http.port,
                     auth_token=settings.http.auth_token,
+                    allowed_hosts=settings.http.allowed_hosts,
                     on_ready=lambda url: _eprint(f"puter-mcp: serving MCP at {url}"),
                 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
@@ -286,7 +286,12 @@ class BearerAuth:
 
 
 def http_app(
-    backend: Backend, *, transport: Literal["http", "sse"], host: str, auth_token: str | None
+    backend: Backend,
+    *,
+    transport: Literal["http", "sse"],
+    host: str,
+    auth_token: str | None,
+    allowed_hosts: Sequence[str] = (),
 ) -> ASGIApp:
     """The Starlette app for the HTTP transports, with the SDK's Host/Origin checks kept."""
     from mcp.server.transport_security import TransportSecuritySettings
@@ -294,12 +299,14 @@ def http_app(
     server = build_server(backend)
     security: TransportSecuritySettings | None = None
     if host not in LOOPBACK_HOSTS:
-        # The SDK only protects loopback binds by default; on another address accept that host
-        # and keep checking Origin, so a web page cannot drive the server from a browser.
+        # The SDK only protects loopback binds by default. Off loopback, accept the Host names
+        # the user listed (the bound address by default) and keep checking Origin, so that a
+        # web page cannot drive the server from a browser.
+        names = list(allowed_hosts) or [host]
+        hosts = [entry for name in names for entry in ((name,) if ":" in name else (name, f"{name}:*"))]
+        origins = [f"{scheme}://{entry}" for entry in hosts for scheme in ("http", "https")]
         security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=[host, f"{host}:*"],
-            allowed_origins=[f"http://{host}:*", f"https://{host}:*"],
+            enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
         )
     if transport == "sse":
         app: ASGIApp = server.sse_app(host=host, transport_security=security)
@@ -326,13 +333,16 @@ async def serve_http(
     host: str,
     port: int,
     auth_token: str | None,
+    allowed_hosts: Sequence[str] = (),
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve streamable HTTP (``/mcp``) or SSE (``/sse``) until cancelled."""
     import uvicorn
 
     check_http_binding(host, auth_token)
-    app = http_app(backend, transport=transport, host=host, auth_token=auth_token)
+    app = http_app(
+        backend, transport=transport, host=host, auth_token=auth_token, allowed_hosts=allowed_hosts
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
 

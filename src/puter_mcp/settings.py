@@ -104,6 +104,11 @@ class HttpSettings(_Section):
     auth_token: str | None = Field(
         default=None, repr=False, description="Bearer token HTTP clients must send."
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Off loopback: the Host header values clients may use (name or name:port; "
+        "name:* for any port). Default: the bound address.",
+    )
 
 
 class Settings(BaseModel):
