@@ -170,7 +170,16 @@ def test_refuses_a_public_address_without_a_token(home: Path) -> None:
 async def test_off_loopback_only_the_allowed_host_names_are_served(emulator: Emulator, home: Path) -> None:
     # 127.0.0.2 is still this machine, but not one of the addresses the SDK protects by
     # itself: the server must then demand a token and check the Host header on its own list.
-    args = ("--transport", "http", "--host", "127.0.0.2", "--auth-token", "tok-123456", "--allowed-host", "mcp.test")
+    args = (
+        "--transport",
+        "http",
+        "--host",
+        "127.0.0.2",
+        "--auth-token",
+        "tok-123456",
+        "--allowed-host",
+        "mcp.test",
+    )
     async with _serve(home, emulator, *args) as url:
         port = url.split(":")[2].split("/")[0]
         headers = {
