@@ -80,6 +80,25 @@ def test_chat_streams_the_answer(cli_env: Emulator, capsys: pytest.CaptureFixtur
     assert "gpt-5-nano" in err and "tokens" in err
 
 
+def test_chat_says_an_answer_broke_off_only_when_text_was_shown(
+    cli_env: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["login", "--token", cli_env.paid.token]) == 0
+    assert main(["login", "--token", cli_env.free.token]) == 0
+    capsys.readouterr()
+    # Refused before its first token: the next account answers and nothing broke off.
+    cli_env.state.add_fault("too_many_requests", model="gpt-5-nano", times=1)
+    assert main(["chat", "tell me about otters", "-m", "gpt-5-nano"]) == 0
+    out, err = capsys.readouterr()
+    assert "tell me about otters" in out
+    assert "broke off" not in err
+    # Text on the terminal, then an error line: the user is told the next answer starts over.
+    cli_env.state.add_fault("stream_error_after_text", model="gpt-5-nano", times=1)
+    assert main(["chat", "tell me about otters", "-m", "gpt-5-nano"]) == 0
+    out, err = capsys.readouterr()
+    assert "[that answer broke off; trying" in err
+
+
 def test_chat_without_an_account_says_how_to_sign_in(
     cli_env: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

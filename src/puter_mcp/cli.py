@@ -404,14 +404,17 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
             reasoning_effort=args.reasoning_effort,
             fallback=False if args.no_fallback else None,
         )
-        shown = {"attempt": 0}
+        shown = {"attempt": 0, "printed": False}
 
         def on_progress(progress: StreamProgress) -> None:
             if progress.attempt != shown["attempt"]:
-                if shown["attempt"]:
+                # Only an attempt that already printed text broke off in front of the user; one
+                # refused before its first token (a 429, a model that is down) printed nothing.
+                if shown["printed"]:
                     _eprint(f"\n[that answer broke off; trying {progress.model}]")
-                shown["attempt"] = progress.attempt
+                shown["attempt"], shown["printed"] = progress.attempt, False
             if progress.delta:
+                shown["printed"] = True
                 sys.stdout.write(progress.delta)
                 sys.stdout.flush()
 
