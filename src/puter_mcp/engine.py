@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import anyio
@@ -485,15 +486,18 @@ class Engine:
         ttft: float | None = None
         tokens = 0
         try:
-            async for event in self.client.chat_stream(request, token=account.token):
-                accumulator.feed(event)
-                if isinstance(event, TextDelta):
-                    if ttft is None:
-                        ttft = (time.monotonic() - started) * 1000
-                    # A token is ~4 characters: close enough for a progress count.
-                    tokens += max(1, len(event.text) // 4)
-                    if on_progress:
-                        on_progress(StreamProgress(model, tokens, attempt, event.text))
+            # `aclosing`: if the consumer fails (a progress callback writing to a closed pipe),
+            # the response is released now, not whenever the generator is collected.
+            async with aclosing(self.client.chat_stream(request, token=account.token)) as events:
+                async for event in events:
+                    accumulator.feed(event)
+                    if isinstance(event, TextDelta):
+                        if ttft is None:
+                            ttft = (time.monotonic() - started) * 1000
+                        # A token is ~4 characters: close enough for a progress count.
+                        tokens += max(1, len(event.text) // 4)
+                        if on_progress:
+                            on_progress(StreamProgress(model, tokens, attempt, event.text))
         except PuterError as exc:
             if not exc.partial_text and accumulator.text:
                 exc.partial_text = accumulator.text
