@@ -208,7 +208,7 @@ class Engine:
             if not account.enabled:
                 continue
             account_id = _account_id(account)
-            tier = self.settings.account_tiers.get(account.name) or account.tier_override or account.tier
+            tier = self._known_tier(account)
             refs.append(
                 AccountRef(
                     account_id,
@@ -218,6 +218,10 @@ class Engine:
                 )
             )
         return refs
+
+    def _known_tier(self, account: Account) -> str | None:
+        """The tier the user set (config, then the account's override), else what sign-in learned."""
+        return self.settings.account_tiers.get(account.name) or account.effective_tier
 
     def _tier_of(self, account_id: str, tier: str | None) -> Tier:
         if tier in ("paid", "free", "temp"):
@@ -554,7 +558,7 @@ class Engine:
                 source="sandbox" if self.sandbox else "saved",
                 default=account.name == default,
                 is_temp=account.is_temp,
-                tier=self.settings.account_tiers.get(account.name) or account.tier_override or account.tier,
+                tier=self._known_tier(account),
                 state="active" if account.enabled else "disabled",
             )
             statuses.append(status)
