@@ -459,14 +459,19 @@ class PuterClient:
                 status=response.status_code,
             ) from exc
 
-    async def _get_json(self, path: str, *, token: str | None, what: str) -> Any:
+    async def _fetch(self, request: httpx2.Request, *, header_limit: float) -> tuple[httpx2.Response, bytes]:
+        """Send a request and read its whole body, within the total limit; always released."""
         deadline = _Deadline(self._timeouts.total)
-        request = self._request("GET", self._api + path, token=token, accept="application/json")
-        response = await self._send(request, deadline=deadline, header_limit=self._timeouts.first_byte)
+        response = await self._send(request, deadline=deadline, header_limit=header_limit)
         try:
             raw = await self._read_body(response, deadline=deadline)
         finally:
             await _release(response)
+        return response, raw
+
+    async def _get_json(self, path: str, *, token: str | None, what: str) -> Any:
+        request = self._request("GET", self._api + path, token=token, accept="application/json")
+        response, raw = await self._fetch(request, header_limit=self._timeouts.first_byte)
         return _checked_json(response, raw, what)
 
     def _chat_request(self, request: ChatRequest, token: str, *, stream: bool) -> httpx2.Request:
@@ -498,13 +503,8 @@ class PuterClient:
             PuterError: for every failure (see `errors.FailureKind`).
         """
         with _token_free_errors(token):
-            deadline = _Deadline(self._timeouts.total)
             http_request = self._chat_request(request, token, stream=False)
-            response = await self._send(http_request, deadline=deadline, header_limit=math.inf)
-            try:
-                raw = await self._read_body(response, deadline=deadline)
-            finally:
-                await _release(response)
+            response, raw = await self._fetch(http_request, header_limit=math.inf)
             return self._chat_answer(response, raw, request.model)
 
     async def chat_stream(self, request: ChatRequest, *, token: str) -> AsyncGenerator[StreamEvent, None]:
@@ -595,15 +595,10 @@ class PuterClient:
         puter.com guards this with a captcha, so it may be refused there; self-hosted Puter
         and the emulator allow it.
         """
-        deadline = _Deadline(self._timeouts.total)
         request = self._request(
             "POST", self._gui + "/signup", json_body={"is_temp": True}, accept="application/json"
         )
-        response = await self._send(request, deadline=deadline, header_limit=self._timeouts.first_byte)
-        try:
-            raw = await self._read_body(response, deadline=deadline)
-        finally:
-            await _release(response)
+        response, raw = await self._fetch(request, header_limit=self._timeouts.first_byte)
         body = _checked_json(response, raw, "the sign-up")
         token = body.get("token") if isinstance(body, Mapping) else None
         user = body.get("user") if isinstance(body, Mapping) else None
