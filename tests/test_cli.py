@@ -137,3 +137,20 @@ def test_broken_config_is_reported_with_its_line(home: Path, capsys: pytest.Capt
     assert main(["config"]) == 2
     err = capsys.readouterr().err
     assert "config.toml, line 3" in err and "routing.max_attempts" in err
+
+
+def test_chat_json_prints_only_json(cli_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["login", "--token", cli_env.paid.token]) == 0
+    capsys.readouterr()
+    assert main(["chat", "json please", "-m", "gpt-5-nano", "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert "json please" in outcome["text"]
+    assert outcome["model"].startswith("gpt-5-nano")
+
+
+@pytest.mark.parametrize("command", [["logout", "--all"], ["login", "--token", "x"], ["config"], ["doctor"]])
+def test_sandbox_is_refused_where_it_would_touch_real_files(
+    home: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--sandbox", *command]) == 2
+    assert "without --sandbox" in capsys.readouterr().err

@@ -439,6 +439,23 @@ async def test_an_empty_account_is_not_waited_for_even_when_its_recheck_is_near(
     assert caught.value.kind is FailureKind.OUT_OF_CREDITS
 
 
+async def test_a_credit_check_must_fit_in_the_calls_deadline() -> None:
+    rig = make_rig(deadline=0.2)
+    rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account="id-a", model="m")
+    rig.clock.advance(301)  # the re-check is due
+
+    async def slow_check(account: AccountRef) -> bool:
+        await anyio.sleep(60)  # a real sleep, cut short by the call's deadline
+        return True
+
+    with anyio.fail_after(10):
+        with pytest.raises(RoutingFailed):
+            await rig.router.route(["m"], accounts("a"), Upstream(), check_credit=slow_check)
+    # The check proved nothing, so the next call may check again at once.
+    verdict = rig.book.check(account="id-a", model="m")
+    assert verdict.probe_due
+
+
 # --- pacing and cancellation -------------------------------------------------------------------
 
 

@@ -313,3 +313,13 @@ async def test_account_shows_why_an_account_is_out_of_rotation(emulator: Emulato
     ]
     text = _text(overview)
     assert "out-of-credits" in text and "Model cooldowns:" in text and "model_down until" in text
+
+
+async def test_the_environment_account_takes_its_tier_from_the_config(emulator: Emulator, home: Path) -> None:
+    from puter_mcp.routing.pacing import Tier, limits_for
+
+    settings, paths = settings_for(emulator, home, account_tiers={"env": "paid"})
+    async with Backend.create(settings, paths, env={"PUTER_AUTH_TOKEN": emulator.paid.token}) as backend:
+        (account,) = backend.routable_accounts()
+    assert account.name == "env"
+    assert account.limits == limits_for(Tier.PAID)

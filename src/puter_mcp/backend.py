@@ -168,7 +168,7 @@ class Backend:
         self.settings = settings
         self.paths = paths
         self.sandbox = sandbox
-        self._parts = {"client": client, "accounts": accounts, "store": store}
+        self._client, self._accounts, self._store = client, accounts, store
         self._env_token = env_token or None
         self._on_warning = on_warning
         self._clock = clock
@@ -208,9 +208,9 @@ class Backend:
             self._engine = build_engine(
                 self.settings,
                 self.paths,
-                client=self._parts["client"],  # type: ignore[arg-type]
-                accounts=self._parts["accounts"],  # type: ignore[arg-type]
-                store=self._parts["store"],  # type: ignore[arg-type]
+                client=self._client,
+                accounts=self._accounts,
+                store=self._store,
                 env_token=self._env_token,
                 sandbox=self.sandbox,
                 on_warning=self._on_warning,

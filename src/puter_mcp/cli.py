@@ -24,6 +24,9 @@ __all__ = ["main"]
 logger = logging.getLogger("puter_mcp")
 
 
+_SANDBOX_COMMANDS = frozenset({"serve", "status", "accounts", "models", "chat"})
+
+
 def _eprint(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
@@ -169,6 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     command = args.command or "serve"
+    if getattr(args, "sandbox", False) and command not in _SANDBOX_COMMANDS:
+        # Refuse rather than ignore: `--sandbox logout --all` must not touch the real accounts.
+        _eprint(
+            f"puter-mcp: --sandbox works with {', '.join(sorted(_SANDBOX_COMMANDS))}; "
+            f"`{command}` acts on your real files, so run it without --sandbox."
+        )
+        return 2
     if command == "install":
         # Needs no settings: a broken config.toml must not stop anyone from installing.
         from puter_mcp.install import cli as install_cli
@@ -419,17 +429,18 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
                 sys.stdout.flush()
 
         async with open_backend(settings, paths, sandbox=sandbox) as backend:
-            return await backend.chat(call, on_progress)
+            # With --json, stdout carries the JSON alone, so that it can be parsed.
+            return await backend.chat(call, None if args.json else on_progress)
 
     outcome = _run(run)
+    if args.json:
+        print(outcome.model_dump_json(indent=2))
+        return 0
     sys.stdout.write("\n")
     if outcome.fallback:
         _eprint(f"[{outcome.fallback}]")
-    if args.json:
-        print(outcome.model_dump_json(indent=2))
-    else:
-        cost = "unknown cost" if outcome.cost_usd is None else f"${outcome.cost_usd:.6f}"
-        _eprint(f"[{outcome.model} via {outcome.account}: {outcome.usage.total_tokens} tokens, {cost}]")
+    cost = "unknown cost" if outcome.cost_usd is None else f"${outcome.cost_usd:.6f}"
+    _eprint(f"[{outcome.model} via {outcome.account}: {outcome.usage.total_tokens} tokens, {cost}]")
     return 0
 
 

@@ -53,19 +53,18 @@ __all__ = ["Engine", "build_engine", "puter_client"]
 
 logger = logging.getLogger(__name__)
 
+_ENV_ACCOUNT = "env"
+"""The name of the ``PUTER_AUTH_TOKEN`` account (also its key in ``[account_tiers]``)."""
 _ATTEMPTS_KEPT = 30 * 86400.0
 _EXPIRED_COOLDOWNS_KEPT = 86400.0  # long enough to remember a rate-limit escalation
 
 
 def puter_client(settings: Settings) -> PuterClient:
     """The Puter client the settings describe (origins and timeouts)."""
-    limits = settings.timeouts
     return PuterClient(
         settings.api_origin,
         gui_origin=settings.gui_origin,
-        timeouts=Timeouts(
-            connect=limits.connect, first_byte=limits.first_byte, idle=limits.idle, total=limits.total
-        ),
+        timeouts=Timeouts(**settings.timeouts.model_dump()),
     )
 
 
@@ -82,26 +81,26 @@ def build_engine(
     clock: Callable[[], float] = time.time,
 ) -> Engine:
     """Build the engine from settings, with any part given ready-made (tests inject them)."""
+    try:
+        # First: a mistake in the user's chains must stop us before anything is opened.
+        user_chains = chains.parse_user_chains(settings.chains, source=str(paths.config_file))
+    except chains.ChainConfigError as exc:
+        raise BackendError(str(exc)) from exc
     if store is None:
         store = open_state_store(paths.state_db, on_warning=on_warning or logger.warning)
         # Attempt records are for status and benchmarks, not an archive: keep a month.
         store.prune(now=clock(), attempts_max_age=_ATTEMPTS_KEPT, cooldowns_max_age=_EXPIRED_COOLDOWNS_KEPT)
-    if client is None:
-        client = puter_client(settings)
-    try:
-        return Engine(
-            settings,
-            paths,
-            client=client,
-            accounts=accounts or AccountsStore(paths.accounts_file),
-            store=store,
-            env_token=env_token,
-            sandbox=sandbox,
-            clock=clock,
-        )
-    except chains.ChainConfigError as exc:
-        store.close()
-        raise BackendError(str(exc)) from exc
+    return Engine(
+        settings,
+        paths,
+        client=client or puter_client(settings),
+        accounts=accounts or AccountsStore(paths.accounts_file),
+        store=store,
+        virtual_models=chains.merge_chains(user_chains),
+        env_token=env_token,
+        sandbox=sandbox,
+        clock=clock,
+    )
 
 
 @dataclass(frozen=True)
@@ -139,6 +138,7 @@ class Engine:
         client: PuterClient,
         accounts: AccountsStore,
         store: StateStore,
+        virtual_models: Mapping[str, chains.VirtualModel] = chains.BUILTIN_CHAINS,
         env_token: str | None = None,
         sandbox: bool = False,
         clock: Callable[[], float] = time.time,
@@ -152,7 +152,7 @@ class Engine:
         self._env_token = env_token or None
         register_secret(self._env_token)
         self._clock = clock
-        self.user_chains = chains.parse_user_chains(settings.chains, source=str(paths.config_file))
+        self.chains = dict(virtual_models)  # the built-in chains merged with the user's
         self.book = CooldownBook(store, policy=_policy(settings), clock=clock)
         self.pacer = Pacer(store, clock=clock)
         self.router = Router(
@@ -200,7 +200,12 @@ class Engine:
         if self._env_token:
             account_id = _env_account_id(self._env_token)
             refs.append(
-                AccountRef(account_id, "env", self._env_token, limits_for(self._tier_of(account_id, None)))
+                AccountRef(
+                    account_id,
+                    _ENV_ACCOUNT,
+                    self._env_token,
+                    limits_for(self._tier_of(account_id, self.settings.account_tiers.get(_ENV_ACCOUNT))),
+                )
             )
         saved, default, _problem = self._saved_accounts()
         ordered = sorted(saved, key=lambda account: account.name != default)  # default first
@@ -301,7 +306,7 @@ class Engine:
         catalogue = entry.catalogue
         if query.virtual:
             return ModelsPage(
-                total=len(self._virtual_models()),
+                total=len(self.chains),
                 offset=0,
                 limit=query.limit,
                 virtual_models=self.virtual_models(catalogue),
@@ -323,12 +328,9 @@ class Engine:
             stale=entry.stale,
         )
 
-    def _virtual_models(self) -> dict[str, chains.VirtualModel]:
-        return chains.merge_chains(self.user_chains)
-
     def virtual_models(self, catalogue: Catalogue) -> list[VirtualModelRecord]:
         records = []
-        every = self._virtual_models()
+        every = self.chains
         resolved_all = chains.resolve_all(
             catalogue, chains=every, fallback_to_free=self.settings.fallback_to_free
         )
@@ -363,7 +365,7 @@ class Engine:
         auto: AutoInfo | None = None
         target = requested
         fallback_to_free = self.settings.fallback_to_free if call.fallback is None else call.fallback
-        every = self._virtual_models()
+        every = self.chains
         try:
             if requested.casefold() == chains.AUTO:
                 choice, resolved = chains.resolve_auto(
@@ -525,7 +527,7 @@ class Engine:
         if failure.retry_at is not None:
             seconds = max(0.0, failure.retry_at - self._clock())
             lines.append(f"Try again in {seconds:.0f} s.")
-        tried = [a for a in failure.attempts if a.outcome not in ("ok",)]
+        tried = [a for a in failure.attempts if a.outcome not in ("ok", "wait", "credit-check")]
         if tried:
             lines.append(
                 "Tried: "
@@ -546,7 +548,7 @@ class Engine:
         refs: list[tuple[AccountStatus, str, str]] = []
         if self._env_token:
             status = AccountStatus(
-                name="env", token=mask_token(self._env_token), source="environment", default=not saved
+                name=_ENV_ACCOUNT, token=mask_token(self._env_token), source="environment", default=not saved
             )
             statuses.append(status)
             refs.append((status, _env_account_id(self._env_token), self._env_token))

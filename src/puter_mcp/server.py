@@ -103,7 +103,9 @@ def build_server(backend: Backend) -> MCPServer[Any]:
         ] = None,
         fallback: Annotated[
             bool | None,
-            Field(description="Allow falling back to free models when the asked ones fail (default: on)."),
+            Field(
+                description="Allow falling back to free models when the asked ones fail (default: the config's fallback_to_free, on unless changed)."
+            ),
         ] = None,
     ) -> Annotated[CallToolResult, ChatMetadata]:
         """Ask one of Puter's AI models and return its answer.

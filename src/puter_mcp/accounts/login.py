@@ -34,7 +34,7 @@ from puter_mcp.accounts.store import (
     CorruptAccountsFile,
     validate_account_name,
 )
-from puter_mcp.puter.client import PuterClient, WhoAmI
+from puter_mcp.puter.client import PuterClient, Timeouts, WhoAmI
 from puter_mcp.puter.errors import FailureKind, PuterError
 from puter_mcp.routing.cooldowns import CooldownBook
 from puter_mcp.routing.state import open_state_store
@@ -58,9 +58,11 @@ def _eprint(message: str) -> None:
 
 
 def _client_for(settings: Settings) -> PuterClient:
-    from puter_mcp.engine import puter_client
-
-    return puter_client(settings)
+    return PuterClient(
+        settings.api_origin,
+        gui_origin=settings.gui_origin,
+        timeouts=Timeouts(**settings.timeouts.model_dump()),
+    )
 
 
 # --------------------------------------------------------------------------------------------

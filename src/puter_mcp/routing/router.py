@@ -200,6 +200,7 @@ class Router:
         accounts: Sequence[AccountRef],
         check_credit: CheckCredit | None,
         log: list[AttemptLog],
+        deadline: float,
     ) -> _Pick | _Blocked:
         blocked = _Blocked()
         ordered = accounts  # already in this call's order (see `route`)
@@ -217,7 +218,7 @@ class Router:
                     and self.book.claim_probe(verdict.cooldown)
                 ):
                     if verdict.probe_kind is FailureKind.OUT_OF_CREDITS:
-                        await self._recheck_credit(account, check_credit, log)
+                        await self._recheck_credit(account, verdict.cooldown, check_credit, log, deadline)
                         # Ask the book again: with credit back the pair may be free (or blocked
                         # by something else); without, it is blocked until the next check, and
                         # that time must reach the caller as the moment to retry.
@@ -247,19 +248,33 @@ class Router:
         return blocked
 
     async def _recheck_credit(
-        self, account: AccountRef, check_credit: CheckCredit | None, log: list[AttemptLog]
+        self,
+        account: AccountRef,
+        claimed: Cooldown,
+        check_credit: CheckCredit | None,
+        log: list[AttemptLog],
+        deadline: float,
     ) -> bool:
         if check_credit is None:
+            self.book.release_probe(claimed)
             return False
         started = time.monotonic()
-        try:
-            has_credit = await check_credit(account)
-        except PuterError as exc:
-            has_credit = False
-            message = exc.message
+        has_credit = False
+        message = ""
+        # The check belongs to the call, so it must fit in what is left of its deadline.
+        with anyio.move_on_after(max(deadline - self._clock(), 0.0)) as scope:
+            try:
+                has_credit = await check_credit(account)
+            except PuterError as exc:
+                message = exc.message
+            else:
+                message = "credit is back" if has_credit else "still out of credits"
+        if scope.cancelled_caught:
+            # It proved nothing: let the next call check at once rather than in five minutes.
+            self.book.release_probe(claimed)
+            message = "the credit check did not finish before the call's deadline"
         else:
-            message = "credit is back" if has_credit else "still out of credits"
-        self.book.credit_checked(account.id, has_credit)
+            self.book.credit_checked(account.id, has_credit)
         log.append(
             AttemptLog("-", account.name, "credit-check", (time.monotonic() - started) * 1000, message)
         )
@@ -301,7 +316,7 @@ class Router:
         last_error: PuterError | None = None
         upstream = 0
         while upstream < self.max_attempts:
-            pick = await self._pick(models, ordered, check_credit, log)
+            pick = await self._pick(models, ordered, check_credit, log, deadline)
             if isinstance(pick, _Blocked):
                 now = self._clock()
                 if pick.pacing_wait is not None:
