@@ -706,21 +706,25 @@ class CooldownsAndPacing(RuleBasedStateMachine):
             tried.add((account, model))
             attempts += 1
             counted = True
-            with anyio.CancelScope() as scope, self.pacer.holding(slot) as hold:
-                event(f"attempt ended: {outcome}")
-                if outcome == "cancel":
-                    scope.cancel()  # the client went away mid-request
-                    await anyio.sleep_forever()
-                elif outcome == "ok":
-                    self.book.record_success(account=account, model=model)
-                    self.may_shrink |= self.ref.success(account, model, self.clock.now)
-                else:
-                    kind = FailureKind(outcome)
-                    self.book.record_failure(kind, account=account, model=model)
-                    self.ref.fail(kind, account, model, self.clock.now)
-                    if kind is K.RATE_LIMITED:
-                        hold.not_counted()
-                        counted = False
+            # As the router does: the slot is given back however the attempt ends, cancellation
+            # included, and uncounted when Puter refused the request with a 429.
+            with anyio.CancelScope() as scope:
+                try:
+                    event(f"attempt ended: {outcome}")
+                    if outcome == "cancel":
+                        scope.cancel()  # the client went away mid-request
+                        await anyio.sleep_forever()
+                    elif outcome == "ok":
+                        self.book.record_success(account=account, model=model)
+                        self.may_shrink |= self.ref.success(account, model, self.clock.now)
+                    else:
+                        kind = FailureKind(outcome)
+                        self.book.record_failure(kind, account=account, model=model)
+                        self.ref.fail(kind, account, model, self.clock.now)
+                        if kind is K.RATE_LIMITED:
+                            counted = False
+                finally:
+                    self.pacer.release(slot, counted=counted)
             self.released(slot, counted)
             if outcome in ENDS_REQUEST:
                 break

@@ -491,16 +491,21 @@ def test_dry_run_masks_a_token_already_in_the_file(machine: Machine) -> None:
 
 
 def test_secret_env_values_are_masked_in_the_diff(machine: Machine) -> None:
-    result = machine.install("cursor", env={"PUTER_MCP_API_KEY": "sk-abcdefghijklmnop"}, dry_run=True)
-    assert "sk-abcdefghijklmnop" not in result.diff
-    assert "sk-a…mnop" in result.diff
+    long_key = "sk-abcdefghijklmnopqrstuvwxyz"
+    result = machine.install("cursor", env={"PUTER_MCP_API_KEY": long_key}, dry_run=True)
+    assert long_key not in result.diff
+    assert "sk-a…wxyz" in result.diff
+    short = machine.install("cursor", env={"PUTER_MCP_API_KEY": "sk-abcdefghijklmnop"}, dry_run=True)
+    assert "abcdefghijklmnop" not in short.diff and "sk-a" not in short.diff  # short: nothing shown
 
 
 def test_mask_and_redact() -> None:
-    assert mask("abcdefghijklmnop") == "abcd…mnop"
-    assert mask("short") == "…"
-    assert redact('"Authorization": "Bearer abcdefghijklmnop"') == '"Authorization": "Bearer abcd…mnop"'
-    assert redact("PUTER_MCP_TOKEN=abcdefghijklmnop x") == "PUTER_MCP_TOKEN=abcd…mnop x"
+    long = "abcdefghijklmnopqrstuvwxyz"
+    assert mask(long) == "abcd…wxyz"
+    assert mask("abcdefghijklmnop") == "****"  # a short secret shows nothing
+    assert mask("short") == "****"
+    assert redact(f'"Authorization": "Bearer {long}"') == '"Authorization": "Bearer abcd…wxyz"'
+    assert redact(f"PUTER_MCP_TOKEN={long} x") == "PUTER_MCP_TOKEN=abcd…wxyz x"
     assert redact('"PASSWORD": "${input:pw}"') == '"PASSWORD": "${input:pw}"'
 
 

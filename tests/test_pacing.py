@@ -6,13 +6,11 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from puter_mcp.routing.pacing import (
     Pacer,
     PacingLimits,
-    PacingTimeout,
     Slot,
     Tier,
     WindowUsage,
@@ -172,84 +170,6 @@ def test_lease_ends_a_slot_its_process_never_released(pacer: Pacer, clock: Clock
     assert isinstance(pacer.try_acquire("a", limits), float)
     clock.now += 1.0
     slot_of(pacer.try_acquire("a", limits))
-
-
-def test_holding_releases_on_success_and_on_error(pacer: Pacer) -> None:
-    limits = limits_for(Tier.TEMP)
-    with pacer.holding(slot_of(pacer.try_acquire("a", limits))):
-        assert pacer.usage("a", limits).in_flight == 1
-    assert pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=0)
-
-    def refused_with_429() -> None:
-        with pacer.holding(slot_of(pacer.try_acquire("a", limits))) as hold:
-            hold.not_counted()  # Puter did not count it
-            raise RuntimeError("429")
-
-    with pytest.raises(RuntimeError, match="429"):
-        refused_with_429()
-    assert pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=0)
-
-
-@pytest.mark.anyio
-async def test_holding_releases_when_the_task_is_cancelled(pacer: Pacer) -> None:
-    limits = limits_for(Tier.TEMP)
-    reached = anyio.Event()
-
-    async def call_puter() -> None:
-        with pacer.holding(slot_of(pacer.try_acquire("a", limits))):
-            reached.set()
-            await anyio.sleep_forever()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(call_puter)
-        await reached.wait()
-        assert pacer.usage("a", limits).in_flight == 1
-        group.cancel_scope.cancel()
-    assert pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=0)
-
-
-# -- waiting ------------------------------------------------------------------------------
-
-
-class FakeSleep:
-    """Advances the injected clock instead of sleeping."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.clock.now += seconds
-
-
-@pytest.mark.anyio
-async def test_acquire_does_not_wait_when_a_slot_is_free(pacer: Pacer, clock: Clock) -> None:
-    sleep = FakeSleep(clock)
-    await pacer.acquire("a", limits_for(Tier.FREE), max_wait=5.0, sleep=sleep)
-    assert sleep.waits == []
-
-
-@pytest.mark.anyio
-async def test_acquire_waits_for_the_window_within_max_wait(pacer: Pacer, clock: Clock) -> None:
-    limits = PacingLimits(requests_per_window=1, max_in_flight=5)
-    pacer.release(slot_of(pacer.try_acquire("a", limits)))
-    clock.now += 4.0
-    sleep = FakeSleep(clock)
-    slot = await pacer.acquire("a", limits, max_wait=10.0, sleep=sleep)
-    assert sleep.waits == [pytest.approx(limits.counting_window - 4.0)]
-    assert slot.started == T0 + limits.counting_window
-
-
-@pytest.mark.anyio
-async def test_acquire_gives_up_rather_than_exceed_max_wait(pacer: Pacer, clock: Clock) -> None:
-    limits = PacingLimits(requests_per_window=1, max_in_flight=5)
-    pacer.release(slot_of(pacer.try_acquire("a", limits)))
-    sleep = FakeSleep(clock)
-    with pytest.raises(PacingTimeout) as caught:
-        await pacer.acquire("a", limits, max_wait=5.0, sleep=sleep)
-    assert caught.value.retry_after == pytest.approx(limits.counting_window)
-    assert sleep.waits == []
 
 
 # -- spreading a burst --------------------------------------------------------------------

@@ -1,14 +1,16 @@
 """Keep tokens out of what we print: diffs, dry runs and the Claude Code command.
 
 The files we write must hold the real token (the client sends it), but terminal output ends up
-in scrollback, screenshots and bug reports. Masking keeps the first and last four characters,
-enough to tell two tokens apart and nothing more.
+in scrollback, screenshots and bug reports. Masking keeps the first and last four characters of a long
+token, enough to tell two tokens apart and nothing more, and hides a short one entirely.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from puter_mcp.accounts.secrets import mask_token
 
 _BEARER = re.compile(r"(Bearer\s+)([A-Za-z0-9._~+/=…-]+)")
 # `"PUTER_MCP_TOKEN": "..."`, `PUTER_MCP_TOKEN=...`, `PUTER_MCP_TOKEN: ...`: env-style names only.
@@ -17,10 +19,9 @@ _SENSITIVE_ASSIGNMENT = re.compile(r"(\"?" + _SENSITIVE_VAR + r"\"?\s*[:=]\s*\"?
 
 
 def mask(secret: str) -> str:
-    """`abcd…wxyz` for a long secret; short ones are hidden entirely."""
-    if len(secret) < 12:
-        return "…"
-    return f"{secret[:4]}…{secret[-4:]}"
+    """The product's one masking rule (`accounts.secrets.mask_token`): `abcd…wxyz` for a long
+    secret, short ones hidden entirely."""
+    return mask_token(secret)
 
 
 def is_secret_name(name: str) -> bool:

@@ -18,11 +18,8 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-
-import anyio
 
 from puter_mcp.routing.state import Slot, SlotRefusal, StateStore, WindowUsage
 
@@ -31,9 +28,7 @@ __all__ = [
     "PUTER_WINDOW",
     "Pacer",
     "PacingLimits",
-    "PacingTimeout",
     "Slot",
-    "SlotHold",
     "Tier",
     "WindowUsage",
     "limits_for",
@@ -95,34 +90,6 @@ def limits_for(tier: Tier) -> PacingLimits:
     if tier is Tier.UNKNOWN:
         return min(_TIER_LIMITS.values(), key=lambda lim: (lim.requests_per_window, lim.max_in_flight))
     return _TIER_LIMITS[tier]
-
-
-class PacingTimeout(Exception):
-    """No slot freed up within the allowed wait.
-
-    Attributes:
-        retry_after: seconds until one is expected to (a hint).
-    """
-
-    def __init__(self, account: str, retry_after: float) -> None:
-        super().__init__(f"account {account!r} is at its request limit; retry in {retry_after:.1f} s")
-        self.account = account
-        self.retry_after = retry_after
-
-
-class SlotHold:
-    """A slot in use, given to the body of `Pacer.holding`.
-
-    Call `not_counted` when Puter refused the request with 429: Puter does not count those,
-    so neither do we.
-    """
-
-    def __init__(self, slot: Slot) -> None:
-        self.slot = slot
-        self.counted = True
-
-    def not_counted(self) -> None:
-        self.counted = False
 
 
 class Pacer:
@@ -200,48 +167,6 @@ class Pacer:
         """
         now = self._clock()
         self.store.release_slot(slot.id, now=now + self.release_settle if counted else now, counted=counted)
-
-    @contextmanager
-    def holding(self, slot: Slot) -> Iterator[SlotHold]:
-        """Release `slot` however the block ends, cancellation included.
-
-        A plain (synchronous) context manager on purpose: it works inside ``async`` code, and
-        the release in its ``finally`` needs no ``await``, so it also runs when the task is
-        being cancelled::
-
-            slot = pacer.try_acquire(account, limits)   # a Slot, else try another account
-            with pacer.holding(slot) as hold:
-                ...  # call Puter; on a 429: hold.not_counted()
-        """
-        hold = SlotHold(slot)
-        try:
-            yield hold
-        finally:
-            self.release(slot, counted=hold.counted)
-
-    async def acquire(
-        self,
-        account: str,
-        limits: PacingLimits,
-        *,
-        max_wait: float,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-    ) -> Slot:
-        """Take a slot on one account, waiting up to `max_wait` seconds for it.
-
-        For the case where this account is the only candidate left; with several, the router
-        should use `try_acquire` on each and wait only for the soonest. Raises
-        `PacingTimeout` when the wait would exceed `max_wait`.
-        """
-        deadline = self._clock() + max_wait
-        while True:
-            result = self.try_acquire(account, limits)
-            if isinstance(result, Slot):
-                return result
-            now = self._clock()
-            if now + result > deadline:
-                raise PacingTimeout(account, result)
-            await sleep(result)
 
     def usage(self, account: str, limits: PacingLimits | None = None) -> WindowUsage:
         """Requests in the counting window and requests in flight, for status displays."""
