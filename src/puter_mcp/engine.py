@@ -169,6 +169,9 @@ class Engine:
         self._catalogue_lock = anyio.Lock()
         self._tiers: dict[str, Tier] = {}
         self._accounts_cache: tuple[tuple[int, int, int] | None, AccountsSnapshot] | None = None
+        self._routable: (
+            tuple[list[Account], str | None, tuple[tuple[str, Tier], ...], list[AccountRef]] | None
+        ) = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -185,7 +188,8 @@ class Engine:
         except OSError:
             version = None
         cached = self._accounts_cache
-        if version is not None and cached is not None and cached[0] == version:
+        # No file (version None) is a state like any other: it lasts until a file appears.
+        if cached is not None and cached[0] == version:
             snapshot = cached[1]
         else:
             snapshot = self.accounts.load()
@@ -195,7 +199,19 @@ class Engine:
         return snapshot.accounts, snapshot.default, snapshot.problem
 
     def routable_accounts(self) -> list[AccountRef]:
-        """The accounts a request may use: the environment's token first, then saved ones."""
+        """The accounts a request may use: the environment's token first, then saved ones.
+
+        Worked out again only when the accounts file or a learned tier changed: this runs on
+        every call.
+        """
+        saved, default, _problem = self._saved_accounts()
+        tiers = tuple(self._tiers.items())
+        cached = self._routable
+        if cached is None or cached[0] is not saved or cached[1:3] != (default, tiers):
+            cached = self._routable = (saved, default, tiers, self._routable_accounts(saved, default))
+        return list(cached[3])
+
+    def _routable_accounts(self, saved: list[Account], default: str | None) -> list[AccountRef]:
         refs: list[AccountRef] = []
         if self._env_token:
             account_id = _env_account_id(self._env_token)
@@ -207,7 +223,6 @@ class Engine:
                     limits_for(self._tier_of(account_id, self.settings.account_tiers.get(_ENV_ACCOUNT))),
                 )
             )
-        saved, default, _problem = self._saved_accounts()
         ordered = sorted(saved, key=lambda account: account.name != default)  # default first
         for account in ordered:
             if not account.enabled:

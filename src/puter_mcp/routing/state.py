@@ -654,6 +654,7 @@ class SQLiteStateStore:
         self.path = Path(path)
         _create_private_file(self.path)
         self._lock = threading.Lock()
+        self._swept_at = -math.inf  # when finished slots were last cleared out
         self._conn = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -750,27 +751,25 @@ class SQLiteStateStore:
         lease_until: float,
     ) -> Slot | SlotRefusal:
         with self._write() as c:
-            c.execute(
-                "DELETE FROM slots WHERE account = ? AND started < ?"
-                " AND (released_at IS NOT NULL OR lease_until <= ?)",
-                (account, now - _SLOT_HISTORY, now),
-            )
+            if now - self._swept_at >= _SLOT_HISTORY / 2:
+                # Housekeeping, not bookkeeping: finished slots older than any window go, every
+                # half minute at most rather than on every request (this runs once per call).
+                c.execute(
+                    "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)",
+                    (now - _SLOT_HISTORY, now),
+                )
+                self._swept_at = now
+            # One pass over the account's slots: those in the window, and those in flight.
             # `started + window > now` (not `started > now - window`) so that the time we
             # announce as "frees at" (started + window) is exactly when the slot leaves.
-            starts = [
-                float(r[0])
-                for r in c.execute(
-                    "SELECT started FROM slots WHERE account = ? AND started + ? > ? ORDER BY started",
-                    (account, window, now),
-                )
-            ]
-            in_flight = int(
-                c.execute(
-                    "SELECT COUNT(*) FROM slots"
-                    " WHERE account = ? AND (released_at IS NULL OR released_at > ?) AND lease_until > ?",
-                    (account, now, now),
-                ).fetchone()[0]
-            )
+            rows = c.execute(
+                "SELECT started, (released_at IS NULL OR released_at > ?) AND lease_until > ? FROM slots"
+                " WHERE account = ? AND (started + ? > ? OR ((released_at IS NULL OR released_at > ?)"
+                " AND lease_until > ?)) ORDER BY started",
+                (now, now, account, window, now, now, now),
+            ).fetchall()
+            starts = [float(started) for started, _ in rows if started + window > now]
+            in_flight = sum(1 for _, occupying in rows if occupying)
             if len(starts) < max_requests and in_flight < max_in_flight:
                 c.execute(
                     "INSERT INTO slots (id, account, started, lease_until) VALUES (?, ?, ?, ?)",
