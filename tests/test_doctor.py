@@ -6,7 +6,6 @@ Puter is the emulator on a loopback port; MCP client configs live in a fake home
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import socket
@@ -18,6 +17,7 @@ import pytest
 
 from puter_mcp import doctor
 from puter_mcp.accounts.store import Account, AccountsStore
+from puter_mcp.cli import _build_parser as build_cli_parser
 from puter_mcp.doctor import Check, DoctorReport, run_checks
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import PuterClient
@@ -57,9 +57,7 @@ class Setup:
         )
 
     def run(self, *argv: str, settings: Settings | None = None, use_settings: bool = True) -> int:
-        parser = argparse.ArgumentParser()
-        doctor.configure_parser(parser)
-        args = parser.parse_args(list(argv))
+        args = build_cli_parser().parse_args(["doctor", *argv])
         return doctor.run(
             args,
             (settings or self.settings) if use_settings else None,

@@ -126,13 +126,17 @@ def _build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="Show the effective settings and where files live.")
     config.add_argument("--json", action="store_true", help="Print JSON.")
 
-    from puter_mcp import doctor, logs
+    from puter_mcp import logs
     from puter_mcp.install import cli as install_cli
 
     install = commands.add_parser("install", help="Add puter-mcp to an MCP client's configuration.")
     install_cli.configure_parser(install)
-    doctor.configure_parser(
-        commands.add_parser("doctor", help="Check the whole set-up; a fix for each problem.")
+    # doctor's options are declared here: importing doctor itself (the Puter client and every
+    # check) would slow the start-up of the server, which builds this parser too.
+    doctor = commands.add_parser("doctor", help="Check the whole set-up; a fix for each problem.")
+    doctor.add_argument("--json", action="store_true", help="Print the report as JSON (for scripts).")
+    doctor.add_argument(
+        "--strict", action="store_true", help="Exit non-zero on warnings too, not only on problems."
     )
     logs.configure_parser(commands.add_parser("logs", help="Print the log file's path and its last lines."))
 

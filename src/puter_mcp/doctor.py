@@ -54,7 +54,6 @@ __all__ = [
     "Check",
     "DoctorReport",
     "Status",
-    "configure_parser",
     "run",
     "run_checks",
 ]
@@ -666,14 +665,6 @@ async def _token_checks(
 
 # --------------------------------------------------------------------------------------------
 # `puter-mcp doctor`
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the options of `puter-mcp doctor` to its sub-parser."""
-    parser.add_argument("--json", action="store_true", help="Print the report as JSON (for scripts).")
-    parser.add_argument(
-        "--strict", action="store_true", help="Exit non-zero on warnings too, not only on problems."
-    )
 
 
 def run(
