@@ -7,18 +7,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from puter_mcp.accounts.store import Account, AccountsStore
 from puter_mcp.backend import Backend
-from puter_mcp.emulator import EmulatorState, EmulatorThread
+from puter_mcp.emulator import EmulatorState, EmulatorThread, serve_emulator
 from puter_mcp.emulator.state import Account as EmulatedAccount
+from puter_mcp.routing.state import MemoryStateStore, SQLiteStateStore, StateStore
 from puter_mcp.settings import Paths, Settings, load_settings, resolve_paths
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    """Each shared-state store in turn: they must behave alike."""
+    made: StateStore = (
+        MemoryStateStore() if request.param == "memory" else SQLiteStateStore(tmp_path / "s.db")
+    )
+    yield made
+    made.close()
+
+
+@pytest.fixture
+async def client(state: EmulatorState) -> AsyncIterator[httpx2.AsyncClient]:
+    """An HTTP client for the emulator of the test module's own `state` fixture, on loopback."""
+    async with serve_emulator(state) as base_url, httpx2.AsyncClient(base_url=base_url, timeout=5) as http:
+        yield http
 
 
 @dataclass

@@ -7,7 +7,6 @@ import math
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -41,15 +40,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    made: StateStore = (
-        MemoryStateStore() if request.param == "memory" else SQLiteStateStore(tmp_path / "s.db")
-    )
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -49,12 +48,6 @@ def state() -> EmulatorState:
     emulator = EmulatorState(clock=ManualClock(), seed=7)
     emulator.seed_default_accounts()
     return emulator
-
-
-@pytest.fixture
-async def client(state: EmulatorState) -> AsyncIterator[httpx2.AsyncClient]:
-    async with serve_emulator(state) as base_url, httpx2.AsyncClient(base_url=base_url, timeout=5) as http:
-        yield http
 
 
 def auth(state: EmulatorState, username: str = "paid_user") -> dict[str, str]:

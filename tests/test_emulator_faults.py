@@ -7,13 +7,12 @@ emulator and the client's classification agree on what each fault means.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
 
-from puter_mcp.emulator import STREAM_ONLY_FAULTS, EmulatorState, Fault, FaultRule, serve_emulator
+from puter_mcp.emulator import STREAM_ONLY_FAULTS, EmulatorState, Fault, FaultRule
 from puter_mcp.emulator.testing import ManualClock, chat_body
 from puter_mcp.puter.errors import FailureKind, classify, classify_stream_error
 
@@ -69,12 +68,6 @@ def state() -> EmulatorState:
     emulator = EmulatorState(clock=ManualClock(), seed=11)
     emulator.seed_default_accounts()
     return emulator
-
-
-@pytest.fixture
-async def client(state: EmulatorState) -> AsyncIterator[httpx2.AsyncClient]:
-    async with serve_emulator(state) as base_url, httpx2.AsyncClient(base_url=base_url, timeout=5) as http:
-        yield http
 
 
 async def call(

@@ -4,13 +4,13 @@ method) and the cap on requests in flight, driven by a manual clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import anyio
 import httpx2
 import pytest
 
-from puter_mcp.emulator import TIER_LIMITS, EmulatorState, Fault, Tier, serve_emulator
+from puter_mcp.emulator import TIER_LIMITS, EmulatorState, Fault, Tier
 from puter_mcp.emulator.testing import ManualClock, chat_body, driver_body
 
 pytestmark = pytest.mark.anyio
@@ -33,12 +33,6 @@ def state(clock: ManualClock) -> EmulatorState:
     emulator = EmulatorState(clock=clock, seed=3)
     emulator.seed_default_accounts()
     return emulator
-
-
-@pytest.fixture
-async def client(state: EmulatorState) -> AsyncIterator[httpx2.AsyncClient]:
-    async with serve_emulator(state) as base_url, httpx2.AsyncClient(base_url=base_url, timeout=5) as http:
-        yield http
 
 
 def headers(state: EmulatorState, username: str) -> dict[str, str]:

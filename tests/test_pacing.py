@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,7 @@ from puter_mcp.routing.pacing import (
     WindowUsage,
     limits_for,
 )
-from puter_mcp.routing.state import MemoryStateStore, SQLiteStateStore, StateStore
+from puter_mcp.routing.state import StateStore
 
 T0 = 1_700_000_000.0
 
@@ -32,15 +30,6 @@ class Clock:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    made: StateStore = (
-        MemoryStateStore() if request.param == "memory" else SQLiteStateStore(tmp_path / "s.db")
-    )
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,15 +34,6 @@ from puter_mcp.routing.state import (
 )
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    made: StateStore = (
-        MemoryStateStore() if request.param == "memory" else SQLiteStateStore(tmp_path / "s.db")
-    )
-    yield made
-    made.close()
 
 
 def account_cooldown(
