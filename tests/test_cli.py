@@ -154,3 +154,15 @@ def test_sandbox_is_refused_where_it_would_touch_real_files(
 ) -> None:
     assert main(["--sandbox", *command]) == 2
     assert "without --sandbox" in capsys.readouterr().err
+
+
+def test_chat_refuses_a_bad_argument_before_calling_puter(
+    cli_env: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["login", "--token", cli_env.paid.token]) == 0
+    capsys.readouterr()
+    assert main(["chat", "hello", "--temperature", "7"]) == 1
+    assert (
+        "bad chat argument `temperature`: Input should be less than or equal to 2" in capsys.readouterr().err
+    )
+    assert cli_env.chat_requests() == []

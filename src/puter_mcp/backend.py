@@ -67,8 +67,8 @@ class ChatCall(BaseModel):
 
     messages: list[Turn] = Field(min_length=1)
     model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     fallback: bool | None = None
     stream: bool = True
@@ -119,7 +119,9 @@ class ChatCall(BaseModel):
                 stream=stream,
             )
         except ValidationError as exc:
-            raise BackendError(f"bad chat arguments: {exc.errors()[0]['msg']}") from exc
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise BackendError(f"bad chat argument `{where}`: {error['msg']}") from exc
 
     def last_user_message(self) -> str:
         for turn in reversed(self.messages):
