@@ -31,6 +31,22 @@ def _eprint(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
+def _count(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number within bounds, refused with a message that says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give a number {bounds}")
+        return value
+
+    return parse
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="puter-mcp",
@@ -107,8 +123,10 @@ def _build_parser() -> argparse.ArgumentParser:
     models.add_argument("--tools", action="store_true", default=None, help="Only models that can call tools.")
     models.add_argument("--images", action="store_true", default=None, help="Only models that accept images.")
     models.add_argument("--virtual", action="store_true", help="List virtual models (chains) instead.")
-    models.add_argument("--limit", type=int, default=20)
-    models.add_argument("--offset", type=int, default=0)
+    models.add_argument(
+        "--limit", type=_count(1, 500), default=20, help="Records per page (1-500, default 20)."
+    )
+    models.add_argument("--offset", type=_count(0), default=0, help="Records to skip (paging).")
     models.add_argument("--json", action="store_true", help="Print JSON.")
     models.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -385,8 +403,8 @@ def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
         tool_calling=args.tools,
         image_input=args.images,
         virtual=args.virtual,
-        limit=max(1, min(args.limit, 500)),
-        offset=max(0, args.offset),
+        limit=args.limit,
+        offset=args.offset,
     )
 
     async def run() -> Any:
