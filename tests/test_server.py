@@ -323,3 +323,14 @@ async def test_the_environment_account_takes_its_tier_from_the_config(emulator: 
         (account,) = backend.routable_accounts()
     assert account.name == "env"
     assert account.limits == limits_for(Tier.PAID)
+
+
+def test_a_bad_user_chain_stops_start_up_without_building_the_engine(emulator: Emulator, home: Path) -> None:
+    from puter_mcp.backend import BackendError
+
+    bad = {"review": {"models": "gpt-5-nano"}}
+    settings, paths = settings_for(emulator, home, chains=bad)
+    with pytest.raises(BackendError, match=r"\[chains\.review\]: models: expected a non-empty list"):
+        Backend.create(settings, paths, env={})
+    good, _ = settings_for(emulator, home, chains={"review": {"models": ["gpt-5-nano"]}})
+    assert Backend.create(good, paths, env={})._engine is None  # checked, yet nothing opened

@@ -176,8 +176,14 @@ class Backend:
         self._clock = clock
         self._engine: Engine | None = None
         if settings.chains:
-            # A mistake in the user's chains must stop start-up, not the first call.
-            _ = self.engine
+            # A mistake in the user's chains must stop start-up, not the first call; checking
+            # them needs only the chains module, not the whole engine.
+            from puter_mcp.routing.chains import ChainConfigError, parse_user_chains
+
+            try:
+                parse_user_chains(settings.chains, source=str(paths.config_file))
+            except ChainConfigError as exc:
+                raise BackendError(str(exc)) from exc
 
     @classmethod
     def create(
