@@ -1,0 +1,133 @@
+"""Places held by a process that ended come back at once.
+
+A real `puter-mcp` server (the console script, over stdio) has two calls in flight on an
+account whose in-flight cap is 2, against the emulator answering slowly; it is then stopped with
+SIGKILL, SIGTERM or SIGHUP. The next call, from this test's own backend on the same state
+database, must be answered at once instead of waiting for the slots' 15-minute lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from puter_mcp.backend import Backend, ChatCall
+from puter_mcp.emulator import Fault
+from tests.conftest import Emulator, save_accounts, settings_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+
+SCRIPT = shutil.which("puter-mcp", path=str(Path(sys.executable).parent)) or "puter-mcp"
+
+
+def _lines(stream: IO[bytes]) -> queue.Queue[bytes]:
+    found: queue.Queue[bytes] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            found.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return found
+
+
+def _send(process: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
+    assert process.stdin is not None
+    process.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n")
+    process.stdin.flush()
+
+
+def _wait_until(condition: Any, what: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _slots_of(db: Path, pid: int) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id, released_at FROM slots WHERE pid = ?", (pid,)).fetchall()
+    conn.close()
+    return rows
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+async def test_a_stopped_servers_places_come_back_at_once(
+    emulator: Emulator, home: Path, how: signal.Signals
+) -> None:
+    settings, paths = settings_for(emulator, home)
+    save_accounts(paths, emulator.temp)  # a temporary account: two requests in flight at most
+    user = emulator.temp.username
+    emulator.state.add_fault(Fault.STALL_BEFORE_HEADERS, times=2, seconds=30)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PUTER_MCP_HOME": str(home),
+        "PUTER_API_ORIGIN": emulator.url,
+        "PUTER_GUI_ORIGIN": emulator.url,
+    }
+    server = subprocess.Popen(
+        [SCRIPT], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None and server.stderr is not None
+        answers, logged = _lines(server.stdout), _lines(server.stderr)
+        _send(
+            server,
+            {
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "test", "version": "1"},
+                },
+            },
+        )
+        assert b'"id":1' in answers.get(timeout=20)
+        _send(server, {"method": "notifications/initialized"})
+        for number in (2, 3):
+            _send(
+                server,
+                {
+                    "id": number,
+                    "method": "tools/call",
+                    "params": {"name": "puter-chat", "arguments": {"message": "slow", "model": "gpt-5-nano"}},
+                },
+            )
+        _wait_until(lambda: emulator.state.in_flight(user) == 2, "both calls to be in flight")
+        assert [released for _, released in _slots_of(paths.state_db, server.pid)] == [None, None]
+
+        server.send_signal(how)
+        server.wait(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == -how
+    if how != signal.SIGKILL:
+        # The handler gave both places back before the process ended, and said so.
+        assert all(released is not None for _, released in _slots_of(paths.state_db, server.pid))
+        stderr = b"".join(logged.get(timeout=5) for _ in range(logged.qsize() or 1))
+        assert f"stopping on {how.name}; gave back 2 pacing slots".encode() in stderr
+    # The emulator sees the connections close and frees its own places.
+    _wait_until(lambda: emulator.state.in_flight(user) == 0, "the emulator to free its places")
+
+    quick = settings.model_copy(update={"routing": settings.routing.model_copy(update={"deadline": 1.0})})
+    async with Backend.create(quick, paths, env={}) as backend:
+        outcome = await backend.chat(ChatCall.build(message="next", model="gpt-5-nano"))
+    assert outcome.account == user
+    assert outcome.waited_s == 0
