@@ -728,7 +728,7 @@ def is_corruption(error: BaseException) -> bool:
 def _file_identity(path: Path) -> tuple[int, int] | None:
     try:
         info = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return (info.st_dev, info.st_ino)
 
