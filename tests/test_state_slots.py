@@ -8,6 +8,7 @@ database, must be answered at once instead of waiting for the slots' 15-minute l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -23,6 +24,7 @@ from typing import IO, Any
 
 import anyio
 import pytest
+from mcp import Client
 
 from puter_mcp.backend import Backend, ChatCall
 from puter_mcp.emulator import Fault
@@ -65,9 +67,63 @@ def _slots_of(db: Path, pid: int) -> list[tuple[Any, ...]]:
     return rows
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def _start_stdio(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], queue.Queue[bytes]]:
+    """A stdio server with two `puter-chat` calls sent to it (raw JSON-RPC: the test must be
+    free to kill the server under them)."""
+    server = subprocess.Popen(
+        [SCRIPT], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert server.stdout is not None and server.stderr is not None
+    answers, logged = _lines(server.stdout), _lines(server.stderr)
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    _send(server, {"id": 1, "method": "initialize", "params": hello})
+    assert b'"id":1' in answers.get(timeout=20)
+    _send(server, {"method": "notifications/initialized"})
+    for number in (2, 3):
+        arguments = {"message": "slow", "model": "gpt-5-nano"}
+        _send(
+            server,
+            {"id": number, "method": "tools/call", "params": {"name": "puter-chat", "arguments": arguments}},
+        )
+    return server, logged
+
+
+def _start_http(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], queue.Queue[bytes]]:
+    """`serve --transport http` with two calls from MCP clients in background threads."""
+    command = [SCRIPT, "serve", "--transport", "http", "--port", "0"]
+    server = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert server.stderr is not None
+    logged = _lines(server.stderr)
+    line = b""
+    while b"serving MCP at " not in line:
+        line = logged.get(timeout=20)
+    url = line.decode().split("serving MCP at ", 1)[1].split()[0]
+
+    async def call() -> None:
+        async with Client(url) as client:
+            await client.call_tool("puter-chat", {"message": "slow", "model": "gpt-5-nano"})
+
+    def run() -> None:
+        with contextlib.suppress(BaseException):  # the server is killed under it: expected
+            anyio.run(call)
+
+    for _ in range(2):
+        threading.Thread(target=run, daemon=True).start()
+    return server, logged
+
+
+@pytest.mark.parametrize(
+    ("transport", "how"),
+    [
+        ("stdio", signal.SIGKILL),
+        ("stdio", signal.SIGTERM),
+        ("stdio", signal.SIGHUP),
+        ("http", signal.SIGTERM),
+    ],
+    ids=["stdio-SIGKILL", "stdio-SIGTERM", "stdio-SIGHUP", "http-SIGTERM"],
+)
 def test_a_stopped_servers_places_come_back_at_once(
-    emulator: Emulator, home: Path, how: signal.Signals
+    emulator: Emulator, home: Path, transport: str, how: signal.Signals
 ) -> None:
     settings, paths = settings_for(emulator, home)
     save_accounts(paths, emulator.temp)  # a temporary account: two requests in flight at most
@@ -80,38 +136,10 @@ def test_a_stopped_servers_places_come_back_at_once(
         "PUTER_API_ORIGIN": emulator.url,
         "PUTER_GUI_ORIGIN": emulator.url,
     }
-    server = subprocess.Popen(
-        [SCRIPT], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    server, logged = (_start_stdio if transport == "stdio" else _start_http)(env)
     try:
-        assert server.stdout is not None and server.stderr is not None
-        answers, logged = _lines(server.stdout), _lines(server.stderr)
-        _send(
-            server,
-            {
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "test", "version": "1"},
-                },
-            },
-        )
-        assert b'"id":1' in answers.get(timeout=20)
-        _send(server, {"method": "notifications/initialized"})
-        for number in (2, 3):
-            _send(
-                server,
-                {
-                    "id": number,
-                    "method": "tools/call",
-                    "params": {"name": "puter-chat", "arguments": {"message": "slow", "model": "gpt-5-nano"}},
-                },
-            )
         _wait_until(lambda: emulator.state.in_flight(user) == 2, "both calls to be in flight")
         assert [released for _, released in _slots_of(paths.state_db, server.pid)] == [None, None]
-
         server.send_signal(how)
         server.wait(timeout=10)
     finally:
@@ -122,8 +150,8 @@ def test_a_stopped_servers_places_come_back_at_once(
     if how != signal.SIGKILL:
         # The handler gave both places back before the process ended, and said so.
         assert all(released is not None for _, released in _slots_of(paths.state_db, server.pid))
-        stderr = b"".join(logged.get(timeout=5) for _ in range(logged.qsize() or 1))
-        assert f"stopping on {how.name}; gave back 2 pacing slots".encode() in stderr
+        said = f"stopping on {how.name}; gave back 2 pacing slots".encode()
+        _wait_until(lambda: said in b"".join(list(logged.queue)), "the log line")
     # The emulator sees the connections close and frees its own places.
     _wait_until(lambda: emulator.state.in_flight(user) == 0, "the emulator to free its places")
 
