@@ -11,9 +11,14 @@ so another backend (e.g. Redis) can be added without touching the router. Two ba
 - `MemoryStateStore`: one process only (tests, and the fallback when the file is unusable);
 - `SQLiteStateStore`: the shared one.
 
-`open_state_store` is what the application calls: a locked, unreadable or corrupt database
-degrades to memory with a warning, and the SQLite store it returns degrades to memory at run
-time if an operation fails, so state problems never crash a tool call.
+`open_state_store` is what the application calls: a damaged database is moved aside and
+replaced by a new one; a locked, unreachable or newer one degrades to memory with a warning;
+and the SQLite store it returns degrades to memory at run time if an operation fails (after
+one attempt to replace a file found damaged), so state problems never crash a tool call.
+
+Every record is keyed by the Puter API origin it was learned against, and every slot names
+the process that holds it, so that a dead process's places are freed at once (see
+docs/state.md).
 
 All times are wall-clock epoch seconds (`time.time`), because several processes compare them.
 The store methods are synchronous on purpose: SQLite calls take microseconds, and a
@@ -159,7 +164,9 @@ pure function: a backend with optimistic concurrency may call it more than once.
 class Slot:
     """Permission to send one request on an account, until released or `lease_until`.
 
-    The lease bounds how long a crashed process can keep an in-flight place occupied.
+    The shared store also records which process holds it: on the same host, a slot whose
+    process has ended is free at once; the lease is the last resort (another host's process,
+    or a system where a process cannot be checked).
     """
 
     id: str
