@@ -57,7 +57,7 @@ def slots_given_back_on_signals() -> Iterator[None]:
 
     Without this, a process stopped in the middle of a request leaves its in-flight places
     taken in the shared state, and other processes on other hosts wait for them until the
-    lease runs out (docs/state.md, "Slot ownership"). The handler runs in the event loop, never
+    lease runs out (docs/state.md, "Slot ownership and leases"). The handler runs in the event loop, never
     in the middle of a state-store operation, so it cannot meet the store's lock half taken.
     Ending the process by the signal itself (rather than a graceful stop) is deliberate: a
     stdio server blocks in a read of stdin that cannot be cancelled, and the exit status
@@ -80,7 +80,9 @@ def slots_given_back_on_signals() -> Iterator[None]:
     finally:
         for number in numbers:
             loop.remove_signal_handler(number)
-            signal.signal(number, previous[number])
+            handler = previous[number]
+            if handler is not None:  # None: set outside Python, nothing to restore from here
+                signal.signal(number, handler)
 
 
 def _give_slots_back_and_stop(number: int) -> None:

@@ -16,7 +16,7 @@ How "still runs" is decided:
   dead process's slots.
 
 A slot recorded on another host is never checked: its process ids mean nothing here, so the
-lease is the only way out for it (docs/state.md, "Slot ownership").
+lease is the only way out for it (docs/state.md, "Slot ownership and leases").
 """
 
 from __future__ import annotations
