@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,9 +243,26 @@ async def test_corrupt_state_database(setup: Setup) -> None:
     setup.paths.state_db.parent.mkdir(parents=True, exist_ok=True)
     setup.paths.state_db.write_bytes(b"this is not a SQLite database at all" * 200)
     report = await setup.check()
+    check = by_name(report)["state database"]
+    assert check.status == "warn" and "moved aside" in check.detail and check.fix
+    assert list(setup.paths.state_db.parent.glob("state.db.corrupt-*"))
+
+
+@pytest.mark.anyio
+async def test_unusable_state_database(setup: Setup) -> None:
+    make_newer_state_db(setup.paths.state_db)
+    report = await setup.check()
     check = assert_failed_with_fix(report, "state database", "delete", str(setup.paths.state_db))
     assert str(setup.paths.state_db) in check.detail
     assert report.exit_code() == 1
+
+
+def make_newer_state_db(path: Path) -> None:
+    """A state database written by a newer puter-mcp: one this version cannot use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    conn.close()
 
 
 @pytest.mark.anyio
@@ -415,8 +433,7 @@ async def test_account_that_cannot_be_checked_is_a_warning_not_a_failure(setup: 
 
 def test_everything_broken(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
     setup.paths.accounts_file.write_text("not json")
-    setup.paths.state_db.parent.mkdir(parents=True, exist_ok=True)
-    setup.paths.state_db.write_bytes(b"garbage" * 1000)
+    make_newer_state_db(setup.paths.state_db)
     setup.claude_desktop(setup.machine / "gone" / "puter-mcp")
     setup.paths.config_file.write_text("[timeouts]\nconnect = -1\n")
     setup.env["PUTER_API_ORIGIN"] = closed_port_origin()

@@ -349,7 +349,7 @@ async def test_signing_in_again_replaces_the_token_and_keeps_the_settings(
 
 async def test_sign_in_clears_the_accounts_cooldowns(emulator: Emulator, home: Path) -> None:
     settings, paths = settings_for(emulator, home)
-    state = open_state_store(paths.state_db)
+    state = open_state_store(paths.state_db, origin=settings.api_origin)
     book = CooldownBook(state)
     book.record_failure(FailureKind.AUTH, account=emulator.paid.uuid, model="gpt-5-nano")
     book.record_failure(FailureKind.RATE_LIMITED, account="user:paid_user", model="gpt-5-nano")
@@ -358,7 +358,7 @@ async def test_sign_in_clears_the_accounts_cooldowns(emulator: Emulator, home: P
 
     await run_login(settings, paths, token=emulator.paid.token, on_notice=lambda _: None)
 
-    state = open_state_store(paths.state_db)
+    state = open_state_store(paths.state_db, origin=settings.api_origin)
     try:
         book = CooldownBook(state)
         assert book.check(account=emulator.paid.uuid, model="gpt-5-nano").eligible

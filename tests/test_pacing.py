@@ -107,11 +107,22 @@ def test_a_finished_request_keeps_its_place_while_puter_catches_up(store: StateS
     first = slot_of(pacer.try_acquire("a", limits))
     slot_of(pacer.try_acquire("a", limits))
     pacer.release(first)
-    assert pacer.usage("a", limits).in_flight == 2  # Puter has not freed its place yet
+    # Puter has not freed its place yet, so pacing still counts it ...
     assert pacer.try_acquire("a", limits) == pytest.approx(0.05)  # exactly when it will be
+    # ... but the request has finished: a status display does not call it in flight.
+    assert pacer.usage("a", limits).in_flight == 1
     clock.now += 0.06
     assert pacer.usage("a", limits).in_flight == 1
     slot_of(pacer.try_acquire("a", limits))
+
+
+def test_a_finished_request_is_not_shown_in_flight(store: StateStore, clock: Clock) -> None:
+    pacer = Pacer(store, clock=clock)
+    limits = limits_for(Tier.TEMP)
+    slot = slot_of(pacer.try_acquire("a", limits))
+    assert pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=1)
+    pacer.release(slot)
+    assert pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=0)  # at the same instant
 
 
 def test_a_refused_request_gives_its_place_back_at_once(store: StateStore, clock: Clock) -> None:

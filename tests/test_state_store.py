@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 import stat
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.state import (
+    DEFAULT_ORIGIN,
     SCHEMA_VERSION,
     Attempt,
     Cooldown,
@@ -30,7 +30,9 @@ from puter_mcp.routing.state import (
     SQLiteStateStore,
     StateStore,
     WindowUsage,
+    check_state_file,
     open_state_store,
+    release_process_slots,
 )
 
 T0 = 1_700_000_000.0
@@ -332,17 +334,40 @@ def test_two_connections_share_one_file(tmp_path: Path) -> None:
 # -- degrading to memory ------------------------------------------------------------------
 
 
-def test_corrupt_file_degrades_to_memory_with_a_warning(tmp_path: Path) -> None:
+def test_garbage_file_is_moved_aside_and_replaced(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    path.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
+    garbage = b"this is not a database, it is a shopping list\n" * 200
+    path.write_bytes(garbage)
     warnings: list[str] = []
     store = open_state_store(path, on_warning=warnings.append)
-    assert isinstance(store, MemoryStateStore)
-    assert len(warnings) == 1
-    assert str(path) in warnings[0]
-    assert "delete" in warnings[0]
-    store.touch("a", T0)  # and it works
-    assert store.last_used() == {"a": T0}
+    assert isinstance(store, FallbackStateStore) and not store.degraded
+    [moved] = tmp_path.glob("s.db.corrupt-*")
+    assert moved.read_bytes() == garbage  # nothing lost: the user may look at it
+    assert len(warnings) == 1 and str(path) in warnings[0] and str(moved) in warnings[0]
+    store.touch("a", T0)  # and the new file is shared
+    other = SQLiteStateStore(path)
+    assert other.last_used() == {"a": T0}
+    other.close()
+    store.close()
+
+
+def test_damaged_pages_are_found_at_open_and_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = SQLiteStateStore(path)
+    for number in range(200):
+        first.record_attempt(Attempt(T0 + number, "a", "m" * 200, None, 1.0))
+    first.close()
+    size = path.stat().st_size
+    with path.open("r+b") as raw:
+        raw.seek(size // 2)  # the header is intact: SQLite opens it; only the check finds this
+        raw.write(b"\xff" * 4096)
+    warnings: list[str] = []
+    store = open_state_store(path, on_warning=warnings.append)
+    assert isinstance(store, FallbackStateStore) and not store.degraded
+    assert len(list(tmp_path.glob("s.db.corrupt-*"))) == 1
+    assert store.recent_attempts() == []
+    assert len(warnings) == 1 and "moved" in warnings[0]
+    store.close()
 
 
 def test_database_from_a_newer_version_degrades_to_memory(tmp_path: Path) -> None:
@@ -423,26 +448,208 @@ def test_database_broken_at_run_time_degrades_without_raising(tmp_path: Path) ->
     store.close()
 
 
-def test_file_corrupted_while_open_degrades_without_raising(tmp_path: Path) -> None:
+def test_damage_met_while_open_moves_the_file_aside_and_carries_on(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     warnings: list[str] = []
     store = open_state_store(path, on_warning=warnings.append)
+    assert isinstance(store, FallbackStateStore)
     store.touch("a", T0)
-    store.close()  # checkpoints the WAL into the file, so the garbage below hits real pages
-    reopened = open_state_store(path, on_warning=warnings.append)
-    assert isinstance(reopened, FallbackStateStore)
-    size = path.stat().st_size
-    with path.open("r+b") as raw:
-        raw.seek(100)  # keep the 100-byte header: SQLite still opens it, then finds garbage
-        raw.write(os.urandom(size - 100))
-    attempt = Attempt(T0, "a", "m", None, 1.0)
-    for _ in range(3):
-        reopened.record_attempt(attempt)
-        reopened.touch("b", T0)
-    assert reopened.recent_attempts(5)[0] == attempt
-    assert len(warnings) == 1
-    assert str(path) in warnings[0]
-    reopened.close()
+    primary = store._primary
+    assert primary is not None
+    # SQLite reports damage it meets mid-operation as SQLITE_CORRUPT; have the next write meet it.
+    damage = sqlite3.DatabaseError("database disk image is malformed")
+    damage.sqlite_errorcode = 11
+    original_touch = primary.touch
+    calls: list[str] = []
+
+    def damaged_once(account: str, now: float) -> None:
+        calls.append(account)
+        if len(calls) == 1:
+            raise damage
+        original_touch(account, now)
+
+    primary.touch = damaged_once  # type: ignore[method-assign]
+    store.touch("b", T0)
+    assert not store.degraded  # still shared: a new file took the damaged one's place
+    assert store.last_used() == {"b": T0}
+    assert calls == ["b", "b"]  # retried once, on the new file
+    assert len(warnings) == 1 and str(path) in warnings[0] and "moved" in warnings[0]
+    assert [p.name[-4:] for p in tmp_path.glob("s.db.corrupt-*")].count("-wal") == 1  # with its WAL
+    assert len([p for p in tmp_path.glob("s.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))]) == 1
+    store.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_file_deleted_or_replaced_while_open_is_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import puter_mcp.routing.state as state_module
+
+    monkeypatch.setattr(state_module, "_STAT_INTERVAL", 0.0)  # check on every operation
+    path = tmp_path / "s.db"
+    warnings: list[str] = []
+    running = SQLiteStateStore(path, on_warning=warnings.append)
+    running.touch("before", T0)
+    for leftover in tmp_path.glob("s.db*"):
+        leftover.unlink()
+    if how == "replaced":
+        SQLiteStateStore(path).close()
+    started_later = SQLiteStateStore(path)  # a process started after the deletion
+    record = model_down()
+    running.update_cooldown(record.key, lambda old: record)
+    assert started_later.list_cooldowns() == [record]  # they share again
+    assert len(warnings) == 1 and how in warnings[0]
+    running.touch("again", T0)
+    assert len(warnings) == 1  # said once
+    running.close()
+    started_later.close()
+
+
+def test_check_state_file_says_ok_moved_aside_or_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    assert check_state_file(path).status == "ok"
+    path.write_bytes(b"garbage" * 1000)
+    moved = check_state_file(path)
+    assert moved.status == "moved-aside" and "corrupt-" in moved.detail
+    assert check_state_file(path).status == "ok"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    newer = check_state_file(path)
+    assert newer.status == "unreadable" and "newer puter-mcp" in newer.detail
+
+
+def test_unusable_location_names_the_file_in_the_way(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("x")
+    warnings: list[str] = []
+    open_state_store(blocker / "deeper" / "s.db", on_warning=warnings.append)
+    assert f"{blocker} is a file" in warnings[0]
+    assert "Move or delete" in warnings[0]
+
+
+# -- keyed by origin ----------------------------------------------------------------------
+
+
+def test_each_origin_sees_only_its_own_records(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    real, emulated = SQLiteStateStore(path), SQLiteStateStore(path, origin="http://127.0.0.1:9")
+    also_real = SQLiteStateStore(path, origin=DEFAULT_ORIGIN)
+    try:
+        record = model_down()
+        emulated.update_cooldown(record.key, lambda old: record)
+        emulated.touch("a", T0)
+        emulated.record_attempt(Attempt(T0, "a", "m", None, 1.0))
+        assert isinstance(acquire(emulated, "a", "s1", T0, max_in_flight=1), Slot)
+        assert real.list_cooldowns() == [] and real.cooldowns_for("a", "m") == []
+        assert real.last_used() == {} and real.recent_attempts() == []
+        assert real.window_usage("a", now=T0, window=10.5) == WindowUsage(0, 0)
+        assert isinstance(acquire(real, "a", "s2", T0, max_in_flight=1), Slot)  # its own budget
+        assert not real.claim_probe(record.key, now=T0 + 30, lease_until=T0 + 150)
+        real.update_cooldown(record.key, lambda old: record)
+        assert also_real.list_cooldowns() == [record]  # the same origin shares
+        assert emulated.delete_cooldown(record.key)
+        assert also_real.list_cooldowns() == [record]
+    finally:
+        for store in (real, emulated, also_real):
+            store.close()
+
+
+def test_a_schema_1_file_is_migrated_keeping_the_attempts(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_1)
+        conn.execute(
+            "INSERT INTO cooldowns VALUES ('model', '', 'm', 'model_down', 1e999, NULL, 0, '', 0, NULL)"
+        )
+        conn.execute(
+            "INSERT INTO attempts (at, account, model, kind, latency_ms, request_id) VALUES (1, 'a', 'm', NULL, 5, 'r')"
+        )
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = SQLiteStateStore(path, origin="")
+    assert store.list_cooldowns() == []  # unknown Puter: forgotten rather than misapplied
+    assert [a.latency_ms for a in store.recent_attempts()] == [5.0]
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    conn.close()
+
+
+SCHEMA_1 = """
+CREATE TABLE cooldowns (scope TEXT NOT NULL, account TEXT NOT NULL, model TEXT NOT NULL, kind TEXT NOT NULL,
+    until REAL NOT NULL, probe_at REAL, level INTEGER NOT NULL, reason TEXT NOT NULL, since REAL NOT NULL,
+    probe_claimed_until REAL, PRIMARY KEY (scope, account, model, kind)) WITHOUT ROWID;
+CREATE TABLE slots (id TEXT PRIMARY KEY, account TEXT NOT NULL, started REAL NOT NULL,
+    lease_until REAL NOT NULL, released_at REAL);
+CREATE TABLE last_used (account TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, account TEXT NOT NULL,
+    model TEXT NOT NULL, kind TEXT, latency_ms REAL NOT NULL, ttft_ms REAL, input_tokens INTEGER,
+    output_tokens INTEGER, cost_usd REAL, request_id TEXT NOT NULL);
+"""
+
+
+# -- slot owners --------------------------------------------------------------------------
+
+
+def test_slots_of_a_process_that_ended_are_free_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run_python(
+        """
+        import os, sys, time
+        from puter_mcp.routing.state import SQLiteStateStore
+        store = SQLiteStateStore(sys.argv[1])
+        now = time.time()
+        for sid in ("x1", "x2"):
+            store.acquire_slot("a", slot_id=sid, now=now, window=10.5, max_requests=20,
+                               max_in_flight=2, lease_until=now + 900)
+        os._exit(0)  # no release, no close: as if killed
+        """,
+        str(db),
+    )
+    store = SQLiteStateStore(db)
+    now = time.time()
+    assert store.window_usage("a", now=now, window=10.5) == WindowUsage(requests=2, in_flight=0)
+    assert isinstance(acquire(store, "a", "mine", now, max_requests=20, max_in_flight=1), Slot)
+    # The dead process's requests still count in the window: Puter counted them.
+    assert store.window_usage("a", now=now, window=10.5) == WindowUsage(requests=3, in_flight=1)
+    store.close()
+
+
+def test_slots_of_another_host_wait_for_their_lease(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SQLiteStateStore(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO slots (id, origin, account, started, lease_until, host, pid, pid_started)"
+            " VALUES ('far', ?, 'a', ?, ?, 'another-host', 999999, '1')",
+            (DEFAULT_ORIGIN, T0, T0 + 900),
+        )
+    conn.close()
+    refused = acquire(store, "a", "mine", T0 + 1, max_in_flight=1)
+    assert isinstance(refused, SlotRefusal) and refused.in_flight_full
+    assert isinstance(acquire(store, "a", "mine", T0 + 901, max_in_flight=1, window=0.5), Slot)
+    store.close()
+
+
+def test_a_process_gives_back_its_own_slots_only(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SQLiteStateStore(db)
+    other = SQLiteStateStore(db, origin="http://127.0.0.1:9")
+    assert isinstance(acquire(store, "a", "s1", T0), Slot)
+    assert isinstance(acquire(other, "a", "s2", T0), Slot)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO slots (id, origin, account, started, lease_until, host, pid)"
+            " VALUES ('far', ?, 'a', ?, ?, 'another-host', 1)",
+            (DEFAULT_ORIGIN, T0, T0 + 900),
+        )
+    conn.close()
+    assert release_process_slots() >= 2  # both origins (and any other store this process has open)
+    assert store.window_usage("a", now=T0, window=10.5).in_flight == 1
+    assert other.window_usage("a", now=T0, window=10.5).in_flight == 0
+    store.close()
+    other.close()
 
 
 # -- several OS processes -----------------------------------------------------------------
@@ -566,5 +773,6 @@ def test_processes_share_an_accounts_pacing_budget(tmp_path: Path) -> None:
     granted = race(tmp_path, script, 4, str(db), str(T0))
     assert sum(int(n) for n in granted) == 3  # together, never more than the account's cap
     store = SQLiteStateStore(db)
-    assert store.window_usage("acct", now=T0, window=10.5) == WindowUsage(requests=3, in_flight=3)
+    # The racers have ended without releasing: their requests count, their places are free.
+    assert store.window_usage("acct", now=T0, window=10.5) == WindowUsage(requests=3, in_flight=0)
     store.close()

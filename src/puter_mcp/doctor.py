@@ -47,7 +47,7 @@ from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import AccountUsage, PuterClient, Timeouts, WhoAmI
 from puter_mcp.puter.errors import FailureKind, PuterError
 from puter_mcp.routing import chains
-from puter_mcp.routing.state import open_state_store
+from puter_mcp.routing.state import check_state_file
 from puter_mcp.settings import ENV_VARS, ConfigError, Paths, Settings, load_settings
 
 __all__ = [
@@ -404,26 +404,24 @@ def _check_accounts_file(paths: Paths, snapshot: AccountsSnapshot) -> Check:
 
 
 def _check_state_db(paths: Paths) -> Check:
-    warnings: list[str] = []
-    store = open_state_store(paths.state_db, on_warning=warnings.append)
-    try:
-        store.list_cooldowns()  # a read, so that a file that opens but cannot be queried shows too
-        described = store.describe()
-    finally:
-        store.close()
-    if warnings or not described.startswith("sqlite:"):
-        # The store's warning is written for a log (cause, consequence, advice); its first
-        # sentence is the cause, the consequence is said here and the advice is the fix.
-        cause = warnings[0].removeprefix("puter-mcp: ").split(". ", 1)[0] if warnings else described
-        detail = f"{cause}; cooldowns and pacing would not be shared between puter-mcp processes"
+    """The shared state database opens, as every process opens it (docs/state.md)."""
+    found = check_state_file(paths.state_db)
+    if found.status == "ok":
+        return Check("state database", "ok", found.detail)
+    if found.status == "moved-aside":
         return Check(
             "state database",
-            "fail",
-            detail,
-            f"Quit every puter-mcp process (close your MCP clients) and delete {paths.state_db}; "
-            "it is recreated on the next start.",
+            "warn",
+            found.detail + "; cooldowns learned so far are forgotten and will be learned again",
+            "Nothing to do; the moved file can be deleted once you no longer need to look at it.",
         )
-    return Check("state database", "ok", f"{paths.state_db} opens in SQLite")
+    return Check(
+        "state database",
+        "fail",
+        f"{found.detail}; cooldowns and pacing would not be shared between puter-mcp processes",
+        f"Quit every puter-mcp process (close your MCP clients) and delete {paths.state_db}; "
+        "it is recreated on the next start.",
+    )
 
 
 def _check_log_file(paths: Paths) -> Check:

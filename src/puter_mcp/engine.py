@@ -87,9 +87,7 @@ def build_engine(
     except chains.ChainConfigError as exc:
         raise BackendError(str(exc)) from exc
     if store is None:
-        store = open_state_store(paths.state_db, on_warning=on_warning or logger.warning)
-        # Attempt records are for status and benchmarks, not an archive: keep a month.
-        store.prune(now=clock(), attempts_max_age=_ATTEMPTS_KEPT, cooldowns_max_age=_EXPIRED_COOLDOWNS_KEPT)
+        store = _open_store(settings, paths, on_warning, clock)
     return Engine(
         settings,
         paths,
@@ -101,6 +99,18 @@ def build_engine(
         sandbox=sandbox,
         clock=clock,
     )
+
+
+def _open_store(
+    settings: Settings, paths: Paths, on_warning: Callable[[str], None] | None, clock: Callable[[], float]
+) -> StateStore:
+    """The shared state, keyed by the Puter this engine talks to (docs/state.md)."""
+    store = open_state_store(
+        paths.state_db, origin=settings.api_origin, on_warning=on_warning or logger.warning
+    )
+    # Attempt records are for status and benchmarks, not an archive: keep a month.
+    store.prune(now=clock(), attempts_max_age=_ATTEMPTS_KEPT, cooldowns_max_age=_EXPIRED_COOLDOWNS_KEPT)
+    return store
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from puter_mcp.accounts.secrets import redact
+from puter_mcp.settings import ensure_private_dir
 
 if TYPE_CHECKING:
     from puter_mcp.settings import Paths
@@ -66,7 +67,6 @@ BACKUP_COUNT = 3
 LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 """One line per record; the process id tells apart the servers of several MCP clients."""
 
-_PRIVATE_DIR = 0o700
 _PRIVATE_FILE = 0o600
 
 # Shorter strings cannot be told apart from ordinary words: masking them would mangle every
@@ -184,9 +184,8 @@ def ensure_log_file(path: Path) -> int:
     Raises:
         OSError: the directory cannot be created or the file cannot be opened for appending.
     """
-    # The umask can only remove bits, so a directory made here is at most 0700. One that already
-    # exists is left alone: it may be a shared one the user chose, and not ours to lock.
-    path.parent.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
+    # A directory that already exists is left alone: it may be a shared one the user chose.
+    ensure_private_dir(path.parent)
     with _open_private(path, "utf-8", None) as stream:
         return stream.seek(0, os.SEEK_END)
 

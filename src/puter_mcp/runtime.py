@@ -6,10 +6,14 @@ command line does.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 
 from puter_mcp.backend import Backend
 from puter_mcp.settings import Paths, Settings
@@ -33,7 +37,77 @@ async def open_backend(
     env: Mapping[str, str] | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Backend]:
-    """Yield a ready backend and close it (and the sandbox's emulator) afterwards."""
+    """Yield a ready backend and close it (and the sandbox's emulator) afterwards.
+
+    While it is open, SIGTERM and SIGHUP first give back the pacing slots this process holds
+    (see `slots_given_back_on_signals`).
+    """
+    with slots_given_back_on_signals():
+        async with _open_backend(settings, paths, sandbox=sandbox, env=env, on_warning=on_warning) as backend:
+            yield backend
+
+
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+@contextmanager
+def slots_given_back_on_signals() -> Iterator[None]:
+    """On SIGTERM or SIGHUP: give back every pacing slot of this process, then end it as the
+    signal would have.
+
+    Without this, a process stopped in the middle of a request leaves its in-flight places
+    taken in the shared state, and other processes on other hosts wait for them until the
+    lease runs out (docs/state.md, "Slot ownership and leases"). The handler runs in the event loop, never
+    in the middle of a state-store operation, so it cannot meet the store's lock half taken.
+    Ending the process by the signal itself (rather than a graceful stop) is deliberate: a
+    stdio server blocks in a read of stdin that cannot be cancelled, and the exit status
+    stays what a supervisor expects. Nothing is installed off the main thread, on Windows, or
+    outside an asyncio loop.
+    """
+    numbers = [getattr(signal, name) for name in _STOP_SIGNALS if hasattr(signal, name)]
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in numbers}
+    for number in numbers:
+        loop.add_signal_handler(number, _give_slots_back_and_stop, number)
+    try:
+        yield
+    finally:
+        for number in numbers:
+            loop.remove_signal_handler(number)
+            handler = previous[number]
+            if handler is not None:  # None: set outside Python, nothing to restore from here
+                signal.signal(number, handler)
+
+
+def _give_slots_back_and_stop(number: int) -> None:
+    from puter_mcp.routing.state import release_process_slots
+
+    released = release_process_slots()
+    logger.warning(
+        "stopping on %s; gave back %d pacing slot%s",
+        signal.Signals(number).name,
+        released,
+        "" if released == 1 else "s",
+    )
+    signal.signal(number, signal.SIG_DFL)
+    signal.raise_signal(number)
+
+
+@asynccontextmanager
+async def _open_backend(
+    settings: Settings,
+    paths: Paths,
+    *,
+    sandbox: bool,
+    env: Mapping[str, str] | None,
+    on_warning: Callable[[str], None] | None,
+) -> AsyncIterator[Backend]:
     if not sandbox:
         backend = Backend.create(settings, paths, env=env, on_warning=on_warning)
         async with backend:

@@ -147,7 +147,7 @@ async def save_token(
     finally:
         if own_client:
             await puter.aclose()
-    return _save_signed_in(paths, token, who, name=name, on_notice=on_notice)
+    return _save_signed_in(paths, token, who, name=name, on_notice=on_notice, origin=settings.api_origin)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ async def _sign_up_temp(
             f"{settings.gui_origin} did not create a temporary account: {exc.message}. Sign in with "
             f"`puter-mcp login` (browser) or {_PASTE_ADVICE}."
         ) from None
-    return _save_signed_in(paths, token, who, name=name, on_notice=on_notice)
+    return _save_signed_in(paths, token, who, name=name, on_notice=on_notice, origin=settings.api_origin)
 
 
 async def _browser_sign_in(
@@ -222,7 +222,9 @@ async def _browser_sign_in(
             raise
         # No await from here on: the account is saved and recorded in one step, so the
         # timeout cannot cancel between the two and report a failure for a saved sign-in.
-        sentence = _save_signed_in(paths, token, who, name=name, on_notice=on_notice)
+        sentence = _save_signed_in(
+            paths, token, who, name=name, on_notice=on_notice, origin=settings.api_origin
+        )
         saved.append(sentence)
         return sentence
 
@@ -285,7 +287,13 @@ async def _open_in_browser(
 
 
 def _save_signed_in(
-    paths: Paths, token: str, who: WhoAmI, *, name: str | None, on_notice: Callable[[str], None]
+    paths: Paths,
+    token: str,
+    who: WhoAmI,
+    *,
+    name: str | None,
+    on_notice: Callable[[str], None],
+    origin: str,
 ) -> str:
     """Store the account and clear its cooldowns; return the sentence for the user.
 
@@ -304,7 +312,7 @@ def _save_signed_in(
             saved, replaced = store.add_or_replace(account, overwrite_corrupt=True)
     except AccountsError as exc:
         raise LoginError(f"Puter accepted the sign-in, but the account could not be saved: {exc}") from None
-    _clear_cooldowns(paths, saved, on_notice)
+    _clear_cooldowns(paths, saved, on_notice, origin)
     verb = "Updated the token of" if replaced else "Signed in as"
     kind = " (temporary account)" if who.is_temp else ""
     sentence = f"{verb} {who.username}{kind}; saved as account {saved.name!r} in {paths.accounts_file}."
@@ -315,13 +323,13 @@ def _save_signed_in(
     return sentence
 
 
-def _clear_cooldowns(paths: Paths, account: Account, on_notice: Callable[[str], None]) -> None:
+def _clear_cooldowns(paths: Paths, account: Account, on_notice: Callable[[str], None], origin: str) -> None:
     """Forget every cooldown recorded against the account, in the state all processes share.
 
     The backend names an account by its uuid, or ``user:<username>`` when the uuid is unknown;
     both are cleared, since an account stored before its uuid was known was named the second way.
     """
-    state = open_state_store(paths.state_db, on_warning=on_notice)
+    state = open_state_store(paths.state_db, origin=origin, on_warning=on_notice)
     try:
         book = CooldownBook(state)
         for account_id in dict.fromkeys(filter(None, (account.uuid, f"user:{account.username}"))):

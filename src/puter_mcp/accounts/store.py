@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 from puter_mcp.accounts.secrets import mask_token
+from puter_mcp.settings import PrivateDirError, ensure_private_dir
 
 if sys.platform == "win32":
     import msvcrt
@@ -425,7 +426,6 @@ def _serialise(state: _State) -> bytes:
 # File-system primitives: owner-only modes, atomic replacement, an inter-process lock
 
 _PRIVATE_FILE = 0o600
-_PRIVATE_DIR = 0o700
 
 
 def _chmod(path: Path, mode: int) -> None:
@@ -436,11 +436,12 @@ def _chmod(path: Path, mode: int) -> None:
 
 
 def _ensure_private_dir(directory: Path) -> None:
-    """Create the directory owner-only if missing; an existing one is left as the user set it."""
-    if directory.is_dir():
-        return
-    directory.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
-    _chmod(directory, _PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+    """Create the directory owner-only if missing (the one helper every puter-mcp directory
+    goes through); a file in the way becomes an `AccountsError` saying what to do."""
+    try:
+        ensure_private_dir(directory)
+    except PrivateDirError as exc:
+        raise AccountsError(f"{exc}; nothing was changed.") from None
 
 
 def _fsync_directory(directory: Path) -> None:

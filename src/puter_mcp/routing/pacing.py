@@ -99,8 +99,9 @@ class Pacer:
         store: the shared state.
         clock: wall-clock epoch seconds; injectable for tests.
         lease_ttl: how long a slot may stay in flight before it stops counting, so that a
-            crashed process cannot hold an account's in-flight places forever. Longer than
-            any request should take.
+            process that died without giving it back cannot hold an account's in-flight places
+            forever. Longer than any request should take. On the same host the store frees a
+            dead process's slots at once; the lease is for the cases it cannot check.
         in_flight_hint: what `try_acquire` answers when only the in-flight cap is reached:
             when a running request ends cannot be known, so this is a polling interval.
         release_settle: how long a finished request still counts as in flight (see `release`).
@@ -169,6 +170,10 @@ class Pacer:
         self.store.release_slot(slot.id, now=now + self.release_settle if counted else now, counted=counted)
 
     def usage(self, account: str, limits: PacingLimits | None = None) -> WindowUsage:
-        """Requests in the counting window and requests in flight, for status displays."""
+        """Requests in the counting window and requests running now, for status displays.
+
+        A finished request still settling (see `release`) counts for pacing, not here: to a
+        person, a request that has answered is no longer in flight.
+        """
         window = (limits or limits_for(Tier.UNKNOWN)).counting_window
         return self.store.window_usage(account, now=self._clock(), window=window)

@@ -11,9 +11,14 @@ so another backend (e.g. Redis) can be added without touching the router. Two ba
 - `MemoryStateStore`: one process only (tests, and the fallback when the file is unusable);
 - `SQLiteStateStore`: the shared one.
 
-`open_state_store` is what the application calls: a locked, unreadable or corrupt database
-degrades to memory with a warning, and the SQLite store it returns degrades to memory at run
-time if an operation fails, so state problems never crash a tool call.
+`open_state_store` is what the application calls: a damaged database is moved aside and
+replaced by a new one; a locked, unreachable or newer one degrades to memory with a warning;
+and the SQLite store it returns degrades to memory at run time if an operation fails (after
+one attempt to replace a file found damaged), so state problems never crash a tool call.
+
+Every record is keyed by the Puter API origin it was learned against, and every slot names
+the process that holds it, so that a dead process's places are freed at once (see
+docs/state.md).
 
 All times are wall-clock epoch seconds (`time.time`), because several processes compare them.
 The store methods are synchronous on purpose: SQLite calls take microseconds, and a
@@ -28,17 +33,20 @@ import math
 import os
 import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from puter_mcp.puter.errors import FailureKind
+from puter_mcp.routing.owners import Owner, is_running, this_process
 
 __all__ = [
+    "DEFAULT_ORIGIN",
     "SCHEMA_VERSION",
-    "STATE_FILE_NAME",
     "Attempt",
     "Cooldown",
     "CooldownChange",
@@ -49,19 +57,24 @@ __all__ = [
     "Scope",
     "Slot",
     "SlotRefusal",
+    "StateFileCheck",
     "StateStore",
     "StateStoreError",
     "WindowUsage",
+    "check_state_file",
     "default_state_path",
+    "is_corruption",
     "open_state_store",
+    "release_process_slots",
 ]
 
 _log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Stored in ``PRAGMA user_version``; bump it (with a migration) whenever the tables change."""
 
-STATE_FILE_NAME = "state.sqlite3"
+DEFAULT_ORIGIN = "https://api.puter.com"
+"""The origin a store keys its records by when none is given: Puter's own API."""
 
 _SLOT_HISTORY = 60.0
 """Seconds a finished slot is kept. Longer than any pacing window (Puter's is 10 s), so
@@ -151,7 +164,9 @@ pure function: a backend with optimistic concurrency may call it more than once.
 class Slot:
     """Permission to send one request on an account, until released or `lease_until`.
 
-    The lease bounds how long a crashed process can keep an in-flight place occupied.
+    The shared store also records which process holds it: on the same host, a slot whose
+    process has ended is free at once; the lease is the last resort (another host's process,
+    or a system where a process cannot be checked).
     """
 
     id: str
@@ -271,7 +286,11 @@ class StateStore(Protocol):
         uncounted one (refused with 429, which Puter does not count) is forgotten."""
         ...
 
-    def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage: ...
+    def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
+        """For status displays: requests started within `window`, and requests running now.
+        A released request that still holds its place for a moment (see `Pacer.release`), or
+        one whose process has ended, is not running: `acquire_slot` may still count the first."""
+        ...
 
     # -- last use and attempts -------------------------------------------------------------
     def touch(self, account: str, now: float) -> None: ...
@@ -420,7 +439,8 @@ class MemoryStateStore:
             mine = [s for s in self._slots.values() if s.slot.account == account]
             return WindowUsage(
                 requests=sum(1 for s in mine if s.slot.started + window > now),
-                in_flight=sum(1 for s in mine if _occupies(s, now)),
+                # Running requests only: a finished one still settling is not in flight.
+                in_flight=sum(1 for s in mine if s.released_at is None and s.slot.lease_until > now),
             )
 
     def touch(self, account: str, now: float) -> None:
@@ -501,6 +521,7 @@ def _refusal(
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cooldowns (
+    origin TEXT NOT NULL DEFAULT '', -- the Puter API origin the record was learned against
     scope TEXT NOT NULL,
     account TEXT NOT NULL,          -- '' when the scope has no account
     model TEXT NOT NULL,            -- '' when the scope has no model
@@ -511,22 +532,30 @@ CREATE TABLE IF NOT EXISTS cooldowns (
     reason TEXT NOT NULL,
     since REAL NOT NULL,
     probe_claimed_until REAL,
-    PRIMARY KEY (scope, account, model, kind)
+    PRIMARY KEY (origin, scope, account, model, kind)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slots (
     id TEXT PRIMARY KEY,
+    origin TEXT NOT NULL DEFAULT '',
     account TEXT NOT NULL,
     started REAL NOT NULL,
     lease_until REAL NOT NULL,
-    released_at REAL
+    released_at REAL,
+    host TEXT NOT NULL DEFAULT '',  -- the owner process (see routing/owners.py)
+    pid INTEGER NOT NULL DEFAULT 0,
+    pid_started TEXT
 );
-CREATE INDEX IF NOT EXISTS slots_by_account ON slots (account, started);
+CREATE INDEX IF NOT EXISTS slots_by_account ON slots (origin, account, started);
+CREATE INDEX IF NOT EXISTS slots_by_owner ON slots (host, pid) WHERE released_at IS NULL;
 CREATE TABLE IF NOT EXISTS last_used (
-    account TEXT PRIMARY KEY,
-    at REAL NOT NULL
+    origin TEXT NOT NULL DEFAULT '',
+    account TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (origin, account)
 );
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL DEFAULT '',
     at REAL NOT NULL,
     account TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -541,39 +570,62 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
 """
 
+_MIGRATE_FROM_1 = """
+DROP TABLE IF EXISTS cooldowns;
+DROP TABLE IF EXISTS slots;
+DROP TABLE IF EXISTS last_used;
+ALTER TABLE attempts ADD COLUMN origin TEXT NOT NULL DEFAULT ''
+"""
+"""Schema 1 had no origin. Its cooldowns, slots and last-use times cannot be told apart by
+Puter, and a cooldown applied to the wrong Puter is worse than one learned again, so they go
+(they last minutes anyway); the attempt history is kept, under the unknown origin ''."""
+
 # Written out in full (no string formatting) so every statement can be read as it runs.
 _SELECT_COOLDOWNS = (
     "SELECT scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until"
-    " FROM cooldowns"
+    " FROM cooldowns WHERE origin = ?"
 )
 _SELECT_COOLDOWN = (
     "SELECT scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until"
-    " FROM cooldowns WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+    " FROM cooldowns WHERE origin = ? AND scope = ? AND account = ? AND model = ? AND kind = ?"
 )
 _SELECT_COOLDOWNS_FOR = (
     "SELECT scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until"
-    " FROM cooldowns WHERE"
+    " FROM cooldowns WHERE origin = ? AND ("
     " (scope = 'account' AND account = ? AND model = '')"
     " OR (scope = 'model' AND account = '' AND model = ?)"
-    " OR (scope = 'account_model' AND account = ? AND model = ?)"
+    " OR (scope = 'account_model' AND account = ? AND model = ?))"
 )
 _UPSERT_COOLDOWN = (
     "INSERT OR REPLACE INTO cooldowns"
-    " (scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (origin, scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_DELETE_COOLDOWN = "DELETE FROM cooldowns WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+_DELETE_COOLDOWN = (
+    "DELETE FROM cooldowns WHERE origin = ? AND scope = ? AND account = ? AND model = ? AND kind = ?"
+)
 # One UPDATE is atomic on its own: of several processes racing for a probe, exactly one matches.
 _CLAIM_PROBE = (
     "UPDATE cooldowns SET probe_claimed_until = ?"
-    " WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+    " WHERE origin = ? AND scope = ? AND account = ? AND model = ? AND kind = ?"
     " AND until > ? AND probe_at IS NOT NULL AND probe_at <= ?"
     " AND (probe_claimed_until IS NULL OR probe_claimed_until <= ?)"
 )
 _RELEASE_PROBE = (
     "UPDATE cooldowns SET probe_claimed_until = NULL"
-    " WHERE scope = ? AND account = ? AND model = ? AND kind = ?"
+    " WHERE origin = ? AND scope = ? AND account = ? AND model = ? AND kind = ?"
 )
+# The account's slots that matter now: in the window, or holding an in-flight place.
+_SELECT_SLOTS = (
+    "SELECT id, started, released_at, lease_until, host, pid, pid_started FROM slots"
+    " WHERE origin = ? AND account = ?"
+    " AND (started + ? > ? OR ((released_at IS NULL OR released_at > ?) AND lease_until > ?))"
+)
+_UPSERT_LAST_USED = (
+    "INSERT INTO last_used (origin, account, at) VALUES (?, ?, ?)"
+    " ON CONFLICT (origin, account) DO UPDATE SET at = MAX(at, excluded.at)"
+)
+_FORGET_OLD_SLOTS = "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)"
 
 
 def _key_params(key: CooldownKey) -> tuple[str, str, str, str]:
@@ -616,11 +668,27 @@ def _attempt_from_row(row: tuple[Any, ...]) -> Attempt:
     )
 
 
-def default_state_path() -> Path:
-    """The shared database in the user's platformdirs state directory."""
-    import platformdirs
+def _abandoned(rows: list[tuple[Any, ...]], now: float) -> set[str]:
+    """The ids of the slots (rows of `_SELECT_SLOTS`) still holding a place although their
+    owner process is known to have ended."""
+    gone: set[str] = set()
+    verdicts: dict[Owner, bool] = {}
+    for slot_id, _started, released_at, lease_until, host, pid, pid_started in rows:
+        if released_at is not None or lease_until <= now:
+            continue
+        owner = Owner(str(host), int(pid), None if pid_started is None else str(pid_started))
+        if owner not in verdicts:
+            verdicts[owner] = is_running(owner)
+        if not verdicts[owner]:
+            gone.add(str(slot_id))
+    return gone
 
-    return platformdirs.user_state_path("puter-mcp", appauthor=False) / STATE_FILE_NAME
+
+def default_state_path() -> Path:
+    """The shared database where the settings put it (`Paths.state_db`)."""
+    from puter_mcp.settings import resolve_paths
+
+    return resolve_paths().state_db
 
 
 def _create_private_file(path: Path) -> None:
@@ -629,12 +697,90 @@ def _create_private_file(path: Path) -> None:
     The file holds account ids and request history, nothing secret, but it is nobody else's
     business. SQLite gives the ``-wal`` and ``-shm`` files the main file's permissions.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from puter_mcp.settings import ensure_private_dir
+
+    ensure_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     except FileExistsError:
         return
     os.close(fd)
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+class _CorruptDatabase(sqlite3.DatabaseError):
+    """``PRAGMA quick_check`` found damage."""
+
+
+def is_corruption(error: BaseException) -> bool:
+    """Whether `error` says the database file is damaged or not a database at all (as opposed
+    to locked, unreachable, or from a newer puter-mcp)."""
+    if isinstance(error, _CorruptDatabase):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlite3.DatabaseError)
+        and code is not None
+        and code & 0xFF
+        in (
+            _SQLITE_CORRUPT,
+            _SQLITE_NOTADB,
+        )
+    )
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _move_aside(path: Path, identity: tuple[int, int] | None) -> Path | None:
+    """Rename a corrupt database (and its ``-wal`` / ``-shm``) to ``<name>.corrupt-<time>``.
+
+    Nothing is moved when the file at `path` is no longer the one found corrupt: another
+    process has already moved it and made a new one. Returns where it went, or None.
+    """
+    if identity is None or _file_identity(path) != identity:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    number = 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    for suffix in ("-wal", "-shm"):
+        with suppress(OSError):
+            os.replace(path.with_name(path.name + suffix), target.with_name(target.name + suffix))
+    return target
+
+
+_STAT_INTERVAL = 1.0
+"""Seconds between two checks that the database file is still the one this process opened."""
+
+_open_stores: weakref.WeakSet[SQLiteStateStore] = weakref.WeakSet()
+
+
+def release_process_slots() -> int:
+    """Give back every slot this process holds, in every state database it has open.
+
+    For the SIGTERM / SIGHUP handlers (see `puter_mcp.runtime`): the process is about to end,
+    so whatever it still sends is abandoned. Returns how many slots were given back.
+    """
+    released = 0
+    for store in list(_open_stores):
+        with suppress(*_STORE_ERRORS):
+            released += store.release_owned(now=time.time())
+    return released
 
 
 class SQLiteStateStore:
@@ -646,31 +792,84 @@ class SQLiteStateStore:
     `busy_timeout` seconds: our transactions take microseconds, so a longer wait means
     something is wrong, and the caller (see `FallbackStateStore`) is better off in memory.
 
+    Every record is keyed by `origin` (the Puter API origin), so one file serves several
+    Pupers (puter.com, a self-hosted one, the emulator) without mixing what each taught.
+
+    The file is checked when opened (``PRAGMA quick_check``): a damaged one is moved aside
+    (``state.db.corrupt-<time>``) and a new one created. While open, at most once a second,
+    the store checks that the path still names the file it opened; if the file was deleted
+    or replaced, it opens the one there now, so that it keeps sharing with the others.
+
     Raises `sqlite3.Error` / `OSError` / `StateStoreError` from the constructor when the file
     cannot be used; methods raise `sqlite3.Error` when an operation fails.
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        origin: str = DEFAULT_ORIGIN,
+        busy_timeout: float = 0.5,
+        on_warning: WarningSink | None = None,
+    ) -> None:
         self.path = Path(path)
-        _create_private_file(self.path)
+        self.origin = origin
+        self._busy_timeout = busy_timeout
+        self._warn = on_warning or _log_warning
         self._lock = threading.Lock()
         self._swept_at = -math.inf  # when finished slots were last cleared out
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        self.moved_aside: Path | None = None
+        """Where a corrupt file found by this store was moved, if it moved one."""
+        self._conn, self._identity = self._open_checked()
+        self._checked_at = time.monotonic()
+        _open_stores.add(self)
+
+    # -- opening, checking, following the file ---------------------------------------------
+
+    def _connect(self) -> tuple[sqlite3.Connection, tuple[int, int] | None]:
+        _create_private_file(self.path)
+        identity = _file_identity(self.path)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            self._prepare()
+            self._prepare(conn)
         except BaseException:
-            self._conn.close()
+            conn.close()
             raise
+        return conn, identity
 
-    def _prepare(self) -> None:
-        conn = self._conn
+    def _open_checked(self) -> tuple[sqlite3.Connection, tuple[int, int] | None]:
+        """Connect; a corrupt file is moved aside (once) and a new one made."""
+        identity = _file_identity(self.path)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as error:
+            if not is_corruption(error):
+                raise
+            self._set_aside(error, identity)
+            return self._connect()
+
+    def _set_aside(self, error: BaseException, identity: tuple[int, int] | None) -> None:
+        moved = _move_aside(self.path, identity)
+        if moved is None:
+            return  # someone else moved it already
+        self.moved_aside = moved
+        self._warn(
+            f"puter-mcp: the shared state file {self.path} was damaged ({error}). It was moved "
+            f"aside to {moved} and a new one was created: cooldowns learned so far are forgotten "
+            "and will be learned again. Nothing else is needed; you may delete the moved file."
+        )
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise StateStoreError(f"{self.path} cannot be switched to WAL mode (got {mode!r})")
         # NORMAL is durable enough for cooldowns in WAL mode and avoids an fsync per commit.
         conn.execute("PRAGMA synchronous=NORMAL")
+        check = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
+        if check != ["ok"]:
+            raise _CorruptDatabase("; ".join(check[:3]))
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version == SCHEMA_VERSION:
             return
@@ -679,65 +878,121 @@ class SQLiteStateStore:
                 f"{self.path} was written by a newer puter-mcp (schema {version}, this one "
                 f"knows {SCHEMA_VERSION})"
             )
-        with self._write() as c:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             # Re-read inside the write lock: another process may have just created it.
-            if int(c.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if found < SCHEMA_VERSION:
+                script = (_MIGRATE_FROM_1 + ";" if found == 1 else "") + _SCHEMA
+                for statement in script.split(";"):
                     if statement.strip():
-                        c.execute(statement)
-                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _follow_file(self) -> None:
+        """Reopen the database if its file was deleted or replaced (checked once a second).
+
+        Called with the lock held. Without this, a process keeps writing to a file nobody else
+        can see any more, and the processes silently stop sharing.
+        """
+        now = time.monotonic()
+        if now - self._checked_at < _STAT_INTERVAL:
+            return
+        self._checked_at = now
+        try:
+            current = _file_identity(self.path)
+        except OSError:
+            return  # cannot tell; keep going with what is open
+        if current == self._identity:
+            return
+        what = "deleted" if current is None else "replaced"
+        old = self._conn
+        self._conn, self._identity = self._open_checked()
+        with suppress(sqlite3.Error):
+            old.close()
+        self._warn(
+            f"puter-mcp: the shared state file {self.path} was {what} while in use; this "
+            "process now uses the new file, so it keeps sharing cooldowns and pacing with the others."
+        )
+
+    def recover(self, error: BaseException) -> bool:
+        """After an operation failed with `error`: if the file is damaged, move it aside and
+        start a new one. True if the store can be used again (the operation may be retried)."""
+        if not is_corruption(error):
+            return False
+        with self._lock:
+            self._set_aside(error, self._identity)
+            old = self._conn
+            self._conn, self._identity = self._open_checked()
+            with suppress(sqlite3.Error):
+                old.close()
+        return True
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._follow_file()
+            yield self._conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taking SQLite's write lock before anything is read."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._locked() as conn:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield conn
             except BaseException:
                 with suppress(sqlite3.Error):  # the original error is the one worth reporting
-                    self._conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        with self._locked() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
 
+    # -- cooldowns -------------------------------------------------------------------------
+
     def cooldowns_for(self, account: str, model: str) -> list[Cooldown]:
-        rows = self._read(_SELECT_COOLDOWNS_FOR, (account, model, account, model))
+        rows = self._read(_SELECT_COOLDOWNS_FOR, (self.origin, account, model, account, model))
         return [_cooldown_from_row(r) for r in rows]
 
     def list_cooldowns(self) -> list[Cooldown]:
-        return [_cooldown_from_row(r) for r in self._read(_SELECT_COOLDOWNS)]
+        return [_cooldown_from_row(r) for r in self._read(_SELECT_COOLDOWNS, (self.origin,))]
 
     def update_cooldown(self, key: CooldownKey, change: CooldownChange) -> Cooldown | None:
         with self._write() as c:
-            found = c.execute(_SELECT_COOLDOWN, _key_params(key)).fetchone()
+            found = c.execute(_SELECT_COOLDOWN, (self.origin, *_key_params(key))).fetchone()
             new = change(None if found is None else _cooldown_from_row(found))
             _check_key(new, key)
             if new is None:
-                c.execute(_DELETE_COOLDOWN, _key_params(key))
+                c.execute(_DELETE_COOLDOWN, (self.origin, *_key_params(key)))
             else:
-                c.execute(_UPSERT_COOLDOWN, _cooldown_params(new))
+                c.execute(_UPSERT_COOLDOWN, (self.origin, *_cooldown_params(new)))
             return new
 
     def delete_cooldown(self, key: CooldownKey) -> bool:
-        with self._lock:
-            cursor = self._conn.execute(_DELETE_COOLDOWN, _key_params(key))
-            return cursor.rowcount > 0
+        with self._locked() as conn:
+            return conn.execute(_DELETE_COOLDOWN, (self.origin, *_key_params(key))).rowcount > 0
 
     def claim_probe(self, key: CooldownKey, *, now: float, lease_until: float) -> bool:
-        with self._lock:
-            cursor = self._conn.execute(_CLAIM_PROBE, (lease_until, *_key_params(key), now, now, now))
+        with self._locked() as conn:
+            cursor = conn.execute(_CLAIM_PROBE, (lease_until, self.origin, *_key_params(key), now, now, now))
             return cursor.rowcount == 1
 
     def release_probe(self, key: CooldownKey) -> None:
-        with self._lock:
-            self._conn.execute(_RELEASE_PROBE, _key_params(key))
+        with self._locked() as conn:
+            conn.execute(_RELEASE_PROBE, (self.origin, *_key_params(key)))
+
+    # -- pacing ----------------------------------------------------------------------------
 
     def acquire_slot(
         self,
@@ -754,75 +1009,90 @@ class SQLiteStateStore:
             if now - self._swept_at >= _SLOT_HISTORY / 2:
                 # Housekeeping, not bookkeeping: finished slots older than any window go, every
                 # half minute at most rather than on every request (this runs once per call).
-                c.execute(
-                    "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)",
-                    (now - _SLOT_HISTORY, now),
-                )
+                c.execute(_FORGET_OLD_SLOTS, (now - _SLOT_HISTORY, now))
                 self._swept_at = now
-            # One pass over the account's slots: those in the window, and those in flight.
             # `started + window > now` (not `started > now - window`) so that the time we
             # announce as "frees at" (started + window) is exactly when the slot leaves.
-            rows = c.execute(
-                "SELECT started, (released_at IS NULL OR released_at > ?) AND lease_until > ? FROM slots"
-                " WHERE account = ? AND (started + ? > ? OR ((released_at IS NULL OR released_at > ?)"
-                " AND lease_until > ?)) ORDER BY started",
-                (now, now, account, window, now, now, now),
-            ).fetchall()
-            starts = [float(started) for started, _ in rows if started + window > now]
-            in_flight = sum(1 for _, occupying in rows if occupying)
-            if len(starts) < max_requests and in_flight < max_in_flight:
+            rows = c.execute(_SELECT_SLOTS, (self.origin, account, window, now, now, now)).fetchall()
+            gone = _abandoned(rows, now)
+            if gone:
+                # Their processes ended without giving them back (killed, crashed): the places
+                # are free now. The requests still count in the window: Puter counted them.
+                c.executemany("UPDATE slots SET released_at = ? WHERE id = ?", [(now, i) for i in gone])
+            starts = sorted(float(row[1]) for row in rows if row[1] + window > now)
+            holding = [
+                row[2]
+                for row in rows
+                if row[0] not in gone and (row[2] is None or row[2] > now) and row[3] > now
+            ]
+            if len(starts) < max_requests and len(holding) < max_in_flight:
+                me = this_process()
                 c.execute(
-                    "INSERT INTO slots (id, account, started, lease_until) VALUES (?, ?, ?, ?)",
-                    (slot_id, account, now, lease_until),
+                    "INSERT INTO slots (id, origin, account, started, lease_until, host, pid, pid_started)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (slot_id, self.origin, account, now, lease_until, me.host, me.pid, me.started),
                 )
-                c.execute(
-                    "INSERT INTO last_used (account, at) VALUES (?, ?)"
-                    " ON CONFLICT (account) DO UPDATE SET at = MAX(at, excluded.at)",
-                    (account, now),
-                )
+                c.execute(_UPSERT_LAST_USED, (self.origin, account, now))
                 return Slot(slot_id, account, now, lease_until)
-            settled_at = c.execute(
-                "SELECT MIN(released_at) FROM slots WHERE account = ? AND released_at > ? AND lease_until > ?",
-                (account, now, now),
-            ).fetchone()[0]
-            return _refusal(starts, in_flight, window, max_requests, max_in_flight, settled_at)
+            settling = [float(released) for released in holding if released is not None]
+            return _refusal(
+                starts, len(holding), window, max_requests, max_in_flight, min(settling, default=None)
+            )
 
     def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
-        with self._lock:
+        with self._locked() as conn:
             if counted:
-                self._conn.execute(
+                conn.execute(
                     "UPDATE slots SET released_at = ? WHERE id = ? AND released_at IS NULL", (now, slot_id)
                 )
             else:
-                self._conn.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
+                conn.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
+
+    def release_owned(self, *, now: float) -> int:
+        """Give back every slot this process still holds (any origin); how many there were.
+
+        Waits a bounded time for the store's lock: it runs while the process is stopping.
+        """
+        if not self._lock.acquire(timeout=2.0):
+            return 0
+        try:
+            me = this_process()
+            cursor = self._conn.execute(
+                "UPDATE slots SET released_at = ? WHERE host = ? AND pid = ? AND released_at IS NULL",
+                (now, me.host, me.pid),
+            )
+            return cursor.rowcount
+        finally:
+            self._lock.release()
 
     def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
-        row = self._read(
-            "SELECT COALESCE(SUM(started + ? > ?), 0),"
-            " COALESCE(SUM((released_at IS NULL OR released_at > ?) AND lease_until > ?), 0)"
-            " FROM slots WHERE account = ?",
-            (window, now, now, now, account),
-        )[0]
-        return WindowUsage(int(row[0]), int(row[1]))
+        rows = self._read(_SELECT_SLOTS, (self.origin, account, window, now, now, now))
+        gone = _abandoned(rows, now)
+        return WindowUsage(
+            requests=sum(1 for row in rows if row[1] + window > now),
+            # Running requests only: a finished one still settling (see `Pacer.release`) is
+            # not "in flight" to a person reading a status display.
+            in_flight=sum(1 for row in rows if row[2] is None and row[3] > now and row[0] not in gone),
+        )
+
+    # -- last use and attempts -------------------------------------------------------------
 
     def touch(self, account: str, now: float) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO last_used (account, at) VALUES (?, ?)"
-                " ON CONFLICT (account) DO UPDATE SET at = MAX(at, excluded.at)",
-                (account, now),
-            )
+        with self._locked() as conn:
+            conn.execute(_UPSERT_LAST_USED, (self.origin, account, now))
 
     def last_used(self) -> dict[str, float]:
-        return {str(a): float(t) for a, t in self._read("SELECT account, at FROM last_used")}
+        rows = self._read("SELECT account, at FROM last_used WHERE origin = ?", (self.origin,))
+        return {str(a): float(t) for a, t in rows}
 
     def record_attempt(self, attempt: Attempt) -> None:
         a = attempt
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO attempts (at, account, model, kind, latency_ms, ttft_ms, input_tokens,"
-                " output_tokens, cost_usd, request_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        with self._locked() as conn:
+            conn.execute(
+                "INSERT INTO attempts (origin, at, account, model, kind, latency_ms, ttft_ms, input_tokens,"
+                " output_tokens, cost_usd, request_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
+                    self.origin,
                     a.time,
                     a.account,
                     a.model,
@@ -839,21 +1109,20 @@ class SQLiteStateStore:
     def recent_attempts(self, limit: int = 100) -> list[Attempt]:
         rows = self._read(
             "SELECT at, account, model, kind, latency_ms, ttft_ms, input_tokens, output_tokens,"
-            " cost_usd, request_id FROM attempts ORDER BY id DESC LIMIT ?",
-            (max(limit, 0),),
+            " cost_usd, request_id FROM attempts WHERE origin = ? ORDER BY id DESC LIMIT ?",
+            (self.origin, max(limit, 0)),
         )
         return [_attempt_from_row(r) for r in rows]
 
     def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        # By age, whatever the origin: old records of a Puter no longer used go too.
         with self._write() as c:
             c.execute("DELETE FROM attempts WHERE at < ?", (now - attempts_max_age,))
             c.execute("DELETE FROM cooldowns WHERE until < ?", (now - cooldowns_max_age,))
-            c.execute(
-                "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)",
-                (now - _SLOT_HISTORY, now),
-            )
+            c.execute(_FORGET_OLD_SLOTS, (now - _SLOT_HISTORY, now))
 
     def close(self) -> None:
+        _open_stores.discard(self)
         with self._lock:
             self._conn.close()
 
@@ -917,7 +1186,15 @@ class FallbackStateStore:
             try:
                 return operation(primary)
             except _STORE_ERRORS as error:
-                self._degrade(primary, error)
+                failure: BaseException = error
+            # A damaged file is moved aside and replaced by a new one, once; after that, or
+            # for any other failure, memory it is.
+            try:
+                if primary.recover(failure):
+                    return operation(primary)
+            except _STORE_ERRORS as error:
+                failure = error
+            self._degrade(primary, failure)
         return operation(self._memory)
 
     def describe(self) -> str:
@@ -1003,28 +1280,67 @@ def _log_warning(message: str) -> None:
 def open_state_store(
     path: Path | str | None = None,
     *,
+    origin: str = DEFAULT_ORIGIN,
     on_warning: WarningSink | None = None,
     busy_timeout: float = 0.5,
 ) -> StateStore:
     """Open the shared state, or memory if it cannot be used; never raises for a bad file.
 
+    A damaged file is moved aside and a new one created (see `SQLiteStateStore`); one that is
+    locked, unreachable or from a newer puter-mcp leaves this process with memory only.
+
     Args:
         path: the database file; default `default_state_path()`.
+        origin: the Puter API origin whose records to see (`Settings.api_origin`).
         on_warning: receives one sentence naming the file and what to do, when the file cannot
-            be used now or fails later; default: a ``logging`` warning.
+            be used now, is moved aside, or fails later; default: a ``logging`` warning.
         busy_timeout: seconds to wait for another process's write lock.
     """
     warn = on_warning or _log_warning
     target = Path(path) if path is not None else default_state_path()
     try:
-        primary = SQLiteStateStore(target, busy_timeout=busy_timeout)
+        primary = SQLiteStateStore(target, origin=origin, busy_timeout=busy_timeout, on_warning=warn)
     except _STORE_ERRORS as error:
         warn(
             f"puter-mcp: cannot use the shared state file {target} ({error}). Cooldowns and "
             "pacing are kept in memory for this process only, so other puter-mcp processes will "
-            f"not see them. If {target} is corrupt or from a newer puter-mcp, quit every puter-mcp "
+            f"not see them. If {target} is from a newer puter-mcp, quit every puter-mcp "
             "process and delete it (it is recreated on the next start); if it is locked, another "
             "program holds it."
         )
         return MemoryStateStore()
     return FallbackStateStore(primary, on_warning=warn)
+
+
+StateFileStatus = Literal["ok", "moved-aside", "unreadable"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateFileCheck:
+    """What `check_state_file` found: ``ok``, ``moved-aside`` (it was damaged; a new one now
+    stands in its place) or ``unreadable`` (this process would keep its state in memory)."""
+
+    status: StateFileStatus
+    detail: str
+
+
+def check_state_file(path: Path) -> StateFileCheck:
+    """Open the state database the way every process does, and say how that went (for doctor)."""
+    warnings: list[str] = []
+    try:
+        store = SQLiteStateStore(path, on_warning=warnings.append)
+    except _STORE_ERRORS as error:
+        return StateFileCheck("unreadable", f"{path} cannot be used ({error})")
+    try:
+        store.list_cooldowns()  # a read, so that a file that opens but cannot be queried shows too
+    except _STORE_ERRORS as error:
+        return StateFileCheck("unreadable", f"{path} opens but cannot be read ({error})")
+    finally:
+        moved = store.moved_aside
+        with suppress(*_STORE_ERRORS):
+            store.close()
+    if moved is not None:
+        return StateFileCheck(
+            "moved-aside", f"{path} was damaged: moved aside to {moved}, a new one was created"
+        )
+    return StateFileCheck("ok", f"{path} opens in SQLite and passes its integrity check")
