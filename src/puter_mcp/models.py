@@ -31,9 +31,10 @@ __all__ = [
 
 
 def _when(epoch: float | None) -> str:
+    """How long something lasts, as a phrase that follows a state: "until 12:00:00 UTC"."""
     if epoch is None:
         return "until further notice"
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
+    return "until " + dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,7 @@ class CooldownInfo(BaseModel):
 
     def describe(self) -> str:
         what = " x ".join(part for part in (self.account, self.model) if part)
-        return f"{what}: {self.kind} until {_when(self.until)}" + (f" ({self.reason})" if self.reason else "")
+        return f"{what}: {self.kind} {_when(self.until)}" + (f" ({self.reason})" if self.reason else "")
 
 
 class AccountStatus(BaseModel):
