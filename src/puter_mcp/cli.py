@@ -215,7 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return logs.run(args, paths)
     try:
         settings, paths = load_settings(paths=paths, overrides=_overrides(args))
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:
+        if not isinstance(exc, ConfigError) and not _is_chain_error(exc):
+            raise
         if command == "doctor":
             # Doctor's job is to report this, and to check everything else all the same.
             from puter_mcp import doctor
@@ -236,6 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Failure as exc:
         _eprint(f"puter-mcp: {exc}")
         return exc.exit_code
+
+
+def _is_chain_error(exc: Exception) -> bool:
+    # Imported only on failure: the chains module is not needed to start a server without chains.
+    from puter_mcp.routing.chains import ChainConfigError
+
+    return isinstance(exc, ChainConfigError)
 
 
 class _Failure(Exception):

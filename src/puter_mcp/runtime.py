@@ -131,7 +131,8 @@ async def _open_backend(
     home = sandbox_home()
     try:
         async with serve_emulator(state) as base_url:
-            sandbox_paths = resolve_paths({"PUTER_MCP_HOME": str(home)})
+            # The config file stays the user's: any message about settings names their file.
+            sandbox_paths = resolve_paths({"PUTER_MCP_HOME": str(home)}, config_file=paths.config_file)
             store = AccountsStore(sandbox_paths.accounts_file)
             for account in seeded:
                 store.add_or_replace(

@@ -330,6 +330,28 @@ def _format_validation(error: ValidationError, source: str, text: str | None) ->
     return "\n".join(lines)
 
 
+def _check_chains(chains: Any, source: str, text: str | None) -> None:
+    """Check the ``[chains.*]`` tables here, where the file's text is at hand, so that each
+    problem names the user's file and the line of its chain (the server checks them again
+    later, when only the parsed settings are left: in the sandbox, far from the user's file).
+
+    Raises:
+        ChainConfigError: every problem, each after the line of its chain.
+    """
+    from puter_mcp.routing.chains import ChainConfigError, parse_user_chains
+
+    tables = list(chains.items()) if isinstance(chains, dict) else [(None, chains)]
+    problems: list[str] = []
+    for name, body in tables:
+        line = _line_of(text, ("chains", str(name))) if text and name is not None else None
+        try:
+            parse_user_chains({name: body} if name is not None else body, source=source)
+        except ChainConfigError as exc:
+            problems += [f"line {line}: {problem}" if line else problem for problem in exc.problems]
+    if problems:
+        raise ChainConfigError(source, problems)
+
+
 def _read_config(path: Path) -> tuple[dict[str, Any], str | None]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -362,6 +384,7 @@ def load_settings(
 
     Raises:
         ConfigError: the config file or a variable is wrong; the message names it.
+        ChainConfigError: a ``[chains.*]`` table is wrong; the message names the file and line.
     """
     env = os.environ if env is None else env
     paths = paths or resolve_paths(env)
@@ -371,6 +394,8 @@ def load_settings(
         Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"the config file has a mistake:\n{_format_validation(exc, source, text)}") from exc
+    if data.get("chains"):
+        _check_chains(data["chains"], source, text)
 
     merged: dict[str, Any] = {
         key: (dict(value) if isinstance(value, dict) else value) for key, value in data.items()
