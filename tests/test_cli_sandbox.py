@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,3 +24,48 @@ def test_a_bad_chain_names_the_users_file_and_line_in_the_sandbox(
     assert f"{bad}: line 3: [chains.review]" in err
     assert "models = ['gpt-5-nano']" in err  # the chain module's own advice is kept
     assert "puter-mcp-sandbox-" not in err
+
+
+SCRIPT = shutil.which("puter-mcp", path=str(Path(sys.executable).parent)) or "puter-mcp"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stopped_sandbox_server_leaves_no_temporary_directory(
+    home: Path, tmp_path: Path, how: signal.Signals
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PUTER_MCP_HOME": str(home)}
+    env["TMPDIR"] = str(scratch)  # where tempfile puts the sandbox's home
+    command = [SCRIPT, "--sandbox", "serve", "--transport", "http", "--port", "0"]
+    server = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert server.stderr is not None
+        for _ in range(50):  # bounded: the notice, then the address
+            line = server.stderr.readline()
+            if not line or b"serving MCP at " in line:
+                break
+        assert b"serving MCP at " in line, line
+        assert [p.name for p in scratch.iterdir() if p.name.startswith("puter-mcp-sandbox-")]
+        server.send_signal(how)
+        server.wait(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == -how
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_sandbox_command_that_ends_normally_leaves_no_temporary_directory(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert main(["--sandbox", "status"]) == 0
+    assert "sandbox-paid" in capsys.readouterr().out
+    assert list(scratch.iterdir()) == []

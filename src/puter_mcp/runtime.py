@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 from puter_mcp.backend import Backend
 from puter_mcp.settings import Paths, Settings
@@ -52,8 +53,8 @@ _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 @contextmanager
 def slots_given_back_on_signals() -> Iterator[None]:
-    """On SIGTERM or SIGHUP: give back every pacing slot of this process, then end it as the
-    signal would have.
+    """On SIGTERM or SIGHUP: give back every pacing slot of this process, delete the sandbox's
+    temporary directory, then end it as the signal would have.
 
     Without this, a process stopped in the middle of a request leaves its in-flight places
     taken in the shared state, and other processes on other hosts wait for them until the
@@ -85,10 +86,28 @@ def slots_given_back_on_signals() -> Iterator[None]:
                 signal.signal(number, handler)
 
 
+# Directories to delete before a stop signal ends the process: ending it by the signal skips
+# every `finally`, so the sandbox registers its throw-away home here while it exists.
+_removed_on_stop: set[Path] = set()
+
+
+@contextmanager
+def _temporary_home(home: Path) -> Iterator[Path]:
+    """Delete `home` when the block ends, or on SIGTERM/SIGHUP (see `_give_slots_back_and_stop`)."""
+    _removed_on_stop.add(home)
+    try:
+        yield home
+    finally:
+        _removed_on_stop.discard(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def _give_slots_back_and_stop(number: int) -> None:
     from puter_mcp.routing.state import release_process_slots
 
     released = release_process_slots()
+    for home in list(_removed_on_stop):
+        shutil.rmtree(home, ignore_errors=True)
     logger.warning(
         "stopping on %s; gave back %d pacing slot%s",
         signal.Signals(number).name,
@@ -128,8 +147,7 @@ async def _open_backend(
         state.add_account(username="sandbox-free", tier="free"),
         state.add_account(username="sandbox-temp", tier="temp"),
     ]
-    home = sandbox_home()
-    try:
+    with _temporary_home(sandbox_home()) as home:
         async with serve_emulator(state) as base_url:
             # The config file stays the user's: any message about settings names their file.
             sandbox_paths = resolve_paths({"PUTER_MCP_HOME": str(home)}, config_file=paths.config_file)
@@ -150,5 +168,3 @@ async def _open_backend(
             )
             async with backend:
                 yield backend
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
