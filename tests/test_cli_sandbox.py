@@ -69,3 +69,14 @@ def test_a_sandbox_command_that_ends_normally_leaves_no_temporary_directory(
     assert main(["--sandbox", "status"]) == 0
     assert "sandbox-paid" in capsys.readouterr().out
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["accounts", "status", "models", "chat"])
+def test_every_sandbox_command_takes_the_flag_after_its_name(
+    home: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [command, "--sandbox"] + (["hello"] if command == "chat" else [])
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "SANDBOX" in out + err
+    assert not (home / "data" / "accounts.json").exists()  # the real files are untouched

@@ -106,6 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     accounts = commands.add_parser("accounts", help="List saved accounts and their status.")
     accounts.add_argument("--json", action="store_true", help="Print JSON.")
+    accounts.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     use = commands.add_parser("use", help="Make an account the default.")
     use.add_argument("name")
     rename = commands.add_parser("rename", help="Rename a saved account.")
