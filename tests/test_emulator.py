@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from puter_mcp.backend import Backend, ChatCall
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Tier, serve_emulator
 from puter_mcp.emulator.answers import count_tokens, text_pieces
 from puter_mcp.emulator.catalogue import PROVIDERS, Catalogue, default_catalogue
@@ -666,3 +667,19 @@ def test_command_prints_url_and_tokens_and_stops_on_ctrl_c() -> None:
 def test_providers_cover_both_answer_shapes() -> None:
     assert {spec.shape for spec in PROVIDERS.values()} == {"anthropic", "openai"}
     assert PROVIDERS["fake-chat"].input_cost_key == "input-tokens"
+
+
+@pytest.mark.parametrize("model", ["gpt-5-nano", "claude-sonnet-4-5"], ids=["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+async def test_an_answer_cut_by_max_tokens_finishes_with_length(
+    backend: Backend, model: str, stream: bool
+) -> None:
+    long_question = "tell me a long story about otters " * 4
+    whole = await backend.chat(ChatCall.build(message=long_question, model=model))
+    call = ChatCall.build(message=long_question, model=model, max_tokens=5).model_copy(
+        update={"stream": stream}
+    )
+    cut = await backend.chat(call)
+    assert cut.usage.output_tokens == 5
+    assert whole.text.startswith(cut.text) and len(cut.text) < len(whole.text)
+    assert (whole.finish_reason, cut.finish_reason) == ("stop", "length")

@@ -673,6 +673,23 @@ class TestAccumulator:
         assert accumulator.result().finish_reason == "stop"
 
 
+    def test_a_stream_whose_output_reached_max_tokens_was_cut(self) -> None:
+        # Puter's streams name no finish reason: the request's limit is the evidence.
+        accumulator = ChatAccumulator(max_tokens=5)
+        accumulator.extend([TextDelta("cut here"), UsageEvent(Usage(output_tokens=5), None)])
+        assert accumulator.result().finish_reason == "length"
+
+    def test_a_stream_below_max_tokens_stopped(self) -> None:
+        accumulator = ChatAccumulator(max_tokens=50)
+        accumulator.extend([TextDelta("short"), UsageEvent(Usage(output_tokens=5), None)])
+        assert accumulator.result().finish_reason == "stop"
+
+    def test_the_vendors_reason_wins_over_the_count(self) -> None:
+        accumulator = ChatAccumulator(max_tokens=5)
+        accumulator.extend([TextDelta("x"), UsageEvent(Usage(output_tokens=5), None, "stop")])
+        assert accumulator.result().finish_reason == "stop"
+
+
 def test_events_from_result_round_trip() -> None:
     original = parse_chat_answer(ANTHROPIC_ANSWER)
     events = events_from_result(original)

@@ -513,7 +513,7 @@ class Engine:
             if on_progress:
                 on_progress(StreamProgress(model, result.usage.output_tokens, attempt, result.text))
             return _Timed(result, (time.monotonic() - started) * 1000)
-        accumulator = ChatAccumulator()
+        accumulator = ChatAccumulator(max_tokens=request.max_tokens)
         ttft: float | None = None
         tokens = 0
         try:

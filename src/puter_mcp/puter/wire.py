@@ -603,6 +603,15 @@ def parse_stream_line(line: bytes | str) -> StreamEvent | None:
     return None
 
 
+def _inferred_finish_reason(usage: Usage, called_tools: bool, max_tokens: int | None) -> str:
+    """The finish reason of an answer whose provider gave none."""
+    if called_tools:
+        return "tool_calls"
+    if max_tokens is not None and usage.output_tokens >= max_tokens:
+        return "length"
+    return "stop"
+
+
 class ChatAccumulator:
     """Folds stream events into a `ChatResult`, remembering whether the stream was complete.
 
@@ -610,7 +619,10 @@ class ChatAccumulator:
     `usage_seen` is what distinguishes a finished answer from a truncated one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_tokens: int | None = None) -> None:
+        """`max_tokens`: the request's limit; Puter's streams name no finish reason, so an
+        answer whose output reached it is taken to have been cut there (``length``)."""
+        self._max_tokens = max_tokens
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tool_calls: list[ToolCall] = []
@@ -648,7 +660,7 @@ class ChatAccumulator:
         """The answer so far; streams do not name the model, so the caller may supply it."""
         finish = self._finish_reason
         if finish is None and self._usage is not None:
-            finish = "tool_calls" if self._tool_calls else "stop"
+            finish = _inferred_finish_reason(self._usage, bool(self._tool_calls), self._max_tokens)
         return ChatResult(
             text=self.text,
             reasoning="".join(self._reasoning) or None,
