@@ -295,7 +295,10 @@ class TestSearch:
             "claude-sonnet-4-5-20250929",
             "claude-opus-5",
         ]
-        assert self.ids(catalogue.search(provider="anthropic")) == ["claude-sonnet-4-5-20250929"]
+        assert self.ids(catalogue.search(provider="anthropic")) == [
+            "claude-sonnet-4-5-20250929",
+            "claude-opus-5",
+        ]
         assert self.ids(catalogue.search(provider="OpenRouter")) == ["openrouter:qwen/qwen3-coder:free"]
         assert self.ids(catalogue.search(provider="togetherai")) == ["togetherai:meta-llama/llama-4"]
 

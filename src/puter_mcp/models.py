@@ -185,8 +185,13 @@ class ModelsPage(BaseModel):
             lines += [record.line() for record in self.virtual_models]
             lines.append("- auto: picks one of the chains above from the prompt")
             return "\n".join(lines)
+        if not self.models and self.total and self.offset >= self.total:
+            return (
+                f"The offset {self.offset} is past the end: {self.total} model"
+                f"{'' if self.total == 1 else 's'} matched. Use an offset from 0 to {self.total - 1}."
+            )
         if not self.models:
-            return f"No model matched ({self.total} in all)."
+            return "No model matched. Try fewer words, or drop a filter."
         shown = f"{self.offset + 1}-{self.offset + len(self.models)} of {self.total}"
         lines = [f"Models {shown}:"] + [record.line() for record in self.models]
         if self.offset + len(self.models) < self.total:

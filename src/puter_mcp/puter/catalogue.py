@@ -138,15 +138,19 @@ class ModelInfo(BaseModel):
         )
 
 
+# Company names people type, and Puter's provider key for the company's own service.
+_PROVIDER_NAMES: Mapping[str, str] = {"anthropic": "claude", "openai": "openai-completion", "google": "gemini"}
+
+
 def _provider_matches(model: ModelInfo, wanted: str) -> bool:
-    """Match Puter's provider key, or the prefix of a resold id (``openrouter:``, ``togetherai:``)
-    or of the ``puterId`` (``anthropic:...``), so "anthropic" and "openrouter" both work."""
-    if model.provider.lower() == wanted:
+    """Match the provider that serves the model: Puter's provider key, the company's name for
+    it ("anthropic" for ``claude``), or the prefix of a resold id (``openrouter:``,
+    ``togetherai:``). Never the maker named in ``puterId``: groq's ``gpt-oss-120b`` is
+    ``openai:...`` there, yet served by groq."""
+    provider = model.provider.lower()
+    if wanted in (provider, provider.replace("-", "")) or _PROVIDER_NAMES.get(wanted) == provider:
         return True
-    for name in (model.id, model.puter_id):
-        if name and ":" in name and name.split(":", 1)[0].lower() == wanted:
-            return True
-    return False
+    return ":" in model.id and model.id.split(":", 1)[0].lower() == wanted
 
 
 class Catalogue:
