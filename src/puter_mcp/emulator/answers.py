@@ -228,6 +228,11 @@ def compose_answer(
         text = f"[{model.id}] Calling tool {name}." if anthropic else ""
     elif text_override is not None:
         text = text_override
+    elif model.stream_seconds:
+        # Many short pieces, so that a slow stream shows steady progress.
+        counted = ", ".join(str(number) for number in range(1, 41))
+        text = f'[{model.id}] You said: "{echo}". Counting slowly: {counted}. This answer comes from the Puter emulator.'
+
     elif last.get("role") == "tool":
         text = f'[{model.id}] The tool returned: "{_echo(last_text)}". This deterministic answer comes from the Puter emulator.'
     else:

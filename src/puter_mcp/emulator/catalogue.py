@@ -90,6 +90,9 @@ class ModelSpec:
     release_date: str | None = None
     hidden: bool = False
     """Puter's test models: only visible through the driver methods `models`/`list`."""
+    stream_seconds: float = 0.0
+    """How long this model's streams last, their lines evenly spaced (the sandbox's slow model,
+    which lets a person watch progress notifications and cancel); 0: as fast as the state's pace."""
 
     @property
     def provider_spec(self) -> ProviderSpec:
@@ -396,7 +399,13 @@ def default_catalogue() -> Catalogue:
                   context=262_144),
         _together("deepseek-ai/DeepSeek-R1", "DeepSeek R1", (300, 700), context=163_840),
     ]  # fmt: skip
+    slow = ModelSpec(
+        id="sandbox-slow", provider="fake-chat", name="Sandbox slow model (streams for ~10 s)",
+        aliases=("fake-chat:sandbox-slow",), puter_id="fake-chat:sandbox-slow", context=8_192,
+        max_tokens=4_096, input_cost=5, output_cost=40, stream_seconds=10.0,
+    )  # fmt: skip
     tests = [
+        slow,
         fake_chat_model("fake", (0, 0)),
         fake_chat_model("costly", (1_000_000, 1_000_000)),
         fake_chat_model("abuse", (0, 0)),

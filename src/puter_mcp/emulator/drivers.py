@@ -123,8 +123,12 @@ class _ChatCall:
         if not self.args.stream:
             return json_response(success_body(answer))
         chunks = [ndjson(line) for line in stream_lines(answer)]
+        pace = answer.model.stream_seconds / max(1, len(chunks) - 1)
         return ndjson_response(
-            chunks, delay=self.stream_delay, stall_after=stall_after, stall_seconds=stall_seconds
+            chunks,
+            delay=lambda: max(self.stream_delay(), pace),
+            stall_after=stall_after,
+            stall_seconds=stall_seconds,
         )
 
 
