@@ -72,8 +72,16 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="Address to bind for http/sse (default 127.0.0.1).")
     serve.add_argument("--port", type=int, help="Port for http/sse (default 8000; 0 picks a free one).")
     serve.add_argument(
+        "--auth-token-file",
+        metavar="PATH",
+        help="A file holding the bearer token HTTP clients must send (required off loopback); "
+        "or set PUTER_MCP_AUTH_TOKEN, or pass --auth-token - to read it from stdin.",
+    )
+    serve.add_argument(
         "--auth-token",
-        help="Bearer token HTTP clients must send (or PUTER_MCP_AUTH_TOKEN); required off loopback.",
+        metavar="TOKEN",
+        help="'-' reads the bearer token from stdin (http/sse only). A token written here is "
+        "visible to other users (ps): prefer --auth-token-file or PUTER_MCP_AUTH_TOKEN.",
     )
     serve.add_argument(
         "--allowed-host",
@@ -85,10 +93,17 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     login = commands.add_parser("login", help="Sign in to Puter and save the account.")
+    login.add_argument("--token-file", metavar="PATH", help="Sign in with the Puter auth token in this file.")
+    login.add_argument(
+        "--token-from-env",
+        action="store_true",
+        help="Sign in with the Puter auth token in the PUTER_AUTH_TOKEN environment variable.",
+    )
     login.add_argument(
         "--token",
         metavar="TOKEN",
-        help="A Puter auth token; '-' reads it from stdin (safer than the command line).",
+        help="'-' reads a Puter auth token from stdin. A token written here is visible to other "
+        "users (ps): prefer --token-file, --token - or --token-from-env.",
     )
     login.add_argument("--name", help="Save the account under this name (default: its Puter username).")
     login.add_argument("--temp", action="store_true", help="Create a temporary Puter account and use it.")
@@ -175,6 +190,41 @@ def _configure_logging(settings: Settings, paths: Paths) -> None:
             register_secret(secret)
 
 
+def _read_secrets(args: argparse.Namespace) -> None:
+    """Replace the secret options by the secrets they point to (a file, stdin), in place."""
+    from puter_mcp.secret_input import read_secret
+
+    if args.command == "serve" or args.command is None:
+        if getattr(args, "auth_token", None) == "-" and getattr(args, "transport", "stdio") == "stdio":
+            raise _Failure(
+                "--auth-token - reads stdin, which the stdio transport uses: give --auth-token-file", 2
+            )
+        args.auth_token = read_secret(
+            value=getattr(args, "auth_token", None),
+            file=getattr(args, "auth_token_file", None),
+            what="the bearer token",
+            flag="--auth-token",
+            safer="--auth-token-file PATH, --auth-token - or PUTER_MCP_AUTH_TOKEN",
+            warn=_eprint,
+        )
+    elif args.command == "login":
+        token = read_secret(
+            value=args.token,
+            file=args.token_file,
+            what="the Puter token",
+            flag="--token",
+            safer="--token-file PATH, --token - or --token-from-env",
+            warn=_eprint,
+        )
+        if args.token_from_env:
+            if token is not None:
+                raise _Failure("give one of --token, --token-file and --token-from-env", 2)
+            token = os.environ.get("PUTER_AUTH_TOKEN", "").strip()
+            if not token:
+                raise _Failure("--token-from-env: the PUTER_AUTH_TOKEN environment variable is not set", 2)
+        args.token = token
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "log_level": getattr(args, "log_level", None),
@@ -202,6 +252,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"`{command}` acts on your real files, so run it without --sandbox."
         )
         return 2
+    from puter_mcp.secret_input import SecretInputError
+
+    try:
+        _read_secrets(args)
+    except SecretInputError as exc:
+        _eprint(f"puter-mcp: {exc}")
+        return 2
+    except _Failure as exc:
+        _eprint(f"puter-mcp: {exc}")
+        return exc.exit_code
     if command == "install":
         # Needs no settings: a broken config.toml must not stop anyone from installing.
         from puter_mcp.install import cli as install_cli
@@ -307,19 +367,12 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
 # -- accounts ----------------------------------------------------------------------------
 
 
-def _read_secret(value: str) -> str:
-    token = sys.stdin.readline().strip() if value == "-" else value.strip()
-    if not token:
-        raise _Failure("no token given: pass --token TOKEN, or --token - and type or pipe it in", 2)
-    return token
-
-
 def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.accounts.login import run_login
 
-    token = _read_secret(args.token) if args.token else None
+    token = args.token  # read by `_read_secrets`
     if token is not None and args.temp:
-        raise _Failure("give either --token or --temp, not both", 2)
+        raise _Failure("give either a token or --temp, not both", 2)
 
     async def run() -> str:
         return await run_login(
