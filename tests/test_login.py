@@ -55,12 +55,14 @@ def follow_sign_in(client: httpx2.Client, url: str) -> httpx2.Response:
     return client.get(url)
 
 
-def visit(path: str | None = None, query: str = "") -> Step:
-    """GET the listener directly: on its secret path (None) or another one, with `query`."""
+def visit(path: str | None = None, query: str = "", *, state: bool = True) -> Step:
+    """GET the listener directly: on its secret path (None) or another one, with `query` after
+    the redirect's own query (its one-time state) unless `state` is False."""
 
     def step(client: httpx2.Client, url: str) -> httpx2.Response:
         parts = urlsplit(redirect_of(url))
-        return client.get(f"http://127.0.0.1:{parts.port}{parts.path if path is None else path}?{query}")
+        full_query = "&".join(filter(None, (parts.query if state else "", query)))
+        return client.get(f"http://127.0.0.1:{parts.port}{parts.path if path is None else path}?{full_query}")
 
     return step
 
@@ -460,7 +462,7 @@ async def test_listener_refuses_other_methods_and_garbage() -> None:
             group.start_soon(wait)
             base = f"http://127.0.0.1:{callback.port}"
             async with httpx2.AsyncClient(timeout=10.0) as client:
-                posted = await client.post(f"{base}{callback.path}?token=abc")
+                posted = await client.post(f"{base}{callback.path}?state={callback.state}&token=abc")
                 assert posted.status_code == 405
                 stream = await anyio.connect_tcp("127.0.0.1", callback.port)
                 async with stream:
@@ -468,7 +470,7 @@ async def test_listener_refuses_other_methods_and_garbage() -> None:
                     answer = await stream.receive()
                 assert answer.startswith(b"HTTP/1.1 400 ")
                 assert checked == []
-                accepted = await client.get(f"{base}{callback.path}?token=abc")
+                accepted = await client.get(f"{base}{callback.path}?state={callback.state}&token=abc")
                 assert accepted.status_code == 200
         assert not callback.listening
     assert result == ["ok"]
@@ -499,7 +501,9 @@ async def test_listener_keeps_waiting_after_a_rejection_and_reraises_a_failure()
             async with httpx2.AsyncClient(timeout=10.0) as client:
                 for token in ("bad", "worse"):
                     pages.append(
-                        await client.get(f"http://127.0.0.1:{callback.port}{callback.path}?token={token}")
+                        await client.get(
+                            f"http://127.0.0.1:{callback.port}{callback.path}?state={callback.state}&token={token}"
+                        )
                     )
         assert not callback.listening
 

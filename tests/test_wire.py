@@ -672,7 +672,6 @@ class TestAccumulator:
         accumulator.extend([TextDelta("x"), UsageEvent(Usage(), None)])
         assert accumulator.result().finish_reason == "stop"
 
-
     def test_a_stream_whose_output_reached_max_tokens_was_cut(self) -> None:
         # Puter's streams name no finish reason: the request's limit is the evidence.
         accumulator = ChatAccumulator(max_tokens=5)

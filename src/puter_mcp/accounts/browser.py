@@ -5,8 +5,11 @@ Puter's official CLI sign-in (puter-api.md, "Authentication") opens
 user approves, Puter redirects the browser to that URL with ``?token=<token>`` added. This
 module is the other end of that redirect: a tiny HTTP/1.1 server on ``127.0.0.1`` that
 
-- listens on a free port, behind an unguessable path (`secrets.token_urlsafe`), so that another
-  web page or local program that guesses the port cannot hand us a token of its choosing;
+- listens on a free port, behind an unguessable path (`secrets.token_urlsafe`), and puts a
+  one-time random ``state`` in the redirect URL that must come back with the token (compared
+  with `hmac.compare_digest`), so that another web page or local program that guesses the port
+  cannot hand us a token of its choosing (login CSRF): a request without it, or with another,
+  gets a short error page and the wait goes on;
 - refuses a request to any other path (404) or without a token (400) and keeps waiting, since a
   browser also asks for ``/favicon.ico``, pre-connects, or is pointed at the wrong tab;
 - hands each token to a caller-supplied check (serially): the check returns a value (accepted),
@@ -25,6 +28,7 @@ Timeouts of the whole wait are the caller's (cancel `TokenCallback.wait`).
 from __future__ import annotations
 
 import contextlib
+import hmac
 import html
 import re
 import secrets
@@ -32,7 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
@@ -124,6 +128,14 @@ _NO_TOKEN = _Page(
     "Puter sent no token with this request. Open the sign-in address printed in the terminal "
     "again; puter-mcp is still waiting.",
 )
+_WRONG_STATE = _Page(
+    400,
+    "Bad Request",
+    "Sign-in not recognised",
+    "This request does not come from the sign-in puter-mcp started (its state is missing or "
+    "wrong), so it was ignored. puter-mcp is still waiting: use the sign-in address printed in "
+    "the terminal.",
+)
 _BAD_REQUEST = _Page(400, "Bad Request", "Bad request", "puter-mcp could not understand this request.")
 _TOO_LARGE = _Page(
     431, "Request Header Fields Too Large", "Bad request", "This request is too large for the sign-in."
@@ -176,9 +188,10 @@ def _request_target(head: bytes) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def _token_of(query: str) -> str | None:
+def _param_of(query: str, name: str) -> str | None:
+    """The first non-blank value of `name` in a query string."""
     for key, value in parse_qsl(query, keep_blank_values=True):
-        if key == "token" and value.strip():
+        if key == name and value.strip():
             return value.strip()
     return None
 
@@ -193,12 +206,14 @@ class TokenCallback:
     Attributes:
         port: the port it listens on (127.0.0.1).
         path: the secret path Puter must send the browser back to.
+        state: the one-time value the redirect must carry back (``?state=...``).
     """
 
-    def __init__(self, listener: SocketListener, *, path: str, read_timeout: float) -> None:
+    def __init__(self, listener: SocketListener, *, path: str, state: str, read_timeout: float) -> None:
         self._listener = listener
         self.port: int = listener.extra(SocketAttribute.local_port)  # noqa: S610 (anyio, not Django)
         self.path = path
+        self.state = state
         self._read_timeout = read_timeout
         self._check_lock = anyio.Lock()
         self._closed = False
@@ -206,8 +221,9 @@ class TokenCallback:
 
     @property
     def redirect_url(self) -> str:
-        """Where Puter sends the browser back to (``http://localhost:PORT/<secret path>``)."""
-        return f"http://{REDIRECT_HOST}:{self.port}{self.path}"
+        """Where Puter sends the browser back to (``http://localhost:PORT/<secret path>?state=<state>``);
+        Puter keeps the query and adds ``token``."""
+        return f"http://{REDIRECT_HOST}:{self.port}{self.path}?{urlencode({'state': self.state})}"
 
     @property
     def listening(self) -> bool:
@@ -284,7 +300,10 @@ class TokenCallback:
         parts = urlsplit(target)
         if not secrets.compare_digest(parts.path.encode("latin-1"), self.path.encode("latin-1")):
             return _NOT_FOUND
-        token = _token_of(parts.query)
+        state = _param_of(parts.query, "state")
+        if state is None or not hmac.compare_digest(state.encode(), self.state.encode()):
+            return _WRONG_STATE
+        token = _param_of(parts.query, "token")
         if token is None:
             return _NO_TOKEN
         async with self._check_lock:
@@ -318,7 +337,12 @@ async def listen_for_token(*, read_timeout: float = _DEFAULT_READ_TIMEOUT) -> As
     (socket_listener,) = listener.listeners
     if not isinstance(socket_listener, SocketListener):  # pragma: no cover - anyio's contract
         raise TypeError(f"unexpected listener {socket_listener!r}")
-    callback = TokenCallback(socket_listener, path="/" + secrets.token_urlsafe(24), read_timeout=read_timeout)
+    callback = TokenCallback(
+        socket_listener,
+        path="/" + secrets.token_urlsafe(24),
+        state=secrets.token_urlsafe(24),
+        read_timeout=read_timeout,
+    )
     try:
         yield callback
     finally:

@@ -139,7 +139,11 @@ class ModelInfo(BaseModel):
 
 
 # Company names people type, and Puter's provider key for the company's own service.
-_PROVIDER_NAMES: Mapping[str, str] = {"anthropic": "claude", "openai": "openai-completion", "google": "gemini"}
+_PROVIDER_NAMES: Mapping[str, str] = {
+    "anthropic": "claude",
+    "openai": "openai-completion",
+    "google": "gemini",
+}
 
 
 def _provider_matches(model: ModelInfo, wanted: str) -> bool:
