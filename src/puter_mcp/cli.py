@@ -499,15 +499,15 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
             reasoning_effort=args.reasoning_effort,
             fallback=False if args.no_fallback else None,
         )
-        shown = {"attempt": 0, "printed": False}
+        shown: dict[str, Any] = {"attempt": 0, "model": "", "printed": False}
 
         def on_progress(progress: StreamProgress) -> None:
             if progress.attempt != shown["attempt"]:
                 # Only an attempt that already printed text broke off in front of the user; one
                 # refused before its first token (a 429, a model that is down) printed nothing.
                 if shown["printed"]:
-                    _eprint(f"\n[that answer broke off; trying {progress.model}]")
-                shown["attempt"], shown["printed"] = progress.attempt, False
+                    sys.stdout.write(_broke_off(shown["model"], progress.previous_failure, progress.model))
+                shown.update(attempt=progress.attempt, model=progress.model, printed=False)
             if progress.delta:
                 shown["printed"] = True
                 sys.stdout.write(progress.delta)
@@ -522,11 +522,18 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
         print(outcome.model_dump_json(indent=2))
         return 0
     sys.stdout.write("\n")
+    sys.stdout.flush()  # before the notes on stderr, so that a terminal shows them after the answer
     if outcome.fallback:
         _eprint(f"[{outcome.fallback}]")
     cost = "unknown cost" if outcome.cost_usd is None else f"${outcome.cost_usd:.6f}"
     _eprint(f"[{outcome.model} via {outcome.account}: {outcome.usage.total_tokens} tokens, {cost}]")
     return 0
+
+
+def _broke_off(model: str, why: str, next_model: str) -> str:
+    """The line between an answer that broke off in the terminal and the next attempt's answer."""
+    because = f" ({why})" if why else ""
+    return f"\n[{model} broke off{because}; answering with {next_model}]\n"
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:

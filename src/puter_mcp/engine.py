@@ -424,13 +424,18 @@ class Engine:
         model_ids = [model.id for model in resolved.models]
         request_id = uuid.uuid4().hex[:12]
         attempts = 0
+        last_failure = ""
 
         async def send(model: str, account: AccountRef) -> _Timed:
-            nonlocal attempts
+            nonlocal attempts, last_failure
             attempts += 1
             if on_progress:
-                on_progress(StreamProgress(model=model, attempt=attempts))
-            return await self._stream_one(call, model, account, attempts, on_progress)
+                on_progress(StreamProgress(model=model, attempt=attempts, previous_failure=last_failure))
+            try:
+                return await self._stream_one(call, model, account, attempts, on_progress)
+            except PuterError as exc:
+                last_failure = exc.kind.value
+                raise
 
         try:
             routed = await self.router.route(

@@ -47,6 +47,9 @@ class StreamProgress:
     attempt: int = 0
     delta: str = ""
     """The text that just arrived (for terminals that stream it)."""
+    previous_failure: str = ""
+    """On the first progress of an attempt after a failed one: why that one failed (a failure
+    kind such as ``model_down``), so that a terminal can say why a shown answer broke off."""
 
     def describe(self, elapsed: float) -> str:
         if not self.model:
