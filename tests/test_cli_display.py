@@ -9,7 +9,8 @@ import pytest
 from puter_mcp.cli import main
 from puter_mcp.emulator import Fault
 from puter_mcp.models import AccountsOverview, CooldownInfo
-from tests.conftest import Emulator, save_accounts, settings_for
+from puter_mcp.settings import resolve_paths
+from tests.conftest import Emulator, save_accounts
 
 
 def test_a_cooldown_without_an_end_reads_as_one_phrase() -> None:
@@ -31,8 +32,7 @@ def test_chat_marks_an_answer_that_broke_off_and_names_the_next_model(
 ) -> None:
     monkeypatch.setenv("PUTER_API_ORIGIN", emulator.url)
     monkeypatch.setenv("PUTER_GUI_ORIGIN", emulator.url)
-    settings, paths = settings_for(emulator, home)
-    save_accounts(paths, emulator.paid)
+    save_accounts(resolve_paths(), emulator.paid)
     emulator.state.add_fault(
         Fault.STREAM_ERROR_AFTER_TEXT,
         model="gpt-5-nano",
