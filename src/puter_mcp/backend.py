@@ -96,8 +96,8 @@ class ChatCall(BaseModel):
         if message is None and not messages:
             raise BackendError("nothing to ask: give `message` (a string) or `messages` (a conversation)")
         turns = [Turn(role="user", content=message)] if message is not None else list(messages or [])
-        if not message and message is not None:
-            raise BackendError("`message` is empty")
+        if message is not None and not message.strip():
+            raise BackendError("`message` is empty (or only blanks): write the question to ask")
         if not any(turn.role == "user" for turn in turns):
             raise BackendError("`messages` needs at least one message with role `user`")
         if system:

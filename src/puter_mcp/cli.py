@@ -488,6 +488,11 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
     if sandbox:
         _eprint(SANDBOX_NOTICE)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        source = "stdin" if args.prompt == "-" else "the command line"
+        raise _Failure(
+            f"the question from {source} is empty: write it after `chat`, or pipe it to `chat -`", 2
+        )
 
     async def run() -> Any:
         call = ChatCall.build(

@@ -1,0 +1,37 @@
+"""`puter-mcp chat` (and every front end's ChatCall) refuses a blank question before sending it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from puter_mcp.backend import BackendError, ChatCall
+from puter_mcp.cli import main
+from puter_mcp.settings import resolve_paths
+from tests.conftest import Emulator, save_accounts
+
+
+@pytest.mark.parametrize("blank", ["", " ", " \n\t "])
+def test_a_blank_message_is_refused_when_the_call_is_built(blank: str) -> None:
+    with pytest.raises(BackendError, match="empty"):
+        ChatCall.build(message=blank)
+
+
+@pytest.mark.parametrize(("argv", "stdin"), [(["chat", "  \n "], ""), (["chat", "-"], " \n\n")])
+def test_the_cli_refuses_a_blank_question_before_sending_anything(
+    emulator: Emulator,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    stdin: str,
+) -> None:
+    monkeypatch.setenv("PUTER_API_ORIGIN", emulator.url)
+    monkeypatch.setenv("PUTER_GUI_ORIGIN", emulator.url)
+    save_accounts(resolve_paths(), emulator.paid)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert main(argv) == 2
+    assert "is empty" in capsys.readouterr().err
+    assert emulator.chat_requests() == []
