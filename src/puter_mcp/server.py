@@ -9,7 +9,6 @@ and expected failures (`BackendError`) into `ToolError`, so that the client sees
 from __future__ import annotations
 
 import difflib
-import hmac
 import inspect
 import logging
 import time
@@ -24,10 +23,18 @@ from pydantic import BaseModel, Field, ValidationError
 
 from puter_mcp import __version__
 from puter_mcp.backend import Backend, BackendError, ChatCall, ModelsQuery, Turn
+from puter_mcp.http_serving import (
+    HEADER_TIMEOUT,
+    LOOPBACK_HOSTS,
+    BearerAuth,
+    ServingError,
+    binding_problem,
+    serve_asgi,
+)
 from puter_mcp.models import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp
 
 __all__ = ["build_server", "serve_http", "serve_stdio"]
 
@@ -362,36 +369,6 @@ async def serve_stdio(backend: Backend) -> None:
     await build_server(backend).run_stdio_async()
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-class BearerAuth:
-    """ASGI middleware: every request must carry ``Authorization: Bearer <token>``.
-
-    The comparison is constant-time; a missing or wrong token gets 401 and nothing else.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                from starlette.responses import JSONResponse
-
-                response = JSONResponse(
-                    {"error": "unauthorized", "message": "missing or wrong bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def http_app(
     backend: Backend,
     *,
@@ -425,12 +402,10 @@ def http_app(
 
 
 def check_http_binding(host: str, auth_token: str | None) -> None:
-    """Refuse to expose the server beyond this machine without a bearer token."""
-    if host not in LOOPBACK_HOSTS and not auth_token:
-        raise BackendError(
-            f"refusing to listen on {host} without a bearer token: anyone who can reach it could spend "
-            "your credits. Pass --auth-token (or set PUTER_MCP_AUTH_TOKEN), or bind 127.0.0.1."
-        )
+    """Refuse to expose the server beyond this machine without a strong bearer token."""
+    problem = binding_problem(host, auth_token)
+    if problem:
+        raise BackendError(problem)
 
 
 async def serve_http(
@@ -442,28 +417,21 @@ async def serve_http(
     auth_token: str | None,
     allowed_hosts: Sequence[str] = (),
     on_ready: Callable[[str], None] | None = None,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> None:
     """Serve streamable HTTP (``/mcp``) or SSE (``/sse``) until cancelled."""
-    import uvicorn
-
     check_http_binding(host, auth_token)
     app = http_app(
         backend, transport=transport, host=host, auth_token=auth_token, allowed_hosts=allowed_hosts
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
 
-    async def announce() -> None:
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-            await anyio.sleep(0.02)
-        bound = server.servers[0].sockets[0].getsockname()
+    def announce(port: int) -> None:
         path = "/sse" if transport == "sse" else "/mcp"
         display_host = f"[{host}]" if ":" in host else host
-        url = f"http://{display_host}:{bound[1]}{path}"
         if on_ready:
-            on_ready(url)
+            on_ready(f"http://{display_host}:{port}{path}")
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(announce)
-        await server.serve()
-        group.cancel_scope.cancel()
+    try:
+        await serve_asgi(app, host=host, port=port, on_ready=announce, header_timeout=header_timeout)
+    except ServingError as exc:
+        raise BackendError(str(exc)) from exc
