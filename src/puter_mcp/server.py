@@ -32,6 +32,7 @@ from puter_mcp.http_serving import (
     serve_asgi,
 )
 from puter_mcp.models import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
+from puter_mcp.stdio_serving import AnsweringReadStream
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -149,6 +150,18 @@ class PuterMCPServer(MCPServer[Any]):
                 # Chained to the ValidationError, so the SDK still logs the field names only.
                 raise ToolError(argument_error(name, exc.__cause__)) from exc.__cause__
             raise
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdio, answering lines that are not JSON-RPC messages instead of dropping them."""
+        from mcp.server.stdio import stdio_server
+
+        lowlevel = self._lowlevel_server
+        async with stdio_server() as (read_stream, write_stream):
+            await lowlevel.run(
+                AnsweringReadStream(read_stream, write_stream),
+                write_stream,
+                lowlevel.create_initialization_options(),
+            )
 
 
 def build_server(backend: Backend) -> MCPServer[Any]:
