@@ -110,5 +110,7 @@ async def test_oauth_discovery_gets_a_quick_json_404(backend: Backend, path: str
         posted = await raw.post(origin + path, json={"client_name": "x"})
     for answer in (got, posted):
         assert answer.status_code == 404
-        assert "OAuth" in answer.json()["error_description"]
+        described = answer.json()["error_description"]
+        assert "does not use OAuth" in described
+        assert "Authorization: Bearer" in described and "PUTER_MCP_AUTH_TOKEN" in described
         assert "www-authenticate" not in answer.headers

@@ -141,8 +141,8 @@ class BearerAuth:
                 404,
                 {
                     "error": "not_found",
-                    "error_description": "this server does not use OAuth; send a static bearer token "
-                    "in the `Authorization: Bearer <token>` header",
+                    "error_description": "this server does not use OAuth: send its static bearer token "
+                    f"in the header `Authorization: Bearer <token>` ({self._setup_hint})",
                 },
                 [],
             )
