@@ -1,9 +1,11 @@
 """The MCP server: three tools over one `Backend`, on stdio, streamable HTTP or SSE.
 
-This is the only module that knows about MCP. It turns tool arguments into backend calls,
+This is the only module that knows about MCP tools (`stdio_serving` answers unreadable stdio
+lines; `http_serving` holds the HTTP rules, MCP-free). It turns tool arguments into backend calls,
 backend results into tool results (the answer as text, the metadata as structured content),
 and expected failures (`BackendError`) into `ToolError`, so that the client sees an
-``isError`` result with a sentence a person can act on.
+``isError`` result with a sentence a person can act on. Unknown or bad tool arguments are
+refused the same way, worded as the CLI words them.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def _readable_id(error: ValidationError) -> str | int | None:
     for item in error.errors():
         given = item.get("input")
         if isinstance(given, dict):
-            found = given.get("id")  # type: ignore[union-attr]
+            found = given.get("id")
             if isinstance(found, str | int) and not isinstance(found, bool):
                 return found
     return None
