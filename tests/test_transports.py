@@ -176,7 +176,7 @@ async def test_off_loopback_only_the_allowed_host_names_are_served(emulator: Emu
         "--host",
         "127.0.0.2",
         "--auth-token",
-        "tok-123456",
+        "tok-0123456789abcdef0123456789abcdef",
         "--allowed-host",
         "mcp.test",
     )
@@ -185,7 +185,7 @@ async def test_off_loopback_only_the_allowed_host_names_are_served(emulator: Emu
         headers = {
             "Accept": "application/json, text/event-stream",
             "Content-Type": "application/json",
-            "Authorization": "Bearer tok-123456",
+            "Authorization": "Bearer tok-0123456789abcdef0123456789abcdef",
         }
         ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
         async with httpx2.AsyncClient() as raw:

@@ -181,8 +181,13 @@ class ModelsPage(BaseModel):
     stale: bool = Field(
         default=False, description="True when Puter could not be reached and a cached catalogue was used."
     )
+    sandbox: bool = Field(default=False, description="True when the list comes from the built-in emulator.")
 
     def display_text(self) -> str:
+        marker = "[SANDBOX: emulated catalogue, not Puter's real model list]\n\n" if self.sandbox else ""
+        return marker + self._listing()
+
+    def _listing(self) -> str:
         if self.virtual_models:
             lines = ["Virtual models (use the name as `model` in puter-chat):"]
             lines += [record.line() for record in self.virtual_models]
@@ -271,7 +276,7 @@ class AccountsOverview(BaseModel):
     def display_text(self) -> str:
         lines = []
         if self.sandbox:
-            lines.append("SANDBOX: these are emulated accounts; nothing here is real.")
+            lines += ["[SANDBOX: emulated accounts, nothing here is real]", ""]
         if not self.accounts:
             lines.append("No Puter account is signed in: run `puter-mcp login` (or set PUTER_AUTH_TOKEN).")
         else:

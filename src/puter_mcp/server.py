@@ -1,31 +1,43 @@
 """The MCP server: three tools over one `Backend`, on stdio, streamable HTTP or SSE.
 
-This is the only module that knows about MCP. It turns tool arguments into backend calls,
+This is the only module that knows about MCP tools (`stdio_serving` answers unreadable stdio
+lines; `http_serving` holds the HTTP rules, MCP-free). It turns tool arguments into backend calls,
 backend results into tool results (the answer as text, the metadata as structured content),
 and expected failures (`BackendError`) into `ToolError`, so that the client sees an
-``isError`` result with a sentence a person can act on.
+``isError`` result with a sentence a person can act on. Unknown or bad tool arguments are
+refused the same way, worded as the CLI words them.
 """
 
 from __future__ import annotations
 
-import hmac
+import difflib
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
 
 from puter_mcp import __version__
 from puter_mcp.backend import Backend, BackendError, ChatCall, ModelsQuery, Turn
+from puter_mcp.http_serving import (
+    HEADER_TIMEOUT,
+    LOOPBACK_HOSTS,
+    BearerAuth,
+    ServingError,
+    binding_problem,
+    serve_asgi,
+)
 from puter_mcp.models import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
+from puter_mcp.stdio_serving import AnsweringReadStream
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp
 
 __all__ = ["build_server", "serve_http", "serve_stdio"]
 
@@ -50,16 +62,121 @@ def _tool_error(exc: BackendError) -> ToolError:
     return ToolError(str(exc))
 
 
+def _tool_word(tool: str) -> str:
+    """`puter-chat` -> `chat`: the word the CLI uses for the same arguments."""
+    return tool.removeprefix("puter-")
+
+
+def unknown_arguments_error(tool: str, given: Mapping[str, Any], known: Sequence[str]) -> str | None:
+    """A sentence naming each argument the tool does not have (and the closest one it has), or None."""
+    unknown = [name for name in given if name not in known]
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        parts.append(f"`{name}`{hint}")
+    listing = ", ".join(f"`{name}`" for name in known) or "none"
+    return f"unknown {_tool_word(tool)} argument {', '.join(parts)}; its arguments are: {listing}"
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_ERROR_WORDING: dict[str, Callable[[dict[str, Any]], str]] = {
+    "less_than_equal": lambda ctx: f"must be at most {_number(ctx['le'])}",
+    "less_than": lambda ctx: f"must be less than {_number(ctx['lt'])}",
+    "greater_than_equal": lambda ctx: f"must be at least {_number(ctx['ge'])}",
+    "greater_than": lambda ctx: f"must be more than {_number(ctx['gt'])}",
+    "int_type": lambda ctx: "must be a whole number (a JSON integer, not a string, float or boolean)",
+    "int_from_float": lambda ctx: "must be a whole number",
+    "int_parsing": lambda ctx: "must be a whole number",
+    "float_type": lambda ctx: "must be a number",
+    "float_parsing": lambda ctx: "must be a number",
+    "bool_type": lambda ctx: "must be true or false",
+    "bool_parsing": lambda ctx: "must be true or false",
+    "string_type": lambda ctx: "must be a string",
+    "list_type": lambda ctx: "must be a list",
+    "model_type": lambda ctx: "must be an object",
+    "dict_type": lambda ctx: "must be an object",
+    "literal_error": lambda ctx: f"must be one of {ctx['expected']}",
+    "missing": lambda ctx: "is required",
+    "extra_forbidden": lambda ctx: "is not a known field",
+}
+
+
+def argument_error(tool: str, error: ValidationError) -> str:
+    """Word pydantic's complaint as the CLI does: "bad chat argument `temperature`: must be at most 2"."""
+    sentences = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        word = _ERROR_WORDING.get(item["type"])
+        what = word(dict(item.get("ctx") or {})) if word else item["msg"]
+        sentences.append(f"bad {_tool_word(tool)} argument `{where}`: {what}")
+    return "; ".join(dict.fromkeys(sentences))
+
+
+def _tool(server: MCPServer[Any], **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`server.tool(...)` with the docstring dedented, so clients show it without source indentation."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **options)(fn)
+        return fn
+
+    return register
+
+
+class PuterMCPServer(MCPServer[Any]):
+    """`MCPServer` whose tools refuse unknown arguments and word bad ones for a person.
+
+    The SDK ignores arguments a tool does not declare (so a misspelled `temprature` would be
+    dropped without a word) and reports a bad one as pydantic's raw text with a docs URL; both
+    pass through `call_tool`, so this one place fixes them for every tool.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            known = list(tool.parameters.get("properties", {}))
+            refusal = unknown_arguments_error(name, arguments, known)
+            if refusal:
+                raise ToolError(refusal)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                # Chained to the ValidationError, so the SDK still logs the field names only.
+                raise ToolError(argument_error(name, exc.__cause__)) from exc.__cause__
+            raise
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdio, answering lines that are not JSON-RPC messages instead of dropping them."""
+        from mcp.server.stdio import stdio_server
+
+        lowlevel = self._lowlevel_server
+        async with stdio_server() as (read_stream, write_stream):
+            await lowlevel.run(
+                AnsweringReadStream(read_stream, write_stream),
+                write_stream,
+                lowlevel.create_initialization_options(),
+            )
+
+
 def build_server(backend: Backend) -> MCPServer[Any]:
     """Build the MCP server with its three tools, in this order: chat, models, account."""
-    server: MCPServer[Any] = MCPServer(
+    server = PuterMCPServer(
         "puter",
         title="Puter AI models",
         version=__version__,
         instructions=INSTRUCTIONS,
     )
 
-    @server.tool(
+    @_tool(
+        server,
         name="puter-chat",
         title="Ask a Puter model",
         annotations=ToolAnnotations(
@@ -89,7 +206,9 @@ def build_server(backend: Backend) -> MCPServer[Any]:
         temperature: Annotated[
             float | None, Field(ge=0, le=2, description="Sampling temperature, 0-2.")
         ] = None,
-        max_tokens: Annotated[int | None, Field(ge=1, description="Longest answer, in tokens.")] = None,
+        max_tokens: Annotated[
+            int | None, Field(ge=1, strict=True, description="Longest answer, in tokens.")
+        ] = None,
         reasoning_effort: Annotated[
             Literal["low", "medium", "high"] | None,
             Field(description="How hard a reasoning model thinks before answering."),
@@ -98,6 +217,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             int | None,
             Field(
                 ge=1,
+                strict=True,
                 description="Thinking budget in tokens (translated to an effort); not with reasoning_effort.",
             ),
         ] = None,
@@ -134,7 +254,8 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             structured_content=outcome.metadata().model_dump(mode="json"),
         )
 
-    @server.tool(
+    @_tool(
+        server,
         name="puter-models",
         title="Find Puter models",
         annotations=ToolAnnotations(
@@ -159,8 +280,12 @@ def build_server(backend: Backend) -> MCPServer[Any]:
                 description="List the virtual models (chains and auto) with their current members instead."
             ),
         ] = False,
-        limit: Annotated[int, Field(ge=1, le=100, description="How many records to return.")] = 10,
-        offset: Annotated[int, Field(ge=0, description="How many matching records to skip (paging).")] = 0,
+        limit: Annotated[
+            int, Field(ge=1, le=100, strict=True, description="How many records to return.")
+        ] = 10,
+        offset: Annotated[
+            int, Field(ge=0, strict=True, description="How many matching records to skip (paging).")
+        ] = 0,
     ) -> Annotated[CallToolResult, ModelsPage]:
         """Find Puter's models by name, provider and abilities, with context size and price per 1M tokens."""
         try:
@@ -178,12 +303,14 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             )
         except BackendError as exc:
             raise _tool_error(exc) from exc
+        page = page.model_copy(update={"sandbox": backend.sandbox})
         return CallToolResult(
             content=[TextContent(type="text", text=page.display_text())],
             structured_content=page.model_dump(mode="json"),
         )
 
-    @server.tool(
+    @_tool(
+        server,
         name="puter-account",
         title="Puter accounts and credits",
         annotations=ToolAnnotations(
@@ -257,36 +384,6 @@ async def serve_stdio(backend: Backend) -> None:
     await build_server(backend).run_stdio_async()
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-class BearerAuth:
-    """ASGI middleware: every request must carry ``Authorization: Bearer <token>``.
-
-    The comparison is constant-time; a missing or wrong token gets 401 and nothing else.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                from starlette.responses import JSONResponse
-
-                response = JSONResponse(
-                    {"error": "unauthorized", "message": "missing or wrong bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def http_app(
     backend: Backend,
     *,
@@ -320,12 +417,10 @@ def http_app(
 
 
 def check_http_binding(host: str, auth_token: str | None) -> None:
-    """Refuse to expose the server beyond this machine without a bearer token."""
-    if host not in LOOPBACK_HOSTS and not auth_token:
-        raise BackendError(
-            f"refusing to listen on {host} without a bearer token: anyone who can reach it could spend "
-            "your credits. Pass --auth-token (or set PUTER_MCP_AUTH_TOKEN), or bind 127.0.0.1."
-        )
+    """Refuse to expose the server beyond this machine without a strong bearer token."""
+    problem = binding_problem(host, auth_token)
+    if problem:
+        raise BackendError(problem)
 
 
 async def serve_http(
@@ -337,28 +432,21 @@ async def serve_http(
     auth_token: str | None,
     allowed_hosts: Sequence[str] = (),
     on_ready: Callable[[str], None] | None = None,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> None:
     """Serve streamable HTTP (``/mcp``) or SSE (``/sse``) until cancelled."""
-    import uvicorn
-
     check_http_binding(host, auth_token)
     app = http_app(
         backend, transport=transport, host=host, auth_token=auth_token, allowed_hosts=allowed_hosts
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
 
-    async def announce() -> None:
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-            await anyio.sleep(0.02)
-        bound = server.servers[0].sockets[0].getsockname()
+    def announce(port: int) -> None:
         path = "/sse" if transport == "sse" else "/mcp"
         display_host = f"[{host}]" if ":" in host else host
-        url = f"http://{display_host}:{bound[1]}{path}"
         if on_ready:
-            on_ready(url)
+            on_ready(f"http://{display_host}:{port}{path}")
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(announce)
-        await server.serve()
-        group.cancel_scope.cancel()
+    try:
+        await serve_asgi(app, host=host, port=port, on_ready=announce, header_timeout=header_timeout)
+    except ServingError as exc:
+        raise BackendError(str(exc)) from exc
