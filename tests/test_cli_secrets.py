@@ -109,10 +109,10 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_serve_reads_the_bearer_token_from_a_file(
     home: Path, tmp_path: Path, served: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    token_file = _private_file(tmp_path / "bearer", "s3cret-bearer-token\n")
+    token_file = _private_file(tmp_path / "bearer", "s3cret-bearer-token-of-at-least-32-chars\n")
     argv = ["serve", "--transport", "http", "--host", "0.0.0.0", "--auth-token-file", str(token_file)]
     assert main(argv) == 0
-    assert served["auth_token"] == "s3cret-bearer-token"
+    assert served["auth_token"] == "s3cret-bearer-token-of-at-least-32-chars"
     assert "warning" not in capsys.readouterr().err
 
 
