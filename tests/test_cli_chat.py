@@ -35,3 +35,11 @@ def test_the_cli_refuses_a_blank_question_before_sending_anything(
     assert main(argv) == 2
     assert "is empty" in capsys.readouterr().err
     assert emulator.chat_requests() == []
+
+
+@pytest.mark.parametrize("max_tokens", [True, False, 12.0, 2.5, 1e38, "100"])
+def test_max_tokens_must_be_a_whole_number_when_the_call_is_built(max_tokens: object) -> None:
+    # The MCP tool checks its own arguments too; this is the check every front end shares.
+    with pytest.raises(BackendError, match="bad chat argument `max_tokens`"):
+        ChatCall.build(message="hi", max_tokens=max_tokens)  # type: ignore[arg-type]
+    assert ChatCall.build(message="hi", max_tokens=12).max_tokens == 12

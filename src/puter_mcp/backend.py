@@ -68,7 +68,9 @@ class ChatCall(BaseModel):
     messages: list[Turn] = Field(min_length=1)
     model: str | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
+    # Strict: `true` or `12.0` is a mistake in the caller, not a number of tokens (pydantic would
+    # otherwise turn them into 1 and 12). Every front end builds its call here.
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     fallback: bool | None = None
     stream: bool = True
