@@ -30,10 +30,11 @@ __all__ = [
 ]
 
 
-def _when(epoch: float | None) -> str:
+def _until(epoch: float | None) -> str:
+    """How long a cooldown lasts, as a phrase that follows its kind ("model_down until ...")."""
     if epoch is None:
         return "until further notice"
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
+    return "until " + dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,7 @@ class CooldownInfo(BaseModel):
 
     def describe(self) -> str:
         what = " x ".join(part for part in (self.account, self.model) if part)
-        return f"{what}: {self.kind} until {_when(self.until)}" + (f" ({self.reason})" if self.reason else "")
+        return f"{what}: {self.kind} {_until(self.until)}" + (f" ({self.reason})" if self.reason else "")
 
 
 class AccountStatus(BaseModel):
@@ -226,7 +227,9 @@ class AccountStatus(BaseModel):
     default: bool = False
     is_temp: bool | None = None
     tier: str | None = None
-    state: Literal["active", "cooling", "out-of-credits", "sign-in-again", "disabled", "unknown"] = "active"
+    state: Literal[
+        "active", "cooling", "out-of-credits", "sign-in-again", "confirm-email", "disabled", "unknown"
+    ] = "active"
     detail: str = ""
     credits: Credits | None = None
     requests_in_window: int = 0

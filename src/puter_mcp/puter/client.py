@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import anyio
 import httpx2
@@ -82,6 +82,9 @@ class WhoAmI(BaseModel):
     email: str | None = None
     is_temp: bool = False
     tier: Tier = "free"
+    email_confirmed: bool = True
+    """False only when Puter says so: it then refuses the account's calls (403
+    ``email_confirmation_required``) until the address is confirmed."""
 
     @classmethod
     def from_user(cls, user: Mapping[str, Any]) -> WhoAmI:
@@ -111,6 +114,8 @@ class WhoAmI(BaseModel):
             email=email if isinstance(email, str) and email else None,
             is_temp=is_temp,
             tier=tier,
+            # Temporary accounts have no address to confirm; Puter still lets them call.
+            email_confirmed=is_temp or user.get("email_confirmed") is not False,
         )
 
 
@@ -243,6 +248,8 @@ def _checked_json(response: httpx2.Response, raw: bytes, what: str) -> Any:
     """A successful JSON body, or the `PuterError` its status and envelope describe."""
     body = _loads(raw)
     status = response.status_code
+    if 300 <= status < 400:
+        raise _redirect_error(response)
     if not 200 <= status < 300:
         raise error_from_body(status, body)
     if body is None:
@@ -255,6 +262,21 @@ def _checked_json(response: httpx2.Response, raw: bytes, what: str) -> Any:
     if isinstance(body, Mapping) and body.get("success") is False:
         raise error_from_body(200, body)
     return body
+
+
+def _redirect_error(response: httpx2.Response) -> PuterError:
+    """Puter's API never redirects; a web site does (a wrong `api_origin` sends every path to
+    its home page), so say what the origin looks like rather than "HTTP 302"."""
+    status = response.status_code
+    location = response.headers.get("location", "")
+    target = urlsplit(urljoin(str(response.request.url), location)) if location else None
+    where = f" (it redirects to {target.path or '/'})" if target is not None else ""
+    return PuterError(
+        FailureKind.TRANSPORT,
+        f"{response.request.url.scheme}://{response.request.url.netloc.decode()} does not look like "
+        f"a Puter API{where}; check `api_origin`.",
+        status=status,
+    )
 
 
 def _is_ndjson(response: httpx2.Response) -> bool:
