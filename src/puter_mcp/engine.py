@@ -708,7 +708,7 @@ class Engine:
             except PuterError as exc:
                 status.error = redact(exc.message, [token])
                 if exc.kind in (FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED):
-                    self.book.account_checked(account_id, exc.kind)
+                    self.book.account_checked(account_id, exc.kind, reason=exc.message)
                 return
             status.username = status.username or who.username
             status.is_temp = who.is_temp

@@ -285,7 +285,7 @@ class CooldownBook:
         fresh = self._fresh(key, now, _default_reason(FailureKind.OUT_OF_CREDITS))
         self.store.update_cooldown(key, lambda old: _merge(old, fresh, now, push_probe=True))
 
-    def account_checked(self, account: str, found: FailureKind | None) -> None:
+    def account_checked(self, account: str, found: FailureKind | None, *, reason: str = "") -> None:
         """Record the result of a ``/whoami`` check (after a refusal, or winning its probe).
 
         `found` is what the check showed: None (the token works and the account may call), AUTH
@@ -298,7 +298,7 @@ class CooldownBook:
             return
         now = self._clock()
         key = _key(Scope.ACCOUNT, found, account, None)
-        fresh = self._fresh(key, now, _default_reason(found))
+        fresh = self._fresh(key, now, reason or _default_reason(found))
         self.store.update_cooldown(key, lambda old: _merge(old, fresh, now, push_probe=True))
 
     def record_unaffordable(self, *, account: str, model: str, reason: str = "") -> Cooldown | None:

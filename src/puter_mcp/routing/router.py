@@ -403,6 +403,7 @@ class Router:
         ordered = self.order_accounts(accounts)
         log: list[AttemptLog] = []
         waited = 0.0
+        probe_waited = 0.0
         partial = ""
         last_error: PuterError | None = None
         upstream = 0
@@ -418,8 +419,11 @@ class Router:
                         )
                     waited += await self._wait_for_slot(wait)
                     continue
-                if pick.probing_until is not None and now < deadline:
-                    waited += await self._wait_for_probe(pick.probing_until, deadline)
+                if pick.probing_until is not None and now < deadline and probe_waited < self.max_wait:
+                    # Bounded in real time too: a prober in another process may have died.
+                    spent = await self._wait_for_probe(pick.probing_until, deadline)
+                    probe_waited += spent
+                    waited += spent
                     continue
                 # Without a failure of its own, this call reports the kind that blocks every
                 # candidate (when they agree), so the caller can still say what to do about it.
