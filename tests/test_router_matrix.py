@@ -543,6 +543,7 @@ async def test_accounts_that_must_sign_in_again_are_not_called_and_the_error_say
 ) -> None:
     names = [emulator.paid.username, emulator.free.username, emulator.temp.username]
     async with world(emulator, home, **base_overrides()) as w:
+        emulator.state.clear_requests()  # the set-up's own (the model list)
         for name in names:
             emulator.state.revoke_session(name)  # signed out on another device
         with pytest.raises(BackendError) as first:

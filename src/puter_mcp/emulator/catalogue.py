@@ -24,6 +24,7 @@ __all__ = [
     "ProviderSpec",
     "default_catalogue",
     "fake_chat_model",
+    "self_hosted_catalogue",
 ]
 
 AnswerShape = Literal["anthropic", "openai"]
@@ -396,9 +397,18 @@ def default_catalogue() -> Catalogue:
                   context=262_144),
         _together("deepseek-ai/DeepSeek-R1", "DeepSeek R1", (300, 700), context=163_840),
     ]  # fmt: skip
-    tests = [
+    return Catalogue([*claude, *openai, *gemini, *others, *openrouter, *together, *_test_models()])
+
+
+def _test_models() -> list[ModelSpec]:
+    return [
         fake_chat_model("fake", (0, 0)),
         fake_chat_model("costly", (1_000_000, 1_000_000)),
         fake_chat_model("abuse", (0, 0)),
     ]
-    return Catalogue([*claude, *openai, *gemini, *others, *openrouter, *together, *tests])
+
+
+def self_hosted_catalogue() -> Catalogue:
+    """A self-hosted Puter without vendor keys: only the test models, which the details list
+    leaves out and the chat driver's `models` method names."""
+    return Catalogue(_test_models())
