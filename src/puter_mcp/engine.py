@@ -66,6 +66,7 @@ _ENV_ACCOUNT = "env"
 """The name of the ``PUTER_AUTH_TOKEN`` account (also its key in ``[account_tiers]``)."""
 _ATTEMPTS_KEPT = 30 * 86400.0
 _EXPIRED_COOLDOWNS_KEPT = 86400.0  # long enough to remember a rate-limit escalation
+_EMPTY_CATALOGUE_KEPT = 60.0  # seconds an empty model list is trusted
 
 
 def puter_client(settings: Settings) -> PuterClient:
@@ -321,23 +322,34 @@ class Engine:
         """The model catalogue: memory, then the disk cache, then Puter (stale-while-revalidate)."""
         return (await self._catalogue_entry()).catalogue
 
-    async def _catalogue_entry(self) -> _CatalogueCache:
+    def _fresh(self, entry: _CatalogueCache | None, now: float) -> bool:
+        if entry is None:
+            return False
         ttl = self.settings.models_cache_ttl
+        if not len(entry.catalogue):
+            # An empty list is more likely a Puter being set up (or a hiccup) than the truth
+            # for hours: look again soon.
+            ttl = min(ttl, _EMPTY_CATALOGUE_KEPT)
+        return now - entry.fetched_at < ttl
+
+    async def _catalogue_entry(self) -> _CatalogueCache:
         now = self._clock()
         cached = self._catalogue
-        if cached and now - cached.fetched_at < ttl and not cached.stale:
+        if cached and self._fresh(cached, now) and not cached.stale:
             return cached
         async with self._catalogue_lock:
             cached = self._catalogue
-            if cached and now - cached.fetched_at < ttl and not cached.stale:
+            if cached and self._fresh(cached, now) and not cached.stale:
                 return cached
             if cached is None:
                 cached = self._read_disk_catalogue()
-                if cached and now - cached.fetched_at < ttl:
+                if cached and self._fresh(cached, now):
                     self._catalogue = cached
                     return cached
+            accounts = self.routable_accounts()
             try:
-                catalogue = await self.client.models()
+                # Signed in, the chat driver also names the models the list leaves out.
+                catalogue = await self.client.models(token=accounts[0].token if accounts else None)
             except PuterError as exc:
                 if cached is not None:
                     logger.warning(

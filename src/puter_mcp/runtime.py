@@ -129,7 +129,6 @@ async def _open_backend(
         state.add_account(username="sandbox-temp", tier="temp"),
     ]
     home = sandbox_home()
-    restore = _exit_cleanly_on_termination()
     try:
         async with serve_emulator(state) as base_url:
             sandbox_paths = resolve_paths({"PUTER_MCP_HOME": str(home)})
@@ -152,28 +151,3 @@ async def _open_backend(
                 yield backend
     finally:
         shutil.rmtree(home, ignore_errors=True)
-        restore()
-
-
-def _exit_cleanly_on_termination() -> Callable[[], None]:
-    """Turn SIGTERM and SIGHUP into `SystemExit` (status 128 + signal) while the sandbox runs,
-    so that the clean-up above runs instead of the process dying with its files left behind.
-    Returns what puts the previous handlers back. Only the main thread can set handlers; in
-    any other thread this does nothing."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def leave(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, leave) for signum in wanted}
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore

@@ -400,15 +400,18 @@ def default_catalogue() -> Catalogue:
     return Catalogue([*claude, *openai, *gemini, *others, *openrouter, *together, *_test_models()])
 
 
+def self_hosted_catalogue() -> Catalogue:
+    """The catalogue of a self-hosted Puter without vendor keys: only the hidden test models.
+
+    `/puterai/chat/models/details` then lists nothing; the chat driver's `models` method (signed
+    in) names `fake`, `costly` and `abuse`, and those answer. Pass it as `EmulatorState(catalogue=...)`.
+    """
+    return Catalogue(_test_models())
+
+
 def _test_models() -> list[ModelSpec]:
     return [
         fake_chat_model("fake", (0, 0)),
         fake_chat_model("costly", (1_000_000, 1_000_000)),
         fake_chat_model("abuse", (0, 0)),
     ]
-
-
-def self_hosted_catalogue() -> Catalogue:
-    """A self-hosted Puter without vendor keys: only the test models, which the details list
-    leaves out and the chat driver's `models` method names."""
-    return Catalogue(_test_models())

@@ -585,13 +585,45 @@ class PuterClient:
 
     # -- catalogue and account ------------------------------------------------------------
 
-    async def models(self) -> Catalogue:
-        """The live model catalogue (``/puterai/chat/models/details``, no sign-in needed)."""
+    async def models(self, token: str | None = None) -> Catalogue:
+        """The live model catalogue (``/puterai/chat/models/details``, no sign-in needed).
+
+        With a `token`, the chat driver's own `models` method is asked too: it also names the
+        models the list leaves out (a self-hosted Puter without vendor keys answers only its
+        test models, which only the driver names). If that request fails, the list alone is
+        returned: it is the part that matters on puter.com.
+        """
         body = await self._get_json("/puterai/chat/models/details", token=None, what="the model list")
         entries = body.get("models") if isinstance(body, Mapping) else body
         if not isinstance(entries, list):
             raise PuterError(FailureKind.TRANSPORT, "Puter's model list has no models.", status=200)
-        return Catalogue.from_details(entries)
+        unlisted: list[Any] = []
+        if token:
+            try:
+                unlisted = await self.driver_models(token)
+            except PuterError as exc:
+                logger.info("the chat driver did not list its models: %s", exc.message)
+        return Catalogue.from_details(entries, unlisted)
+
+    async def driver_models(self, token: str) -> list[Any]:
+        """The chat driver's `models` method (``/drivers/call``, signed in): every model it
+        answers, test models included."""
+        with _token_free_errors(token):
+            request = self._request(
+                "POST",
+                self._api + "/drivers/call",
+                token=token,
+                json_body={"interface": "puter-chat-completion", "method": "models", "args": {}},
+                accept="application/json",
+            )
+            response, raw = await self._fetch(request, header_limit=self._timeouts.first_byte)
+            body = _checked_json(response, raw, "the chat driver's model list")
+            result = body.get("result") if isinstance(body, Mapping) else None
+            if not isinstance(result, list):
+                raise PuterError(
+                    FailureKind.TRANSPORT, "The chat driver's model list is not a list.", status=200
+                )
+            return result
 
     async def whoami(self, token: str) -> WhoAmI:
         """The account behind ``token`` (``/whoami``)."""
