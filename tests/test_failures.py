@@ -25,6 +25,7 @@ from puter_mcp.routing.pacing import Tier, limits_for
 from puter_mcp.routing.router import RoutingFailed
 from puter_mcp.settings import RoutingSettings, TimeoutSettings
 from tests.conftest import Emulator, save_accounts, settings_for
+from tests.test_doctor import Setup, by_name, setup  # noqa: F401 (`setup` is a fixture)
 from tests.test_router_matrix import OffsetClock, open_backend
 from tests.test_router_unit import T0, Upstream, accounts, make_rig
 
@@ -293,3 +294,23 @@ async def test_an_origin_that_redirects_to_its_home_page_is_named_as_not_a_puter
                 "https://example.org does not look like a Puter API (it redirects to /); check `api_origin`."
             )
             assert "302" not in caught.value.message
+
+
+@pytest.mark.anyio
+async def test_doctor_reports_an_unconfirmed_email_with_the_same_words_as_status(
+    setup: Setup,  # noqa: F811 (the fixture imported above)
+) -> None:
+    setup.emulator.free.email_confirmed = False
+    report = await setup.check()
+    check = by_name(report)["account free_user"]
+    assert check.status == "fail"
+    host = setup.emulator.url.split("://", 1)[1]
+    assert check.detail.startswith("confirm-email: ")
+    assert check.fix is not None and f"confirm it at {host}" in check.fix.lower()
+    assert "1 of 2" in by_name(report)["usable accounts"].detail
+    # `status` says the same thing about it.
+    async with Backend.create(setup.settings, setup.paths, env={}) as backend:
+        states = {a.name: (a.state, a.detail) for a in (await backend.accounts_overview()).accounts}
+    state, detail = states["free_user"]
+    assert state == "confirm-email"
+    assert check.fix.rstrip(".").lower() in detail.lower()

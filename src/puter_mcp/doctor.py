@@ -45,7 +45,7 @@ from puter_mcp.install.installed import InstalledEntry
 from puter_mcp.logs import ensure_log_file
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import AccountUsage, PuterClient, Timeouts, WhoAmI
-from puter_mcp.puter.errors import FailureKind, PuterError
+from puter_mcp.puter.errors import FailureKind, PuterError, account_state
 from puter_mcp.routing import chains
 from puter_mcp.routing.state import check_state_file
 from puter_mcp.settings import ENV_VARS, ConfigError, Paths, Settings, load_settings
@@ -328,10 +328,28 @@ def _money(usage: AccountUsage) -> str:
     return f"${usage.remaining_usd:.2f} of ${usage.allowance_usd:.2f} left this month"
 
 
+def _unconfirmed_email_check(name: str, gui_origin: str) -> Check:
+    """An account Puter refuses until its e-mail is confirmed (the wording the router and
+    `status` use too: `errors.account_state`)."""
+    state, advice = account_state(FailureKind.EMAIL_UNCONFIRMED, gui_origin)
+    what, _, fix = advice.partition(": ")
+    return Check(name, "fail", f"{state}: {what}", fix[0].upper() + fix[1:] + ".")
+
+
 def _account_check(
-    name: str, probe: _Probe, *, saved: Account | None, tier_override: str | None, auth_fix: str
+    name: str,
+    probe: _Probe,
+    *,
+    saved: Account | None,
+    tier_override: str | None,
+    auth_fix: str,
+    gui_origin: str = "https://puter.com",
 ) -> tuple[Check, bool | None]:
     """The check for one token, and whether it can make calls now (None: could not tell)."""
+    if probe.who_error is not None and probe.who_error.kind is FailureKind.EMAIL_UNCONFIRMED:
+        return _unconfirmed_email_check(name, gui_origin), False
+    if probe.who is not None and not probe.who.email_confirmed:
+        return _unconfirmed_email_check(name, gui_origin), False
     if probe.who_error is not None:
         error = probe.who_error
         if error.kind is FailureKind.AUTH:
@@ -629,7 +647,12 @@ async def _token_checks(
         if account is not None:
             override = settings.account_tiers.get(account.name) or account.tier_override
         check, can_call = _account_check(
-            caller.label, probes[index], saved=account, tier_override=override, auth_fix=_auth_fix(caller)
+            caller.label,
+            probes[index],
+            saved=account,
+            tier_override=override,
+            auth_fix=_auth_fix(caller),
+            gui_origin=settings.gui_origin,
         )
         found.append(check)
         usable += can_call is True
