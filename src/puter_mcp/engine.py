@@ -284,7 +284,10 @@ class Engine:
                     account_id,
                     _ENV_ACCOUNT,
                     self._env_token,
-                    limits_for(self._tier_of(account_id, self.settings.account_tiers.get(_ENV_ACCOUNT))),
+                    limits_for(
+                        env_tier := self._tier_of(account_id, self.settings.account_tiers.get(_ENV_ACCOUNT))
+                    ),
+                    env_tier,
                 )
             )
         ordered = sorted(saved, key=lambda account: account.name != default)  # default first
@@ -298,7 +301,8 @@ class Engine:
                     account_id,
                     account.name,
                     account.token.get_secret_value(),
-                    limits_for(self._tier_of(account_id, tier)),
+                    limits_for(known := self._tier_of(account_id, tier)),
+                    known,
                 )
             )
         return refs
@@ -513,6 +517,7 @@ class Engine:
                 check_credit=self._has_credit,
                 check_account=self._account_refusal,
                 replay_after_output=True,
+                subscriber_only={model.id for model in resolved.models if model.subscriber_only},
                 on_success=lambda timed: {
                     "ttft_ms": timed.ttft_ms,
                     "input_tokens": timed.result.usage.input_tokens,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -40,7 +40,7 @@ import anyio
 
 from puter_mcp.puter.errors import FailureKind, PuterError
 from puter_mcp.routing.cooldowns import Cooldown, CooldownBook
-from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot
+from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot, Tier
 from puter_mcp.routing.state import Attempt, StateStore
 
 __all__ = [
@@ -66,6 +66,8 @@ class AccountRef:
     name: str
     token: str = field(repr=False)
     limits: PacingLimits
+    tier: Tier = Tier.UNKNOWN
+    """As far as known: a free or temporary account is not sent subscriber-only models."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ or EMAIL_UNCONFIRMED; raises `PuterError` when the check itself failed."""
 # Account-level refusals that a `CheckAccount` confirms or lifts.
 _ACCOUNT_CHECKED = frozenset({FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED})
 _PROBE_POLL = 0.05  # how often a call waiting for another process's probe looks again
+# Tiers Puter refuses subscriber-only models to (403); an unknown tier is still tried.
+_NOT_SUBSCRIBED = frozenset({Tier.FREE, Tier.TEMP})
 
 
 class Router:
@@ -222,6 +226,7 @@ class Router:
         log: list[AttemptLog],
         deadline: float,
         check_account: CheckAccount | None = None,
+        subscriber_only: Collection[str] = (),
     ) -> _Pick | _Blocked:
         blocked = _Blocked()
         ordered = accounts  # already in this call's order (see `route`)
@@ -231,6 +236,13 @@ class Router:
                 continue
             paced_here: float | None = None
             for account in ordered:
+                if model in subscriber_only and account.tier in _NOT_SUBSCRIBED:
+                    # Puter would answer 403: no request to learn what the tier already says.
+                    kind = FailureKind.MODEL_FORBIDDEN
+                    blocked.reasons.append(f"{model} on {account.name}: only for paying subscribers")
+                    blocked.kinds.add(kind)
+                    blocked.passed_over.setdefault(model, set()).add(kind.value)
+                    continue
                 verdict = self.book.check(account=account.id, model=model)
                 probe: Cooldown | None = None
                 if (
@@ -383,8 +395,12 @@ class Router:
         replay_after_output: bool = True,
         on_success: Callable[[T], Mapping[str, float | int | None]] | None = None,
         request_id: str = "",
+        subscriber_only: Collection[str] = (),
     ) -> Routed[T]:
         """Send the request to the first candidate that answers.
+
+        `subscriber_only`: the models (of `models`) that only paying subscribers may use; they
+        are not tried on accounts known to be free or temporary.
 
         Raises:
             RoutingFailed: every candidate failed, or is cooling down beyond the allowed wait, or
@@ -408,7 +424,9 @@ class Router:
         last_error: PuterError | None = None
         upstream = 0
         while upstream < self.max_attempts:
-            pick = await self._pick(models, ordered, check_credit, log, deadline, check_account)
+            pick = await self._pick(
+                models, ordered, check_credit, log, deadline, check_account, subscriber_only
+            )
             if isinstance(pick, _Blocked):
                 now = self._clock()
                 if pick.pacing_wait is not None:
@@ -614,10 +632,7 @@ class Router:
         if all(model in self._unknown_models for model in models):
             return "Puter does not know " + ", ".join(models)
         if blocked.reasons:
-            return (
-                "no candidate can be used until its account signs in again or credit is back: "
-                + "; ".join(blocked.reasons[:4])
-            )
+            return "no candidate can be used now: " + "; ".join(blocked.reasons[:4])
         return "no candidate is left to try"
 
     def _failure(
