@@ -314,3 +314,18 @@ async def test_doctor_reports_an_unconfirmed_email_with_the_same_words_as_status
     state, detail = states["free_user"]
     assert state == "confirm-email"
     assert check.fix.rstrip(".").lower() in detail.lower()
+
+
+@pytest.mark.anyio
+async def test_doctor_and_status_agree_on_a_revoked_session(
+    setup: Setup,  # noqa: F811 (the fixture imported above)
+) -> None:
+    setup.emulator.state.revoke_session(setup.emulator.free.username)
+    report = await setup.check()
+    check = by_name(report)["account free_user"]
+    assert check.status == "fail"
+    assert check.detail.startswith("sign-in-again: ")
+    assert "signed out elsewhere" in check.detail
+    async with Backend.create(setup.settings, setup.paths, env={}) as backend:
+        states = {a.name: a.state for a in (await backend.accounts_overview()).accounts}
+    assert states == {"paid_user": "active", "free_user": "sign-in-again"}

@@ -353,7 +353,8 @@ def _account_check(
     if probe.who_error is not None:
         error = probe.who_error
         if error.kind is FailureKind.AUTH:
-            return Check(name, "fail", f"Puter refuses the token: {error.message}", auth_fix), False
+            state, _advice = account_state(error.kind, gui_origin)
+            return Check(name, "fail", f"{state}: Puter refuses the token: {error.message}", auth_fix), False
         return (
             Check(
                 name,
