@@ -22,6 +22,7 @@ __all__ = [
     "account_state",
     "classify",
     "classify_stream_error",
+    "credit_advice",
     "site_of",
 ]
 
@@ -189,6 +190,15 @@ def site_of(origin: str) -> str:
     return urlsplit(origin).netloc or origin
 
 
+def credit_advice(gui_origin: str) -> str:
+    """Where more AI credit comes from: puter.com sells it; a self-hosted Puter's allowances
+    are set by whoever runs it."""
+    site = site_of(gui_origin)
+    if site == "puter.com" or site.endswith(".puter.com"):
+        return "add credit at puter.com"
+    return f"ask whoever runs {site} to raise the account's allowance"
+
+
 def account_state(kind: FailureKind, gui_origin: str) -> tuple[str, str]:
     """The state of an account that Puter refuses for `kind`, and what the user can do about it.
 
@@ -207,7 +217,7 @@ def account_state(kind: FailureKind, gui_origin: str) -> tuple[str, str]:
     if kind is FailureKind.OUT_OF_CREDITS:
         return (
             "out-of-credits",
-            f"no AI credit left: add credit at {site}, wait for the monthly allowance, "
+            f"no AI credit left: {credit_advice(gui_origin)}, wait for the monthly allowance, "
             "or sign in another account (`puter-mcp login`)",
         )
     return "cooling", ""
