@@ -293,8 +293,13 @@ def test_auth_lasts_until_sign_in_which_clears_only_that_account(book: CooldownB
     book.record_failure(K.AUTH, account="a", model="m")
     book.record_failure(K.MODEL_FORBIDDEN, account="a", model="m")
     book.record_failure(K.RATE_LIMITED, account="b", model="m")
+    assert blocked_until(book.check(account="a", model="x")) == T0 + POLICY.credit_recheck
     clock.now += 10 * 365 * 86400
-    assert blocked_until(book.check(account="a", model="x")) == math.inf
+    # Time alone never lifts it: only a /whoami check (the probe) or a new sign-in does.
+    verdict = book.check(account="a", model="x")
+    assert verdict.probe_kind is K.AUTH
+    book.account_checked("a", K.AUTH)
+    assert blocked_until(book.check(account="a", model="x")) == clock.now + POLICY.credit_recheck
     clock.now = T0 + 1
     book.signed_in("a")
     assert book.check(account="a", model="m").eligible
@@ -419,7 +424,7 @@ class Reference:
             level = old.level if old is not None and old.until + POLICY.rate_limited_memory > now else 0
             until = now + steps[min(level, len(steps) - 1)]
             self.recs[key] = Rec(max(until, live.until) if live else until, level=level + 1)
-        elif kind in (K.MODEL_DOWN, K.OUT_OF_CREDITS):
+        elif kind in (K.MODEL_DOWN, K.OUT_OF_CREDITS, K.AUTH):
             probe_at = now + (
                 self.rng.uniform(*POLICY.model_down) if kind is K.MODEL_DOWN else POLICY.credit_recheck
             )
@@ -427,9 +432,6 @@ class Reference:
                 self.recs[key] = Rec(math.inf, probe_at)
             elif live.probe_at is None or probe_at > live.probe_at:
                 live.probe_at, live.claimed = probe_at, None
-        elif kind is K.AUTH:
-            if live is None:
-                self.recs[key] = Rec(math.inf)
         else:
             until = now + (POLICY.model_forbidden if kind is K.MODEL_FORBIDDEN else POLICY.transport)
             if live is None:

@@ -22,6 +22,7 @@ V2_FAULTS: list[tuple[Fault, int, str, FailureKind]] = [
     (Fault.TOKEN_MISSING, 401, "token_missing", FailureKind.AUTH),
     (Fault.REAUTH_REQUIRED, 401, "reauth_required", FailureKind.AUTH),
     (Fault.TOKEN_AUTH_FAILED, 401, "token_auth_failed", FailureKind.AUTH),
+    (Fault.EMAIL_CONFIRMATION_REQUIRED, 403, "email_confirmation_required", FailureKind.EMAIL_UNCONFIRMED),
     (Fault.CLIENT_BAD_JSON, 400, "client_bad_json", FailureKind.BAD_REQUEST),
     (Fault.BAD_REQUEST, 400, "bad_request", FailureKind.BAD_REQUEST),
     (Fault.NOT_FOUND, 404, "not_found", FailureKind.BAD_REQUEST),

@@ -186,6 +186,7 @@ CASES = [
     Case(Fault.TOKEN_AUTH_FAILED, FailureKind.AUTH),
     Case(Fault.TOKEN_MISSING, FailureKind.AUTH),
     Case(Fault.FORBIDDEN, FailureKind.AUTH),
+    Case(Fault.EMAIL_CONFIRMATION_REQUIRED, FailureKind.EMAIL_UNCONFIRMED),
     Case(Fault.BAD_REQUEST, FailureKind.BAD_REQUEST),
     Case(Fault.MODERATION_FLAGGED, FailureKind.BAD_REQUEST),
     Case(Fault.UPSTREAM_BAD_REQUEST, FailureKind.BAD_REQUEST),
@@ -217,8 +218,17 @@ ACCOUNT_SCOPED = {
     FailureKind.RATE_LIMITED: Scope.ACCOUNT,
     FailureKind.OUT_OF_CREDITS: Scope.ACCOUNT,
     FailureKind.AUTH: Scope.ACCOUNT,
+    FailureKind.EMAIL_UNCONFIRMED: Scope.ACCOUNT,
     FailureKind.MODEL_FORBIDDEN: Scope.ACCOUNT_MODEL,
     FailureKind.TRANSPORT: Scope.ACCOUNT_MODEL,
+}
+
+# A one-off refusal (the fault fires once) that the check after it contradicts: the account has
+# credit, /whoami accepts the token. Only the pair is set aside, with the cooldown and the check
+# named here; the account stays usable for everything else.
+CONTRADICTED = {
+    FailureKind.OUT_OF_CREDITS: (FailureKind.OUT_OF_CREDITS, "credit-check"),
+    FailureKind.AUTH: (FailureKind.TRANSPORT, "account-check"),
 }
 
 
@@ -249,7 +259,13 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
 
         outcome = await w.chat(stream=stream)
 
-        if case.kind in ACCOUNT_SCOPED:
+        checks: list[tuple[str, str, str]] = []
+        if case.kind in CONTRADICTED:
+            answered_by = (w.model, free)  # same model, next account
+            cooled, check = CONTRADICTED[case.kind]
+            expected_cooldowns = [(Scope.ACCOUNT_MODEL, w.ids[paid], w.model, cooled)]
+            checks = [("-", paid, check)]
+        elif case.kind in ACCOUNT_SCOPED:
             answered_by = (w.model, free)  # same model, next account
             scope = ACCOUNT_SCOPED[case.kind]
             key_model = w.model if scope is Scope.ACCOUNT_MODEL else None
@@ -264,6 +280,7 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
         assert outcome.text == expected_text(answered_by[0])  # whole, nothing repeated
         assert [(a.model, a.account, a.outcome) for a in outcome.attempts] == [
             (w.model, paid, case.kind.value),
+            *checks,
             (*answered_by, "ok"),
         ]
         assert w.cooldowns() == expected_cooldowns
@@ -517,21 +534,28 @@ async def test_rate_limits_escalate_and_reset_on_success(emulator: Emulator, hom
         assert 9 < rate_limit_left() <= 10
 
 
+def requests(emulator: Emulator) -> list[tuple[str, int | None]]:
+    return [(r.path, r.status) for r in emulator.state.requests if r.path in ("/drivers/call", "/whoami")]
+
+
 async def test_accounts_that_must_sign_in_again_are_not_called_and_the_error_says_so(
     emulator: Emulator, home: Path
 ) -> None:
+    names = [emulator.paid.username, emulator.free.username, emulator.temp.username]
     async with world(emulator, home, **base_overrides()) as w:
-        emulator.state.add_fault(Fault.TOKEN_AUTH_FAILED, times=None)
+        emulator.state.clear_requests()  # the set-up's own (the model list)
+        for name in names:
+            emulator.state.revoke_session(name)  # signed out on another device
         with pytest.raises(BackendError) as first:
             await w.chat()
-        names = [emulator.paid.username, emulator.free.username, emulator.temp.username]
-        assert w.chat_log() == [(w.model, name) for name in names]
+        # One refused call per account, each confirmed by one refused /whoami.
+        assert requests(emulator) == [("/drivers/call", 401), ("/whoami", 401)] * 3
         emulator.state.clear_requests()
-        w.clock.advance(3600)  # AUTH does not wear off with time
+        w.clock.advance(60)  # a refused token does not wear off with time
         with pytest.raises(BackendError) as second:
             await w.chat()
-    assert w.chat_log() == []
+        assert requests(emulator) == []
     for failure in (first.value, second.value):
         assert failure.kind is FailureKind.AUTH
         assert "run `puter-mcp login` again" in str(failure)
-    assert "Try again in" not in str(second.value)
+    assert "signed out elsewhere" in str(first.value)

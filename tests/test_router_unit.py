@@ -310,14 +310,15 @@ async def test_fails_at_once_with_retry_at_when_the_wait_does_not_fit(
     assert upstream.calls == []
 
 
-async def test_an_account_that_must_sign_in_again_fails_without_a_retry_time() -> None:
+async def test_an_account_that_must_sign_in_again_fails_until_its_token_is_checked_again() -> None:
     rig = make_rig()
     rig.book.record_failure(FailureKind.AUTH, account="id-a", model="m")
     upstream = Upstream()
     with pytest.raises(RoutingFailed) as caught:
         await rig.router.route(["m"], accounts("a"), upstream)
-    assert caught.value.retry_at is None
-    assert "signs in again" in caught.value.message
+    # Not for good: its token is checked again (``/whoami``) when the re-check is due.
+    assert caught.value.retry_at == pytest.approx(T0 + CooldownPolicy().credit_recheck)
+    assert "sign in again" in caught.value.message
     assert upstream.calls == [] and rig.sleeper.calls == []
 
 

@@ -295,7 +295,7 @@ async def test_account_shows_credits_and_masks_tokens(emulator: Emulator, home: 
 async def test_account_shows_why_an_account_is_out_of_rotation(emulator: Emulator, home: Path) -> None:
     settings, paths = settings_for(emulator, home)
     save_accounts(paths, emulator.paid, emulator.free)
-    emulator.state.add_fault(Fault.INSUFFICIENT_FUNDS, account=emulator.paid.username, times=1)
+    emulator.state.set_credits(emulator.paid.username, 0)  # a 402 from an account with credit is not enough
     emulator.state.add_fault(
         Fault.UPSTREAM_PROVIDER_UNAVAILABLE, model="gpt-5-nano", account=emulator.free.username
     )

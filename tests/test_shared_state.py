@@ -83,7 +83,11 @@ class Story:
 
 STORIES = [
     pytest.param(Story(Fault.UPSTREAM_PROVIDER_UNAVAILABLE, False, "model_down", "model"), id="model-down"),
-    pytest.param(Story(Fault.INSUFFICIENT_FUNDS, True, "out_of_credits", "account"), id="out-of-credits"),
+    # The account still has credit (``/metering/usage`` says so): only the model it could not
+    # afford is set aside on it.
+    pytest.param(
+        Story(Fault.INSUFFICIENT_FUNDS, True, "out_of_credits", "account_model"), id="out-of-credits"
+    ),
     pytest.param(Story(Fault.TOO_MANY_REQUESTS, True, "rate_limited", "account"), id="rate-limited"),
 ]
 

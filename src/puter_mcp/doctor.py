@@ -45,7 +45,7 @@ from puter_mcp.install.installed import InstalledEntry
 from puter_mcp.logs import ensure_log_file
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import AccountUsage, PuterClient, Timeouts, WhoAmI
-from puter_mcp.puter.errors import FailureKind, PuterError
+from puter_mcp.puter.errors import FailureKind, PuterError, account_state, credit_advice
 from puter_mcp.routing import chains
 from puter_mcp.routing.state import check_state_file
 from puter_mcp.settings import ENV_VARS, ConfigError, Paths, Settings, load_settings
@@ -225,11 +225,11 @@ def _origin_fix(settings: Settings) -> str:
 
 
 async def _check_origin(
-    client: PuterClient, settings: Settings, clock: Callable[[], float]
+    client: PuterClient, settings: Settings, clock: Callable[[], float], token: str | None = None
 ) -> tuple[Check, Catalogue | None]:
     started = clock()
     try:
-        catalogue = await client.models()
+        catalogue = await client.models(token=token)
     except PuterError as exc:
         return (
             Check(
@@ -252,6 +252,18 @@ def _check_catalogue(
 ) -> list[Check]:
     total = len(catalogue)
     free = sum(1 for model in catalogue if model.free)
+    if total == 0 and catalogue.unlisted:
+        found = [
+            Check(
+                "model catalogue",
+                "warn",
+                "Puter lists no models; it answers only its test models ("
+                + ", ".join(model.id for model in catalogue.unlisted)
+                + "), as a self-hosted Puter without AI vendor keys does",
+                "Give the Puter at api_origin vendor keys, or set default_model to a test model.",
+            )
+        ]
+        return found + _check_default_chain(catalogue, settings, user_chains)
     if total == 0:
         return [
             Check(
@@ -268,14 +280,57 @@ def _check_catalogue(
                 "model catalogue",
                 "warn",
                 f"{total} models, none of them free: chains have no free last resort",
-                "Nothing to do if your accounts have credits; otherwise add credit at puter.com.",
+                f"Nothing to do if your accounts have credits; otherwise {credit_advice(settings.gui_origin)}.",
             )
         )
     else:
         found.append(Check("model catalogue", "ok", f"{total} models, {free} free"))
 
+    found += _check_default_chain(catalogue, settings, user_chains)
+    for name, chain in user_chains.items():
+        unknown = [model for model in chain.models if catalogue.find(model) is None]
+        if unknown:
+            found.append(
+                Check(
+                    f"chain {name}",
+                    "warn",
+                    f"not in Puter's catalogue, so skipped: {', '.join(unknown)}",
+                    "Update the chain's models list in config.toml (`puter-mcp models QUERY` finds ids).",
+                )
+            )
+    return found
+
+
+def _check_default_chain(
+    catalogue: Catalogue, settings: Settings, user_chains: Mapping[str, chains.VirtualModel]
+) -> list[Check]:
+    """The default model: a known name, and with at least one model Puter answers (a call
+    without `model` has nothing to try otherwise)."""
+    found: list[Check] = []
     known_chains = chains.merge_chains(user_chains)
     default = settings.default_model
+    try:
+        if default.lower() == chains.AUTO:
+            _choice, resolved = chains.resolve_auto(
+                "", catalogue, chains=known_chains, fallback_to_free=settings.fallback_to_free
+            )
+        else:
+            resolved = chains.resolve(
+                default, catalogue, chains=known_chains, fallback_to_free=settings.fallback_to_free
+            )
+    except chains.UnknownModelError:
+        resolved = None
+    if resolved is not None and not resolved.models:
+        return [
+            Check(
+                "default model",
+                "fail",
+                f"{default!r} has no model Puter's catalogue knows"
+                + (f" (skipped: {', '.join(resolved.skipped)})" if resolved.skipped else ""),
+                "Set default_model in config.toml to a model Puter answers "
+                "(`puter-mcp models` lists them), or fix api_origin.",
+            )
+        ]
     if default.lower() != chains.AUTO and default not in known_chains and catalogue.find(default) is None:
         close = catalogue.closest(default)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -288,17 +343,6 @@ def _check_catalogue(
                 "(`puter-mcp models --virtual`) or auto.",
             )
         )
-    for name, chain in user_chains.items():
-        unknown = [model for model in chain.models if catalogue.find(model) is None]
-        if unknown:
-            found.append(
-                Check(
-                    f"chain {name}",
-                    "warn",
-                    f"not in Puter's catalogue, so skipped: {', '.join(unknown)}",
-                    "Update the chain's models list in config.toml (`puter-mcp models QUERY` finds ids).",
-                )
-            )
     return found
 
 
@@ -328,14 +372,33 @@ def _money(usage: AccountUsage) -> str:
     return f"${usage.remaining_usd:.2f} of ${usage.allowance_usd:.2f} left this month"
 
 
+def _unconfirmed_email_check(name: str, gui_origin: str) -> Check:
+    """An account Puter refuses until its e-mail is confirmed (the wording the router and
+    `status` use too: `errors.account_state`)."""
+    state, advice = account_state(FailureKind.EMAIL_UNCONFIRMED, gui_origin)
+    what, _, fix = advice.partition(": ")
+    return Check(name, "fail", f"{state}: {what}", fix[0].upper() + fix[1:] + ".")
+
+
 def _account_check(
-    name: str, probe: _Probe, *, saved: Account | None, tier_override: str | None, auth_fix: str
+    name: str,
+    probe: _Probe,
+    *,
+    saved: Account | None,
+    tier_override: str | None,
+    auth_fix: str,
+    gui_origin: str = "https://puter.com",
 ) -> tuple[Check, bool | None]:
     """The check for one token, and whether it can make calls now (None: could not tell)."""
+    if probe.who_error is not None and probe.who_error.kind is FailureKind.EMAIL_UNCONFIRMED:
+        return _unconfirmed_email_check(name, gui_origin), False
+    if probe.who is not None and not probe.who.email_confirmed:
+        return _unconfirmed_email_check(name, gui_origin), False
     if probe.who_error is not None:
         error = probe.who_error
         if error.kind is FailureKind.AUTH:
-            return Check(name, "fail", f"Puter refuses the token: {error.message}", auth_fix), False
+            state, _advice = account_state(error.kind, gui_origin)
+            return Check(name, "fail", f"{state}: Puter refuses the token: {error.message}", auth_fix), False
         return (
             Check(
                 name,
@@ -361,8 +424,8 @@ def _account_check(
             status = "warn"
             usable = False
             fixes.append(
-                "Puter refuses this account's calls until its allowance renews next month; add credit "
-                "at puter.com or sign in another account (`puter-mcp login`)."
+                "Puter refuses this account's calls until its allowance renews next month; "
+                f"{credit_advice(gui_origin)} or sign in another account (`puter-mcp login`)."
             )
     elif probe.usage_error is not None:
         facts.append(f"credits unknown ({probe.usage_error.message})")
@@ -530,7 +593,8 @@ async def run_checks(
     checks: list[Check] = [config_check]
     puter = client or _doctor_client(settings)
     try:
-        origin_check, catalogue = await _check_origin(puter, settings, clock)
+        # Signed in, the chat driver also names the models Puter answers but does not list.
+        origin_check, catalogue = await _check_origin(puter, settings, clock, token=(tokens or [None])[-1])
         checks.append(origin_check)
         if catalogue is not None:
             checks += _check_catalogue(catalogue, settings, user_chains)
@@ -629,7 +693,12 @@ async def _token_checks(
         if account is not None:
             override = settings.account_tiers.get(account.name) or account.tier_override
         check, can_call = _account_check(
-            caller.label, probes[index], saved=account, tier_override=override, auth_fix=_auth_fix(caller)
+            caller.label,
+            probes[index],
+            saved=account,
+            tier_override=override,
+            auth_fix=_auth_fix(caller),
+            gui_origin=settings.gui_origin,
         )
         found.append(check)
         usable += can_call is True

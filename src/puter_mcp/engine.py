@@ -14,9 +14,10 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 
@@ -39,24 +40,33 @@ from puter_mcp.models import (
     VirtualModelRecord,
 )
 from puter_mcp.puter.catalogue import Catalogue, ModelInfo
-from puter_mcp.puter.client import PuterClient, Timeouts
-from puter_mcp.puter.errors import FailureKind, PuterError
+from puter_mcp.puter.client import PuterClient, Timeouts, WhoAmI
+from puter_mcp.puter.errors import FailureKind, PuterError, account_state
 from puter_mcp.puter.wire import ChatAccumulator, ChatMessage, ChatRequest, ChatResult, TextDelta
 from puter_mcp.routing import chains
 from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Scope
 from puter_mcp.routing.pacing import Pacer, Tier, limits_for
-from puter_mcp.routing.router import AccountRef, AttemptLog, Router, RoutingFailed
+from puter_mcp.routing.router import (
+    NOT_FAILURES,
+    SIGN_IN_HINT,
+    AccountRef,
+    AttemptLog,
+    Router,
+    RoutingFailed,
+)
 from puter_mcp.routing.state import StateStore, open_state_store
 from puter_mcp.settings import Paths, Settings
 
 __all__ = ["Engine", "build_engine", "puter_client"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ENV_ACCOUNT = "env"
 """The name of the ``PUTER_AUTH_TOKEN`` account (also its key in ``[account_tiers]``)."""
 _ATTEMPTS_KEPT = 30 * 86400.0
 _EXPIRED_COOLDOWNS_KEPT = 86400.0  # long enough to remember a rate-limit escalation
+_EMPTY_CATALOGUE_KEPT = 60.0  # seconds an empty model list is trusted
 
 
 def puter_client(settings: Settings) -> PuterClient:
@@ -131,6 +141,46 @@ def _env_account_id(token: str) -> str:
 
 
 @dataclass
+class _Flight:
+    done: anyio.Event
+    value: object = None
+    error: PuterError | None = None
+
+
+class _SharedChecks:
+    """Concurrent callers asking Puter the same question about an account share one request
+    (a burst of 402s on one account reads ``/metering/usage`` once, not once per call)."""
+
+    def __init__(self) -> None:
+        self._running: dict[tuple[str, str], _Flight] = {}
+
+    async def run(self, key: tuple[str, str], ask: Callable[[], Awaitable[T]]) -> T:
+        flight = self._running.get(key)
+        if flight is None:
+            flight = self._running[key] = _Flight(anyio.Event())
+            try:
+                flight.value = await ask()
+            except PuterError as exc:
+                flight.error = exc
+                raise
+            finally:
+                if flight.error is None and flight.value is None:
+                    flight.error = PuterError(FailureKind.TRANSPORT, "the check was cut off")
+                del self._running[key]
+                flight.done.set()
+        else:
+            await flight.done.wait()
+            if flight.error is not None:
+                raise PuterError(
+                    flight.error.kind,
+                    flight.error.message,
+                    status=flight.error.status,
+                    code=flight.error.code,
+                )
+        return flight.value  # type: ignore[return-value]
+
+
+@dataclass
 class _CatalogueCache:
     catalogue: Catalogue
     fetched_at: float
@@ -177,7 +227,10 @@ class Engine:
         )
         self._catalogue: _CatalogueCache | None = None
         self._catalogue_lock = anyio.Lock()
-        self._tiers: dict[str, Tier] = {}
+        self._tiers: dict[str, Tier] = {}  # learned from /whoami, by account id
+        self._tier_asked: set[str] = set()  # accounts whose tier /whoami was asked for once
+        self._unknown_tiers: set[str] = set()  # routable accounts paced at the cautious tier
+        self._checks = _SharedChecks()
         self._accounts_cache: tuple[tuple[int, int, int] | None, AccountsSnapshot] | None = None
         self._routable: (
             tuple[list[Account], str | None, tuple[tuple[str, Tier], ...], list[AccountRef]] | None
@@ -223,6 +276,7 @@ class Engine:
 
     def _routable_accounts(self, saved: list[Account], default: str | None) -> list[AccountRef]:
         refs: list[AccountRef] = []
+        self._unknown_tiers = set()
         if self._env_token:
             account_id = _env_account_id(self._env_token)
             refs.append(
@@ -230,7 +284,10 @@ class Engine:
                     account_id,
                     _ENV_ACCOUNT,
                     self._env_token,
-                    limits_for(self._tier_of(account_id, self.settings.account_tiers.get(_ENV_ACCOUNT))),
+                    limits_for(
+                        env_tier := self._tier_of(account_id, self.settings.account_tiers.get(_ENV_ACCOUNT))
+                    ),
+                    env_tier,
                 )
             )
         ordered = sorted(saved, key=lambda account: account.name != default)  # default first
@@ -244,7 +301,8 @@ class Engine:
                     account_id,
                     account.name,
                     account.token.get_secret_value(),
-                    limits_for(self._tier_of(account_id, tier)),
+                    limits_for(known := self._tier_of(account_id, tier)),
+                    known,
                 )
             )
         return refs
@@ -256,7 +314,11 @@ class Engine:
     def _tier_of(self, account_id: str, tier: str | None) -> Tier:
         if tier in ("paid", "free", "temp"):
             return Tier(tier)
-        return self._tiers.get(account_id, Tier.UNKNOWN)
+        learned = self._tiers.get(account_id)
+        if learned is None:
+            self._unknown_tiers.add(account_id)
+            return Tier.UNKNOWN
+        return learned
 
     # -- models ----------------------------------------------------------------------------
 
@@ -264,23 +326,34 @@ class Engine:
         """The model catalogue: memory, then the disk cache, then Puter (stale-while-revalidate)."""
         return (await self._catalogue_entry()).catalogue
 
-    async def _catalogue_entry(self) -> _CatalogueCache:
+    def _fresh(self, entry: _CatalogueCache | None, now: float) -> bool:
+        if entry is None:
+            return False
         ttl = self.settings.models_cache_ttl
+        if not len(entry.catalogue):
+            # An empty list is more likely a Puter being set up (or a hiccup) than the truth
+            # for hours: look again soon.
+            ttl = min(ttl, _EMPTY_CATALOGUE_KEPT)
+        return now - entry.fetched_at < ttl
+
+    async def _catalogue_entry(self) -> _CatalogueCache:
         now = self._clock()
         cached = self._catalogue
-        if cached and now - cached.fetched_at < ttl and not cached.stale:
+        if cached and self._fresh(cached, now) and not cached.stale:
             return cached
         async with self._catalogue_lock:
             cached = self._catalogue
-            if cached and now - cached.fetched_at < ttl and not cached.stale:
+            if cached and self._fresh(cached, now) and not cached.stale:
                 return cached
             if cached is None:
                 cached = self._read_disk_catalogue()
-                if cached and now - cached.fetched_at < ttl:
+                if cached and self._fresh(cached, now):
                     self._catalogue = cached
                     return cached
+            accounts = self.routable_accounts()
             try:
-                catalogue = await self.client.models()
+                # Signed in, the chat driver also names the models the list leaves out.
+                catalogue = await self.client.models(token=accounts[0].token if accounts else None)
             except PuterError as exc:
                 if cached is not None:
                     logger.warning(
@@ -382,9 +455,9 @@ class Engine:
         if not accounts:
             _saved, _default, problem = self._saved_accounts()
             hint = f" ({problem})" if problem else ""
-            raise BackendError(
-                f"not signed in: run `puter-mcp login` (or set PUTER_AUTH_TOKEN){hint}", kind=FailureKind.AUTH
-            )
+            raise BackendError(f"not signed in: {SIGN_IN_HINT}{hint}", kind=FailureKind.AUTH)
+        if await self._learn_tiers(accounts):
+            accounts = self.routable_accounts()
         catalogue = await self.catalogue()
         requested = call.model or self.settings.default_model
         auto: AutoInfo | None = None
@@ -425,14 +498,18 @@ class Engine:
         request_id = uuid.uuid4().hex[:12]
         attempts = 0
         last_failure = ""
+        # The text of the attempt in progress: when the call's deadline cuts it, the router
+        # gets no error to carry it, and it must not be lost.
+        received: list[str] = []
 
         async def send(model: str, account: AccountRef) -> _Timed:
             nonlocal attempts, last_failure
             attempts += 1
+            received.clear()
             if on_progress:
                 on_progress(StreamProgress(model=model, attempt=attempts, previous_failure=last_failure))
             try:
-                return await self._stream_one(call, model, account, attempts, on_progress)
+                return await self._stream_one(call, model, account, attempts, on_progress, received)
             except PuterError as exc:
                 last_failure = exc.kind.value
                 raise
@@ -443,7 +520,9 @@ class Engine:
                 accounts,
                 send,
                 check_credit=self._has_credit,
+                check_account=self._account_refusal,
                 replay_after_output=True,
+                subscriber_only={model.id for model in resolved.models if model.subscriber_only},
                 on_success=lambda timed: {
                     "ttft_ms": timed.ttft_ms,
                     "input_tokens": timed.result.usage.input_tokens,
@@ -453,6 +532,8 @@ class Engine:
                 request_id=request_id,
             )
         except RoutingFailed as failure:
+            if not failure.partial_text and received:
+                failure.partial_text = "".join(received)
             raise BackendError(
                 self._explain_failure(requested, failure, accounts),
                 kind=failure.kind,
@@ -504,6 +585,7 @@ class Engine:
         account: AccountRef,
         attempt: int,
         on_progress: Callable[[StreamProgress], None] | None,
+        received: list[str] | None = None,
     ) -> _Timed:
         request = ChatRequest(
             messages=[ChatMessage(role=turn.role, content=turn.content) for turn in call.messages],
@@ -528,6 +610,8 @@ class Engine:
                 async for event in events:
                     accumulator.feed(event)
                     if isinstance(event, TextDelta):
+                        if received is not None:
+                            received.append(event.text)
                         if ttft is None:
                             ttft = (time.monotonic() - started) * 1000
                         # A token is ~4 characters: close enough for a progress count.
@@ -541,23 +625,65 @@ class Engine:
         return _Timed(accumulator.result(model=model), ttft)
 
     async def _has_credit(self, account: AccountRef) -> bool:
-        usage = await self.client.usage(account.token)
+        usage = await self._checks.run(("usage", account.id), lambda: self.client.usage(account.token))
         return usage.remaining_usd > 0
+
+    async def _account_refusal(self, account: AccountRef) -> FailureKind | None:
+        """What ``/whoami`` says of the account: None (it may call), AUTH or EMAIL_UNCONFIRMED.
+
+        Raises:
+            PuterError: the check itself failed (a refusal it cannot confirm either way).
+        """
+        try:
+            who = await self._checks.run(("whoami", account.id), lambda: self.client.whoami(account.token))
+        except PuterError as exc:
+            if exc.kind in (FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED):
+                return exc.kind
+            raise
+        self._learn(account.id, who)
+        return None if who.email_confirmed else FailureKind.EMAIL_UNCONFIRMED
+
+    def _learn(self, account_id: str, who: WhoAmI) -> None:
+        """Keep what ``/whoami`` said about an account: its tier paces its requests."""
+        self._tiers[account_id] = Tier(who.tier)
+
+    async def _learn_tiers(self, accounts: Sequence[AccountRef]) -> bool:
+        """Ask ``/whoami`` (once per process) the tier of every account whose tier nobody set
+        or learned, whatever its source: an account paced as the lowest tier by mistake wastes
+        a paid subscription. Returns whether a tier was learned."""
+        unknown = [a for a in accounts if a.id in self._unknown_tiers and a.id not in self._tier_asked]
+        if not unknown:
+            return False
+
+        async def ask(account: AccountRef) -> None:
+            self._tier_asked.add(account.id)
+            try:
+                with anyio.fail_after(self.settings.timeouts.first_byte):
+                    await self._account_refusal(account)
+            except (PuterError, TimeoutError) as exc:
+                # The calls themselves will say what is wrong; until then, the cautious tier.
+                logger.info("could not read the tier of %s: %s", account.name, exc)
+
+        async with anyio.create_task_group() as group:
+            for account in unknown:
+                group.start_soon(ask, account)
+        return any(account.id in self._tiers for account in unknown)
 
     def _explain_failure(self, requested: str, failure: RoutingFailed, accounts: Sequence[AccountRef]) -> str:
         tokens = [account.token for account in accounts]
         lines = [f"puter-chat could not get an answer for {requested!r}: {failure.message.rstrip('.')}."]
         if failure.kind is FailureKind.OUT_OF_CREDITS:
-            lines.append(
-                "Out of credits on every usable account: add another account (`puter-mcp login`), "
-                "or wait for the monthly allowance."
-            )
+            _state, advice = account_state(failure.kind, self.settings.gui_origin)
+            lines.append(f"Out of credits on every usable account: {advice.split(': ', 1)[-1]}.")
         elif failure.kind is FailureKind.AUTH:
             lines.append("An account's sign-in is no longer valid: run `puter-mcp login` again.")
+        elif failure.kind is FailureKind.EMAIL_UNCONFIRMED:
+            _state, advice = account_state(failure.kind, self.settings.gui_origin)
+            lines.append(f"{advice[0].upper()}{advice[1:]}.")
         if failure.retry_at is not None:
             seconds = max(0.0, failure.retry_at - self._clock())
             lines.append(f"Try again in {seconds:.0f} s.")
-        tried = [a for a in failure.attempts if a.outcome not in ("ok", "wait", "credit-check")]
+        tried = [a for a in failure.attempts if a.outcome not in NOT_FAILURES]
         if tried:
             lines.append(
                 "Tried: "
@@ -597,23 +723,33 @@ class Engine:
             refs.append((status, _account_id(account), account.token.get_secret_value()))
 
         async def fill(status: AccountStatus, account_id: str, token: str) -> None:
+            # What Puter says now is news for the router too: the cooldown book is the one
+            # record of an account's state, and the lines below are read from it.
             try:
                 who = await self.client.whoami(token)
-                status.username = status.username or who.username
-                status.is_temp = who.is_temp
-                status.tier = status.tier or who.tier
-                self._tiers[account_id] = Tier(who.tier)
-                usage = await self.client.usage(token)
-                status.credits = Credits(
-                    remaining_usd=usage.remaining_usd,
-                    allowance_usd=usage.allowance_usd,
-                    used_usd=usage.used_usd,
-                )
             except PuterError as exc:
                 status.error = redact(exc.message, [token])
-                if exc.kind is FailureKind.AUTH:
-                    status.state = "sign-in-again"
-                    status.detail = "run `puter-mcp login`"
+                if exc.kind in (FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED):
+                    self.book.account_checked(account_id, exc.kind, reason=exc.message)
+                return
+            status.username = status.username or who.username
+            status.is_temp = who.is_temp
+            status.tier = status.tier or who.tier
+            self._learn(account_id, who)
+            self.book.account_checked(
+                account_id, None if who.email_confirmed else FailureKind.EMAIL_UNCONFIRMED
+            )
+            try:
+                usage = await self.client.usage(token)
+            except PuterError as exc:
+                status.error = redact(exc.message, [token])
+                return
+            status.credits = Credits(
+                remaining_usd=usage.remaining_usd,
+                allowance_usd=usage.allowance_usd,
+                used_usd=usage.used_usd,
+            )
+            self.book.credit_checked(account_id, usage.remaining_usd > 0)
 
         async with anyio.create_task_group() as group:
             for status, account_id, token in refs:
@@ -634,11 +770,10 @@ class Engine:
             if cooldown.scope is Scope.ACCOUNT:
                 for status, account_id, _ in refs:
                     if account_id == cooldown.account and status.state in ("active", "cooling"):
-                        status.state = {
-                            FailureKind.OUT_OF_CREDITS: "out-of-credits",
-                            FailureKind.AUTH: "sign-in-again",
-                        }.get(cooldown.kind, "cooling")  # type: ignore[assignment]
-                        status.detail = info.describe().split(": ", 1)[-1]
+                        state, advice = account_state(cooldown.kind, self.settings.gui_origin)
+                        status.state = state  # type: ignore[assignment]
+                        reason = f" ({cooldown.reason})" if advice and cooldown.reason else ""
+                        status.detail = advice + reason if advice else info.describe().split(": ", 1)[-1]
             else:
                 model_cooldowns.append(info)
         for status, account_id, _ in refs:
@@ -707,7 +842,7 @@ def _fallback_note(
     It says why the named model did not answer: it failed during this call, or an earlier
     call left it cooling down (or unknown to Puter) so that this one did not ask it at all.
     """
-    failures = [a for a in attempts if a.outcome not in ("ok", "wait", "credit-check")]
+    failures = [a for a in attempts if a.outcome not in NOT_FAILURES]
     why = ""
     first_failures = [a for a in failures if a.model == first.id]
     skipped = (passed_over or {}).get(first.id)

@@ -240,7 +240,9 @@ class AccountStatus(BaseModel):
     default: bool = False
     is_temp: bool | None = None
     tier: str | None = None
-    state: Literal["active", "cooling", "out-of-credits", "sign-in-again", "disabled", "unknown"] = "active"
+    state: Literal[
+        "active", "cooling", "out-of-credits", "sign-in-again", "confirm-email", "disabled", "unknown"
+    ] = "active"
     detail: str = ""
     credits: Credits | None = None
     requests_in_window: int = 0

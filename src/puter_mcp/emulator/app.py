@@ -40,7 +40,7 @@ def whoami_body(account: Account) -> dict[str, Any]:
         "username": account.username,
         "uuid": account.uuid,
         "email": account.email,
-        "email_confirmed": not account.is_temp,
+        "email_confirmed": not account.is_temp and account.email_confirmed,
         "requires_email_confirmation": False,
         "is_temp": account.is_temp,
         "taskbar_items": [],

@@ -24,6 +24,7 @@ __all__ = [
     "ProviderSpec",
     "default_catalogue",
     "fake_chat_model",
+    "self_hosted_catalogue",
 ]
 
 AnswerShape = Literal["anthropic", "openai"]
@@ -404,10 +405,21 @@ def default_catalogue() -> Catalogue:
         aliases=("fake-chat:sandbox-slow",), puter_id="fake-chat:sandbox-slow", context=8_192,
         max_tokens=4_096, input_cost=5, output_cost=40, stream_seconds=10.0,
     )  # fmt: skip
-    tests = [
-        slow,
+    return Catalogue([*claude, *openai, *gemini, *others, *openrouter, *together, slow, *_test_models()])
+
+
+def self_hosted_catalogue() -> Catalogue:
+    """The catalogue of a self-hosted Puter without vendor keys: only the hidden test models.
+
+    `/puterai/chat/models/details` then lists nothing; the chat driver's `models` method (signed
+    in) names `fake`, `costly` and `abuse`, and those answer. Pass it as `EmulatorState(catalogue=...)`.
+    """
+    return Catalogue(_test_models())
+
+
+def _test_models() -> list[ModelSpec]:
+    return [
         fake_chat_model("fake", (0, 0)),
         fake_chat_model("costly", (1_000_000, 1_000_000)),
         fake_chat_model("abuse", (0, 0)),
     ]
-    return Catalogue([*claude, *openai, *gemini, *others, *openrouter, *together, *tests])

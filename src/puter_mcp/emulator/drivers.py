@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .answers import Answer, ArgsError, ChatArgs, compose_answer, parse_chat_args, stream_lines, success_body
-from .auth import authenticate
+from .auth import EMAIL_UNCONFIRMED_MESSAGE, authenticate
 from .catalogue import ModelSpec, fake_chat_model
 from .fault_responses import render_fault
 from .faults import Fault
@@ -167,6 +167,8 @@ class DriversCall:
             return auth, None
         account = auth
         record.username = account.username
+        if not account.email_confirmed:
+            return v2_error(403, "email_confirmation_required", EMAIL_UNCONFIRMED_MESSAGE), None
         method = body.get("method")
         interface = body.get("interface")
         driver = body.get("driver")

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from .answers import Answer, stream_lines
+from .auth import EMAIL_UNCONFIRMED_MESSAGE
 from .catalogue import ModelSpec
 from .faults import Fault, FaultRule
 from .responses import (
@@ -90,6 +91,7 @@ def _v2_table(call: FaultedCall) -> dict[Fault, _V2]:
             401, "reauth_required", "This session is no longer valid. Please sign in again."
         ),
         Fault.TOKEN_AUTH_FAILED: _V2(401, "token_auth_failed", "Authentication failed."),
+        Fault.EMAIL_CONFIRMATION_REQUIRED: _V2(403, "email_confirmation_required", EMAIL_UNCONFIRMED_MESSAGE),
         Fault.CLIENT_BAD_JSON: _V2(400, "client_bad_json", "The request body is not valid JSON."),
         Fault.BAD_REQUEST: _V2(400, "bad_request", "Missing required field: method."),
         Fault.NOT_FOUND: _V2(404, "not_found", "Interface not found: puter-chat-completion."),

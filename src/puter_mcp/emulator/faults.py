@@ -28,7 +28,10 @@ class Fault(enum.StrEnum):
     TOKEN_MISSING = "token_missing"  # noqa: S105 (a fault name, not a secret)
     """401 `token_missing`."""
     REAUTH_REQUIRED = "reauth_required"
-    """401 `reauth_required` with `reason` (param `reason`)."""
+    """401 `reauth_required` with `reason` (param `reason`: `token_format` by default,
+    `session_revoked` for a session signed out elsewhere)."""
+    EMAIL_CONFIRMATION_REQUIRED = "email_confirmation_required"
+    """403 `email_confirmation_required`: the account's e-mail address is not confirmed."""
     TOKEN_AUTH_FAILED = "token_auth_failed"  # noqa: S105 (a fault name, not a secret)
     """401 `token_auth_failed`."""
     CLIENT_BAD_JSON = "client_bad_json"

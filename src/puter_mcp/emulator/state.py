@@ -102,6 +102,8 @@ class Account:
     credits_microcents: int
     """What is left; a call is refused with 402 once this is <= 0."""
     usage: dict[str, UsageLine] = field(default_factory=dict)
+    email_confirmed: bool = True
+    """False: every driver call is refused with 403 `email_confirmation_required`."""
 
     @property
     def is_temp(self) -> bool:
@@ -192,6 +194,8 @@ class EmulatorState:
         self.faults: list[FaultRule] = []
         self.requests: list[RequestRecord] = []
         self._by_token: dict[str, Account] = {}
+        self.revoked_tokens: set[str] = set()
+        """Sessions signed out elsewhere: answered 401 `reauth_required`, `session_revoked`."""
         self._windows: dict[tuple[str, str], deque[float]] = {}
         self._in_flight: dict[tuple[str, str], int] = {}
         self._serial = 0
@@ -252,6 +256,15 @@ class EmulatorState:
                 username = f"temp_{self.rng.getrandbits(40):010x}"
                 if username not in self.accounts:
                     return self.add_account(username, tier=Tier.TEMP)
+
+    def revoke_session(self, username: str, *, revoked: bool = True) -> None:
+        """Sign the account's session out (as signing out on another device does), or back in."""
+        with self._lock:
+            token = self.accounts[username].token
+            if revoked:
+                self.revoked_tokens.add(token)
+            else:
+                self.revoked_tokens.discard(token)
 
     def account_by_token(self, token: str) -> Account | None:
         with self._lock:

@@ -165,8 +165,12 @@ class Catalogue:
     first model in Puter's order (provider, then id) wins.
     """
 
-    def __init__(self, models: Iterable[ModelInfo]) -> None:
+    def __init__(self, models: Iterable[ModelInfo], unlisted: Iterable[ModelInfo] = ()) -> None:
         self._models: tuple[ModelInfo, ...] = tuple(models)
+        listed = {model.id.lower() for model in self._models}
+        # Models Puter answers but does not list (its test models, which the chat driver's
+        # `models` method names): found by name, never offered (not searched, never a fallback).
+        self._unlisted: tuple[ModelInfo, ...] = tuple(m for m in unlisted if m.id.lower() not in listed)
         self._index: dict[str, ModelInfo] = {}
         self._spelling: dict[str, str] = {}  # lower-case name -> the spelling Puter uses
         for model in self._models:  # ids first, so an alias never shadows another model's id
@@ -176,19 +180,24 @@ class Catalogue:
             for name in model.names:
                 self._index.setdefault(name.lower(), model)
                 self._spelling.setdefault(name.lower(), name)
+        for model in self._unlisted:
+            for name in (model.id, *model.names):
+                self._index.setdefault(name.lower(), model)
 
     @classmethod
-    def from_details(cls, entries: Iterable[Any]) -> Catalogue:
-        """Build from the ``models`` list of the details endpoint, skipping entries without an id."""
-        models: list[ModelInfo] = []
-        for entry in entries:
-            if not isinstance(entry, Mapping):
-                continue
-            try:
-                models.append(ModelInfo.from_details(entry))
-            except ValueError:
-                continue
-        return cls(models)
+    def from_details(cls, entries: Iterable[Any], unlisted: Iterable[Any] = ()) -> Catalogue:
+        """Build from the ``models`` list of the details endpoint, skipping entries without an id.
+
+        `unlisted`: entries of the chat driver's `models` method; those the details do not list
+        are known by name only (see `unlisted`).
+        """
+        return cls(_infos(entries), _infos(unlisted))
+
+    @property
+    def unlisted(self) -> tuple[ModelInfo, ...]:
+        """Models Puter answers that its model list leaves out (a self-hosted Puter without
+        vendor keys answers only these: ``fake``, ``costly``, ``abuse``)."""
+        return self._unlisted
 
     @property
     def models(self) -> tuple[ModelInfo, ...]:
@@ -272,6 +281,7 @@ class Catalogue:
             {
                 "format": _CACHE_FORMAT,
                 "models": [model.model_dump(mode="json", exclude={"free"}) for model in self._models],
+                "unlisted": [model.model_dump(mode="json", exclude={"free"}) for model in self._unlisted],
             },
             separators=(",", ":"),
         )
@@ -289,7 +299,25 @@ class Catalogue:
         entries = raw.get("models")
         if not isinstance(entries, list):
             raise ValueError("the model catalogue cache has no model list")
+        unlisted = raw.get("unlisted", [])
+        if not isinstance(unlisted, list):
+            raise ValueError("the model catalogue cache's unlisted models are not a list")
         try:
-            return cls(ModelInfo.model_validate(entry) for entry in entries)
+            return cls(
+                [ModelInfo.model_validate(entry) for entry in entries],
+                [ModelInfo.model_validate(entry) for entry in unlisted],
+            )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise ValueError(f"the model catalogue cache is damaged: {exc}") from exc
+
+
+def _infos(entries: Iterable[Any]) -> list[ModelInfo]:
+    models: list[ModelInfo] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        try:
+            models.append(ModelInfo.from_details(entry))
+        except ValueError:
+            continue
+    return models

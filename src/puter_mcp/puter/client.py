@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import anyio
 import httpx2
@@ -82,6 +82,9 @@ class WhoAmI(BaseModel):
     email: str | None = None
     is_temp: bool = False
     tier: Tier = "free"
+    email_confirmed: bool = True
+    """False only when Puter says so: it then refuses the account's calls (403
+    ``email_confirmation_required``) until the address is confirmed."""
 
     @classmethod
     def from_user(cls, user: Mapping[str, Any]) -> WhoAmI:
@@ -111,6 +114,8 @@ class WhoAmI(BaseModel):
             email=email if isinstance(email, str) and email else None,
             is_temp=is_temp,
             tier=tier,
+            # Temporary accounts have no address to confirm; Puter still lets them call.
+            email_confirmed=is_temp or user.get("email_confirmed") is not False,
         )
 
 
@@ -243,6 +248,8 @@ def _checked_json(response: httpx2.Response, raw: bytes, what: str) -> Any:
     """A successful JSON body, or the `PuterError` its status and envelope describe."""
     body = _loads(raw)
     status = response.status_code
+    if 300 <= status < 400:
+        raise _redirect_error(response)
     if not 200 <= status < 300:
         raise error_from_body(status, body)
     if body is None:
@@ -255,6 +262,21 @@ def _checked_json(response: httpx2.Response, raw: bytes, what: str) -> Any:
     if isinstance(body, Mapping) and body.get("success") is False:
         raise error_from_body(200, body)
     return body
+
+
+def _redirect_error(response: httpx2.Response) -> PuterError:
+    """Puter's API never redirects; a web site does (a wrong `api_origin` sends every path to
+    its home page), so say what the origin looks like rather than "HTTP 302"."""
+    status = response.status_code
+    location = response.headers.get("location", "")
+    target = urlsplit(urljoin(str(response.request.url), location)) if location else None
+    where = f" (it redirects to {target.path or '/'})" if target is not None else ""
+    return PuterError(
+        FailureKind.TRANSPORT,
+        f"{response.request.url.scheme}://{response.request.url.netloc.decode()} does not look like "
+        f"a Puter API{where}; check `api_origin`.",
+        status=status,
+    )
 
 
 def _is_ndjson(response: httpx2.Response) -> bool:
@@ -563,13 +585,45 @@ class PuterClient:
 
     # -- catalogue and account ------------------------------------------------------------
 
-    async def models(self) -> Catalogue:
-        """The live model catalogue (``/puterai/chat/models/details``, no sign-in needed)."""
+    async def models(self, token: str | None = None) -> Catalogue:
+        """The live model catalogue (``/puterai/chat/models/details``, no sign-in needed).
+
+        With a `token`, the chat driver's own `models` method is asked too: it also names the
+        models the list leaves out (a self-hosted Puter without vendor keys answers only its
+        test models, which only the driver names). If that request fails, the list alone is
+        returned: it is the part that matters on puter.com.
+        """
         body = await self._get_json("/puterai/chat/models/details", token=None, what="the model list")
         entries = body.get("models") if isinstance(body, Mapping) else body
         if not isinstance(entries, list):
             raise PuterError(FailureKind.TRANSPORT, "Puter's model list has no models.", status=200)
-        return Catalogue.from_details(entries)
+        unlisted: list[Any] = []
+        if token:
+            try:
+                unlisted = await self.driver_models(token)
+            except PuterError as exc:
+                logger.info("the chat driver did not list its models: %s", exc.message)
+        return Catalogue.from_details(entries, unlisted)
+
+    async def driver_models(self, token: str) -> list[Any]:
+        """The chat driver's `models` method (``/drivers/call``, signed in): every model it
+        answers, test models included."""
+        with _token_free_errors(token):
+            request = self._request(
+                "POST",
+                self._api + "/drivers/call",
+                token=token,
+                json_body={"interface": "puter-chat-completion", "method": "models", "args": {}},
+                accept="application/json",
+            )
+            response, raw = await self._fetch(request, header_limit=self._timeouts.first_byte)
+            body = _checked_json(response, raw, "the chat driver's model list")
+            result = body.get("result") if isinstance(body, Mapping) else None
+            if not isinstance(result, list):
+                raise PuterError(
+                    FailureKind.TRANSPORT, "The chat driver's model list is not a list.", status=200
+                )
+            return result
 
     async def whoami(self, token: str) -> WhoAmI:
         """The account behind ``token`` (``/whoami``)."""

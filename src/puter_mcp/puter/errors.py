@@ -13,12 +13,17 @@ import enum
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
+    "SESSION_REVOKED_MESSAGE",
     "FailureKind",
     "PuterError",
+    "account_state",
     "classify",
     "classify_stream_error",
+    "credit_advice",
+    "site_of",
 ]
 
 
@@ -37,6 +42,9 @@ class FailureKind(enum.StrEnum):
     """Puter does not know the model name."""
     AUTH = "auth"
     """The token is missing, expired or revoked: the account must sign in again."""
+    EMAIL_UNCONFIRMED = "email_unconfirmed"
+    """Puter refuses the account until its e-mail address is confirmed (403
+    ``email_confirmation_required``): signing in again does not help."""
     BAD_REQUEST = "bad_request"
     """The request itself is wrong (or moderated): retrying elsewhere will not help."""
     TRANSPORT = "transport"
@@ -91,11 +99,14 @@ _CODE_KINDS: Mapping[str, FailureKind] = {
     "token_missing": FailureKind.AUTH,
     "reauth_required": FailureKind.AUTH,
     "token_auth_failed": FailureKind.AUTH,
+    "email_confirmation_required": FailureKind.EMAIL_UNCONFIRMED,
     "upstream_bad_request": FailureKind.BAD_REQUEST,
     "client_bad_json": FailureKind.BAD_REQUEST,
 }
 
 _USAGE_LIMITED = "usage-limited-chat"
+_SESSION_REVOKED = "session_revoked"
+SESSION_REVOKED_MESSAGE = "this session was signed out elsewhere; sign in again"
 _MODEL_NOT_FOUND = re.compile(r"model not found", re.IGNORECASE)
 
 
@@ -141,6 +152,8 @@ def classify(status: int, body: Any) -> tuple[FailureKind, str | None, str]:
     delegate = fields.get("delegate")
     if delegate == _USAGE_LIMITED or _USAGE_LIMITED in text:
         return FailureKind.OUT_OF_CREDITS, code, message or "No usage left for request."
+    if code == "reauth_required" and fields.get("reason") == _SESSION_REVOKED:
+        return FailureKind.AUTH, code, SESSION_REVOKED_MESSAGE
     if code is not None and code in _CODE_KINDS:
         return _CODE_KINDS[code], code, message or code
     if code == "field_invalid" and fields.get("key") == "model":
@@ -170,6 +183,44 @@ def classify(status: int, body: Any) -> tuple[FailureKind, str | None, str]:
     if status in (400, 404, 413, 422):
         return FailureKind.BAD_REQUEST, code, message or f"Puter answered HTTP {status}."
     return FailureKind.TRANSPORT, code, message or f"Unexpected answer from Puter (HTTP {status})."
+
+
+def site_of(origin: str) -> str:
+    """How to name a Puter origin to a person: its host (``puter.com``), or the origin itself."""
+    return urlsplit(origin).netloc or origin
+
+
+def credit_advice(gui_origin: str) -> str:
+    """Where more AI credit comes from: puter.com sells it; a self-hosted Puter's allowances
+    are set by whoever runs it."""
+    site = site_of(gui_origin)
+    if site == "puter.com" or site.endswith(".puter.com"):
+        return "add credit at puter.com"
+    return f"ask whoever runs {site} to raise the account's allowance"
+
+
+def account_state(kind: FailureKind, gui_origin: str) -> tuple[str, str]:
+    """The state of an account that Puter refuses for `kind`, and what the user can do about it.
+
+    The one wording every place that shows accounts uses (``status``, ``accounts``,
+    ``puter-account``, ``doctor``, a failed call), so they never disagree.
+    """
+    site = site_of(gui_origin)
+    if kind is FailureKind.AUTH:
+        return "sign-in-again", "Puter refuses its token: sign in again (`puter-mcp login`)"
+    if kind is FailureKind.EMAIL_UNCONFIRMED:
+        return (
+            "confirm-email",
+            f"Puter refuses its calls until its e-mail address is confirmed: confirm it at {site} "
+            "(the link in Puter's e-mail), signing in again does not help",
+        )
+    if kind is FailureKind.OUT_OF_CREDITS:
+        return (
+            "out-of-credits",
+            f"no AI credit left: {credit_advice(gui_origin)}, wait for the monthly allowance, "
+            "or sign in another account (`puter-mcp login`)",
+        )
+    return "cooling", ""
 
 
 _VENDOR_STATUS = re.compile(r"^\s*(\d{3})\b")

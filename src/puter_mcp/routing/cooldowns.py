@@ -8,7 +8,12 @@ from design.md ("Failure kinds", "Rules the router keeps"):
   success on the account.
 - OUT_OF_CREDITS blocks the account until ``/metering/usage`` shows credit again, checked at
   most every `CooldownPolicy.credit_recheck` seconds by one caller only.
-- AUTH blocks the account until it signs in again.
+- AUTH blocks the account until it signs in again, or until ``/whoami`` accepts its token
+  again (checked like credit). The router records it only once ``/whoami`` has confirmed the
+  refusal: a 401 that ``/whoami`` contradicts was a passing fault (docs/failures.md).
+- EMAIL_UNCONFIRMED blocks the account until ``/whoami`` says its e-mail is confirmed.
+- OUT_OF_CREDITS on an account that still has credit (a request it cannot afford) blocks only
+  that account x model, for `CooldownPolicy.credit_recheck` seconds.
 - MODEL_DOWN blocks the model on every account; after 30-60 s exactly one request probes it.
 - MODEL_FORBIDDEN (long) and TRANSPORT (short) block one model on one account.
 - MODEL_UNKNOWN and BAD_REQUEST leave no cooldown (the router remembers unknown models).
@@ -44,6 +49,7 @@ _SCOPES: dict[FailureKind, Scope] = {
     FailureKind.RATE_LIMITED: Scope.ACCOUNT,
     FailureKind.OUT_OF_CREDITS: Scope.ACCOUNT,
     FailureKind.AUTH: Scope.ACCOUNT,
+    FailureKind.EMAIL_UNCONFIRMED: Scope.ACCOUNT,
     FailureKind.MODEL_DOWN: Scope.MODEL,
     FailureKind.MODEL_FORBIDDEN: Scope.ACCOUNT_MODEL,
     FailureKind.TRANSPORT: Scope.ACCOUNT_MODEL,
@@ -52,13 +58,18 @@ _SCOPES: dict[FailureKind, Scope] = {
 # When several cooldowns block a pair until the same moment, the one shown to the user is the
 # one they can least wait out: signing in beats buying credit beats waiting.
 _SEVERITY: dict[FailureKind, int] = {
-    FailureKind.AUTH: 6,
+    FailureKind.AUTH: 7,
+    FailureKind.EMAIL_UNCONFIRMED: 6,
     FailureKind.OUT_OF_CREDITS: 5,
     FailureKind.MODEL_FORBIDDEN: 4,
     FailureKind.MODEL_DOWN: 3,
     FailureKind.RATE_LIMITED: 2,
     FailureKind.TRANSPORT: 1,
 }
+
+
+# Account-wide refusals that last until a check (``/metering/usage`` or ``/whoami``) lifts them.
+_CHECKED_LATER = frozenset({FailureKind.OUT_OF_CREDITS, FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED})
 
 
 def scope_of(kind: FailureKind) -> Scope | None:
@@ -78,7 +89,9 @@ class CooldownPolicy:
             so that processes which saw the same outage do not all probe at once.
         model_forbidden: how long a subscriber-only model stays blocked for one account.
         transport: how long a pair stays blocked after a broken connection or stream.
-        credit_recheck: how often an account without credit may be checked again.
+        credit_recheck: how often an account without credit (or signed out, or with its
+            e-mail unconfirmed) may be checked again; also how long a model an account cannot
+            afford stays blocked on it.
         probe_lease: how long a claimed probe keeps others from probing, in case the prober
             died; a finished probe records its result well before.
     """
@@ -152,7 +165,8 @@ class Verdict:
 
     @property
     def probe_kind(self) -> FailureKind | None:
-        """MODEL_DOWN (send one real request) or OUT_OF_CREDITS (check ``/metering/usage``)."""
+        """MODEL_DOWN (send one real request), OUT_OF_CREDITS (check ``/metering/usage``), AUTH
+        or EMAIL_UNCONFIRMED (check ``/whoami``)."""
         return self.kind if self.status is Status.PROBE_DUE else None
 
 
@@ -271,6 +285,45 @@ class CooldownBook:
         fresh = self._fresh(key, now, _default_reason(FailureKind.OUT_OF_CREDITS))
         self.store.update_cooldown(key, lambda old: _merge(old, fresh, now, push_probe=True))
 
+    def account_checked(self, account: str, found: FailureKind | None, *, reason: str = "") -> None:
+        """Record the result of a ``/whoami`` check (after a refusal, or winning its probe).
+
+        `found` is what the check showed: None (the token works and the account may call), AUTH
+        (the token is refused) or EMAIL_UNCONFIRMED. None ends both account-level refusals; a
+        kind records (or keeps) its cooldown with the next check `credit_recheck` seconds on.
+        """
+        if found is None:
+            for kind in (FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED):
+                self.store.delete_cooldown(_key(Scope.ACCOUNT, kind, account, None))
+            return
+        now = self._clock()
+        key = _key(Scope.ACCOUNT, found, account, None)
+        fresh = self._fresh(key, now, reason or _default_reason(found))
+        self.store.update_cooldown(key, lambda old: _merge(old, fresh, now, push_probe=True))
+
+    def record_unaffordable(self, *, account: str, model: str, reason: str = "") -> Cooldown | None:
+        """A request was refused for want of credit, but the account has credit left: block only
+        this model on this account (its requests cost more than what is left) for a while."""
+        now = self._clock()
+        key = CooldownKey(Scope.ACCOUNT_MODEL, account, model, FailureKind.OUT_OF_CREDITS)
+        fresh = Cooldown(
+            *key,
+            until=now + self.policy.credit_recheck,
+            reason=reason or "this account's credit left does not cover this model's request",
+            since=now,
+        )
+        return self.store.update_cooldown(key, lambda old: _merge(old, fresh, now))
+
+    def probing(self, cooldown: Cooldown) -> bool:
+        """Whether someone is probing this cooldown now (its result is moments away)."""
+        now = self._clock()
+        return (
+            cooldown.probe_at is not None
+            and cooldown.probe_at <= now
+            and cooldown.probe_claimed_until is not None
+            and cooldown.probe_claimed_until > now
+        )
+
     def signed_in(self, account: str) -> None:
         """The account signed in again: forget everything recorded against it (its token was
         the cause of AUTH, and its subscription or credit may have changed too)."""
@@ -329,10 +382,8 @@ class CooldownBook:
         probe_at: float | None = None
         if key.kind is FailureKind.MODEL_DOWN:
             until, probe_at = math.inf, now + self._rng.uniform(*policy.model_down)
-        elif key.kind is FailureKind.OUT_OF_CREDITS:
+        elif key.kind in _CHECKED_LATER:
             until, probe_at = math.inf, now + policy.credit_recheck
-        elif key.kind is FailureKind.AUTH:
-            until = math.inf
         elif key.kind is FailureKind.MODEL_FORBIDDEN:
             until = now + policy.model_forbidden
         else:
@@ -396,6 +447,7 @@ def _default_reason(kind: FailureKind) -> str:
         FailureKind.RATE_LIMITED: "Puter rate-limited this account",
         FailureKind.OUT_OF_CREDITS: "this account has no AI credit left",
         FailureKind.AUTH: "this account must sign in again",
+        FailureKind.EMAIL_UNCONFIRMED: "this account's e-mail address is not confirmed",
         FailureKind.MODEL_DOWN: "the model's providers are failing",
         FailureKind.MODEL_FORBIDDEN: "this model is for paying subscribers",
         FailureKind.TRANSPORT: "the connection to Puter failed",

@@ -16,15 +16,23 @@ The rules (design.md, "Rules the router keeps"):
 - Replay after output only where the caller delivers the result whole (`puter-chat`); a
   streaming gateway passes ``replay_after_output=False``.
 
-Nothing here does I/O of its own: the request is the `send` callable, and the credit check of an
-empty account is the `check_credit` callable, so the router can be tested with plain functions.
+- One refusal does not take an account out by itself: a 401 is confirmed with `check_account`
+  (``/whoami``) and a 402 with `check_credit` (``/metering/usage``) before the account is
+  blocked; a token ``/whoami`` accepts, or an account with credit left, only loses that model for
+  a while (docs/failures.md).
+- A call that finds a probe or a re-check in progress waits for its result rather than failing
+  with the prober's lease as its retry time.
+
+Nothing here does I/O of its own: the request is the `send` callable, the credit check the
+`check_credit` callable and the token check the `check_account` callable, so the router can be
+tested with plain functions.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -32,10 +40,12 @@ import anyio
 
 from puter_mcp.puter.errors import FailureKind, PuterError
 from puter_mcp.routing.cooldowns import Cooldown, CooldownBook
-from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot
+from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot, Tier
 from puter_mcp.routing.state import Attempt, StateStore
 
 __all__ = [
+    "NOT_FAILURES",
+    "SIGN_IN_HINT",
     "AccountRef",
     "AttemptLog",
     "Routed",
@@ -56,6 +66,8 @@ class AccountRef:
     name: str
     token: str = field(repr=False)
     limits: PacingLimits
+    tier: Tier = Tier.UNKNOWN
+    """As far as known: a free or temporary account is not sent subscriber-only models."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ class AttemptLog:
     model: str
     account: str
     outcome: str
-    """``"ok"``, a `FailureKind` value, or ``"credit-check"``."""
+    """``"ok"``, a `FailureKind` value, or one of `NOT_FAILURES` (a wait, a check)."""
     ms: float
     message: str = ""
 
@@ -117,6 +129,7 @@ class _Blocked:
     kinds: set[FailureKind] = field(default_factory=set)  # of the cooldowns that block
     passed_over: dict[str, set[str]] = field(default_factory=dict)  # model -> kinds that skipped it
     pacing_wait: float | None = None  # seconds until a paced (not cooling) account has a slot
+    probing_until: float | None = None  # a blocking cooldown is being probed now, until at most
 
 
 @dataclass
@@ -136,6 +149,15 @@ _WAITABLE = frozenset(
 
 Send = Callable[[str, AccountRef], Awaitable[T]]
 CheckCredit = Callable[[AccountRef], Awaitable[bool]]
+CheckAccount = Callable[[AccountRef], Awaitable[FailureKind | None]]
+"""``/whoami`` for an account: None when its token works and it may call, else AUTH (refused)
+or EMAIL_UNCONFIRMED; raises `PuterError` when the check itself failed."""
+
+# Account-level refusals that a `CheckAccount` confirms or lifts.
+_ACCOUNT_CHECKED = frozenset({FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED})
+_PROBE_POLL = 0.05  # how often a call waiting for another process's probe looks again
+# Tiers Puter refuses subscriber-only models to (403); an unknown tier is still tried.
+_NOT_SUBSCRIBED = frozenset({Tier.FREE, Tier.TEMP})
 
 
 class Router:
@@ -180,6 +202,8 @@ class Router:
         # Set whenever this process gives a pacing slot back, so queued requests wake at once
         # instead of polling; other processes' releases are seen when the wait hint runs out.
         self._slot_freed = anyio.Event()
+        # Set whenever this process finishes a probe or a re-check (same idea, for probes).
+        self._probe_done = anyio.Event()
 
     # -- selection -------------------------------------------------------------------------
 
@@ -201,6 +225,8 @@ class Router:
         check_credit: CheckCredit | None,
         log: list[AttemptLog],
         deadline: float,
+        check_account: CheckAccount | None = None,
+        subscriber_only: Collection[str] = (),
     ) -> _Pick | _Blocked:
         blocked = _Blocked()
         ordered = accounts  # already in this call's order (see `route`)
@@ -210,6 +236,13 @@ class Router:
                 continue
             paced_here: float | None = None
             for account in ordered:
+                if model in subscriber_only and account.tier in _NOT_SUBSCRIBED:
+                    # Puter would answer 403: no request to learn what the tier already says.
+                    kind = FailureKind.MODEL_FORBIDDEN
+                    blocked.reasons.append(f"{model} on {account.name}: only for paying subscribers")
+                    blocked.kinds.add(kind)
+                    blocked.passed_over.setdefault(model, set()).add(kind.value)
+                    continue
                 verdict = self.book.check(account=account.id, model=model)
                 probe: Cooldown | None = None
                 if (
@@ -219,6 +252,9 @@ class Router:
                 ):
                     if verdict.probe_kind is FailureKind.OUT_OF_CREDITS:
                         await self._recheck_credit(account, verdict.cooldown, check_credit, log, deadline)
+                        verdict = self.book.check(account=account.id, model=model)
+                    elif verdict.probe_kind in _ACCOUNT_CHECKED:
+                        await self._recheck_account(account, verdict.cooldown, check_account, log, deadline)
                         # Ask the book again: with credit back the pair may be free (or blocked
                         # by something else); without, it is blocked until the next check, and
                         # that time must reach the caller as the moment to retry.
@@ -226,6 +262,10 @@ class Router:
                     else:
                         probe = verdict.cooldown  # this request is the one allowed through
                 if probe is None and not verdict.eligible:
+                    if verdict.cooldown is not None and self.book.probing(verdict.cooldown):
+                        # Someone is finding out right now: its answer is worth waiting for.
+                        end = verdict.until
+                        blocked.probing_until = min(blocked.probing_until or end, end)
                     blocked.until = min(blocked.until, verdict.until)
                     if verdict.kind in _WAITABLE:
                         blocked.wait_until = min(blocked.wait_until, verdict.until)
@@ -275,10 +315,72 @@ class Router:
             message = "the credit check did not finish before the call's deadline"
         else:
             self.book.credit_checked(account.id, has_credit)
+        self._probe_finished()
         log.append(
             AttemptLog("-", account.name, "credit-check", (time.monotonic() - started) * 1000, message)
         )
         return has_credit
+
+    async def _recheck_account(
+        self,
+        account: AccountRef,
+        claimed: Cooldown,
+        check_account: CheckAccount | None,
+        log: list[AttemptLog],
+        deadline: float,
+    ) -> None:
+        """The probe of a signed-out or unconfirmed account: ask ``/whoami`` whether it works."""
+        if check_account is None:
+            self.book.release_probe(claimed)
+            return
+        started = time.monotonic()
+        found = await self._check_account_now(account, check_account, deadline)
+        if found is _UNKNOWN:
+            self.book.release_probe(claimed)
+            message = "the account check did not give an answer"
+        else:
+            assert not isinstance(found, _Unknown)
+            self.book.account_checked(account.id, found)
+            message = "the token works again" if found is None else f"still {found.value}"
+        self._probe_finished()
+        log.append(
+            AttemptLog("-", account.name, "account-check", (time.monotonic() - started) * 1000, message)
+        )
+
+    async def _check_account_now(
+        self, account: AccountRef, check_account: CheckAccount, deadline: float
+    ) -> FailureKind | _Unknown | None:
+        with anyio.move_on_after(max(deadline - self._clock(), 0.0)):
+            try:
+                return await check_account(account)
+            except PuterError:
+                return _UNKNOWN
+        return _UNKNOWN
+
+    async def _check_credit_now(
+        self, account: AccountRef, check_credit: CheckCredit, deadline: float
+    ) -> bool | None:
+        with anyio.move_on_after(max(deadline - self._clock(), 0.0)):
+            try:
+                return await check_credit(account)
+            except PuterError:
+                return None
+        return None
+
+    def _probe_finished(self) -> None:
+        self._probe_done.set()
+        self._probe_done = anyio.Event()
+
+    async def _wait_for_probe(self, until: float, deadline: float) -> float:
+        """Wait for a probe in progress: this process's probes wake us at once, another
+        process's are seen by looking again every `_PROBE_POLL` seconds."""
+        longest = min(until, deadline) - self._clock()
+        if longest <= 0:
+            return 0.0
+        started = time.monotonic()
+        with anyio.move_on_after(min(longest, _PROBE_POLL)):
+            await self._probe_done.wait()
+        return time.monotonic() - started
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -289,11 +391,16 @@ class Router:
         send: Send[T],
         *,
         check_credit: CheckCredit | None = None,
+        check_account: CheckAccount | None = None,
         replay_after_output: bool = True,
         on_success: Callable[[T], Mapping[str, float | int | None]] | None = None,
         request_id: str = "",
+        subscriber_only: Collection[str] = (),
     ) -> Routed[T]:
         """Send the request to the first candidate that answers.
+
+        `subscriber_only`: the models (of `models`) that only paying subscribers may use; they
+        are not tried on accounts known to be free or temporary.
 
         Raises:
             RoutingFailed: every candidate failed, or is cooling down beyond the allowed wait, or
@@ -301,7 +408,7 @@ class Router:
         """
         if not accounts:
             raise RoutingFailed(
-                "no Puter account is signed in: run `puter-mcp login` (or set PUTER_AUTH_TOKEN)",
+                "no Puter account is signed in: " + SIGN_IN_HINT,
                 kind=FailureKind.AUTH,
                 attempts=[],
             )
@@ -312,11 +419,14 @@ class Router:
         ordered = self.order_accounts(accounts)
         log: list[AttemptLog] = []
         waited = 0.0
+        probe_waited = 0.0
         partial = ""
         last_error: PuterError | None = None
         upstream = 0
         while upstream < self.max_attempts:
-            pick = await self._pick(models, ordered, check_credit, log, deadline)
+            pick = await self._pick(
+                models, ordered, check_credit, log, deadline, check_account, subscriber_only
+            )
             if isinstance(pick, _Blocked):
                 now = self._clock()
                 if pick.pacing_wait is not None:
@@ -326,6 +436,12 @@ class Router:
                             "every account is at its request limit", log, last_error, partial, now
                         )
                     waited += await self._wait_for_slot(wait)
+                    continue
+                if pick.probing_until is not None and now < deadline and probe_waited < self.max_wait:
+                    # Bounded in real time too: a prober in another process may have died.
+                    spent = await self._wait_for_probe(pick.probing_until, deadline)
+                    probe_waited += spent
+                    waited += spent
                     continue
                 # Without a failure of its own, this call reports the kind that blocks every
                 # candidate (when they agree), so the caller can still say what to do about it.
@@ -366,9 +482,12 @@ class Router:
                 answered = True
                 elapsed = (time.monotonic() - attempt_started) * 1000
                 counted = error.code != "too_many_requests"  # Puter does not count refused requests
-                self._record_failure(model, account, error, elapsed, sent_at, request_id, log)
-                if pick.probe is not None and error.kind is not pick.probe.kind:
-                    self.book.release_probe(pick.probe)  # the probe proved nothing about the model
+                self._record_attempt(model, account, error, elapsed, request_id, log)
+                await self._settle(error, model, account, sent_at, check_credit, check_account, deadline, log)
+                if pick.probe is not None:
+                    if error.kind is not pick.probe.kind:
+                        self.book.release_probe(pick.probe)  # it proved nothing about the model
+                    self._probe_finished()
                 last_error = error
                 if error.partial_text:
                     partial = error.partial_text
@@ -395,6 +514,8 @@ class Router:
                 self._slot_freed = anyio.Event()
             elapsed = (time.monotonic() - attempt_started) * 1000
             self.book.record_success(account=account.id, model=model, started_at=sent_at)
+            if pick.probe is not None:
+                self._probe_finished()
             stats = dict(on_success(value)) if on_success else {}
             self.store.record_attempt(
                 Attempt(
@@ -423,19 +544,74 @@ class Router:
             await anyio.sleep(self.pacer.release_settle)
         return time.monotonic() - started
 
-    def _record_failure(
+    async def _settle(
+        self,
+        error: PuterError,
+        model: str,
+        account: AccountRef,
+        sent_at: float,
+        check_credit: CheckCredit | None,
+        check_account: CheckAccount | None,
+        deadline: float,
+        log: list[AttemptLog],
+    ) -> None:
+        """Put the cooldown a failure calls for, after confirming an account-wide refusal.
+
+        A 401 is not proof that the token is dead (a proxy, a deploy, a restart upstream can
+        answer one): ``/whoami`` decides. A 402 for one costly request is not proof that the
+        account is empty: ``/metering/usage`` decides. An answer that does not come leaves
+        a short cooldown on the pair, as a broken connection would.
+        """
+        kind = error.kind
+        reason = error.message
+        book = self.book
+        if kind is FailureKind.AUTH and check_account is not None:
+            started = time.monotonic()
+            found = await self._check_account_now(account, check_account, deadline)
+            if found is _UNKNOWN or found is None:
+                why = "the account check did not answer" if found is _UNKNOWN else "/whoami accepts the token"
+                book.record_failure(
+                    FailureKind.TRANSPORT,
+                    account=account.id,
+                    model=model,
+                    reason=f"{reason} (once: {why})",
+                    started_at=sent_at,
+                )
+                message = "the token works (/whoami accepts it)" if found is None else why
+            else:
+                assert not isinstance(found, _Unknown)
+                book.record_failure(found, account=account.id, model=model, reason=reason, started_at=sent_at)
+                message = f"confirmed: {found.value}"
+            log.append(
+                AttemptLog("-", account.name, "account-check", (time.monotonic() - started) * 1000, message)
+            )
+            return
+        if kind is FailureKind.OUT_OF_CREDITS and check_credit is not None:
+            started = time.monotonic()
+            has_credit = await self._check_credit_now(account, check_credit, deadline)
+            if has_credit:
+                book.record_unaffordable(account=account.id, model=model, reason=reason)
+                message = "credit left: only this model is set aside on this account"
+            else:
+                book.record_failure(kind, account=account.id, model=model, reason=reason, started_at=sent_at)
+                if has_credit is False:
+                    book.credit_checked(account.id, False)
+                message = "no credit left" if has_credit is False else "the credit check did not answer"
+            log.append(
+                AttemptLog("-", account.name, "credit-check", (time.monotonic() - started) * 1000, message)
+            )
+            return
+        book.record_failure(kind, account=account.id, model=model, reason=reason, started_at=sent_at)
+
+    def _record_attempt(
         self,
         model: str,
         account: AccountRef,
         error: PuterError,
         elapsed_ms: float,
-        sent_at: float,
         request_id: str,
         log: list[AttemptLog],
     ) -> None:
-        self.book.record_failure(
-            error.kind, account=account.id, model=model, reason=error.message, started_at=sent_at
-        )
         self.store.record_attempt(
             Attempt(
                 time=self._clock(),
@@ -456,10 +632,7 @@ class Router:
         if all(model in self._unknown_models for model in models):
             return "Puter does not know " + ", ".join(models)
         if blocked.reasons:
-            return (
-                "no candidate can be used until its account signs in again or credit is back: "
-                + "; ".join(blocked.reasons[:4])
-            )
+            return "no candidate can be used now: " + "; ".join(blocked.reasons[:4])
         return "no candidate is left to try"
 
     def _failure(
@@ -479,6 +652,23 @@ class Router:
             partial_text=partial,
             error=error,
         )
+
+
+NOT_FAILURES = frozenset({"ok", "wait", "credit-check", "account-check"})
+"""Attempt outcomes that are not failures of a request."""
+
+
+class _Unknown:
+    """A check that gave no answer (it failed, or the deadline cut it)."""
+
+
+_UNKNOWN = _Unknown()
+
+SIGN_IN_HINT = (
+    "run `puter-mcp login` (or set PUTER_AUTH_TOKEN), or try it without an account with `--sandbox`"
+)
+"""What a caller without any account can do (the CLI's and the server's `--sandbox` flag runs
+against a local Puter emulator)."""
 
 
 def _float(value: float | int | None) -> float | None:
