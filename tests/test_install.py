@@ -33,12 +33,14 @@ from puter_mcp.install import (
 )
 from puter_mcp.install import cli as install_cli
 from puter_mcp.install.claude_code import CommandOutcome
+from puter_mcp.install.entries import Installation
 from puter_mcp.install.host import normalise_platform
 from puter_mcp.install.redact import mask, redact
 
 URL = "http://127.0.0.1:8000/mcp"
 TOKEN = "pmcp-0123456789abcdefXYZ"
 NOW = datetime(2026, 1, 2, 3, 4, 5)
+FROM_INDEX = Installation("index")
 JSON_CLIENTS = ["zed", "claude-desktop", "cursor", "vscode", "windsurf"]
 SERVERS_KEY = {
     "zed": "context_servers",
@@ -85,7 +87,7 @@ class Machine:
     def context(self) -> InstallContext:
         host = Host(normalise_platform(self.platform), self.home, self.cwd, self.env)
         return InstallContext(
-            host=host, which=self.which, script_dir=None, clock=lambda: NOW, runner=self.runner
+            host=host, which=self.which, installation=FROM_INDEX, clock=lambda: NOW, runner=self.runner
         )
 
     def install(self, client: str, **options: Any) -> InstallResult:
@@ -196,7 +198,12 @@ def test_a_script_beside_the_interpreter_is_found_when_nothing_is_on_path(tmp_pa
     venv_bin.mkdir(parents=True)
     (venv_bin / "puter-mcp").write_text("#!/bin/sh\n")
     context = machine.context()
-    context = InstallContext(host=context.host, which=machine.which, script_dir=venv_bin, clock=lambda: NOW)
+    context = InstallContext(
+        host=context.host,
+        which=machine.which,
+        installation=Installation("other", script_dir=venv_bin),
+        clock=lambda: NOW,
+    )
     result = install(InstallRequest("claude-code", scope="project"), context)
     assert result.path is not None
     # Claude Code would take a bare name, but this script is not on PATH: it must be absolute.

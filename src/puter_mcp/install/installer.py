@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,12 +29,14 @@ from puter_mcp.install.editor import (
     unified_diff,
 )
 from puter_mcp.install.entries import (
+    Installation,
     Launcher,
     LauncherNotFoundError,
     Which,
     auth_headers,
+    choose_launcher,
+    current_installation,
     http_entry,
-    resolve_launcher,
     stdio_entry,
 )
 from puter_mcp.install.host import Host
@@ -96,8 +97,8 @@ def _default_clock() -> datetime:
 class InstallContext:
     host: Host
     which: Which = shutil.which
-    # Where a virtualenv's console scripts live when the venv is not on PATH.
-    script_dir: Path | None = field(default_factory=lambda: Path(sys.executable).parent)
+    # Where this puter-mcp came from and where its script is: decides the launcher.
+    installation: Installation = field(default_factory=current_installation)
     clock: Clock = _default_clock
     runner: claude_code.Runner = claude_code.run_command
 
@@ -154,7 +155,7 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
     launcher: Launcher | None = None
     if request.transport == "stdio":
         try:
-            launcher = resolve_launcher(absolute=spec.gui, which=context.which, script_dir=context.script_dir)
+            launcher = choose_launcher(context.installation, absolute=spec.gui, which=context.which)
         except LauncherNotFoundError as exc:
             return refused(f"Cannot configure {spec.title}: {exc}")
 
@@ -206,7 +207,15 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
         message = f"Created {path} with the '{SERVER_NAME}' server for {spec.title}. {spec.after}"
     else:
         message = f"Updated the '{SERVER_NAME}' server in {path} (old file kept as {backup}). {spec.after}"
+    message += _launcher_note(launcher)
     return InstallResult(spec.name, path, action, message, backup=backup, diff=diff)
+
+
+def _launcher_note(launcher: Launcher | None) -> str:
+    if launcher is None:
+        return ""
+    shown = " ".join([launcher.command, *launcher.args])
+    return f"\nLauncher: {shown} ({launcher.reason})."
 
 
 def _json_text(spec: ClientSpec, old: str | None, entry: dict[str, Any]) -> str:
