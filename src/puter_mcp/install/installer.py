@@ -189,6 +189,8 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
         )
 
     edit = PlannedEdit(path, old, new)
+    # Owner-only whenever the file will hold a secret, also one that was already there.
+    private = any(secret and secret in new for secret in secrets)
     if not edit.changed:
         return InstallResult(
             spec.name, path, "unchanged", f"{path} is already up to date.", dry_run=request.dry_run
@@ -200,13 +202,18 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
         message = f"Dry run: would {verb} {path} (nothing written)."
         return InstallResult(spec.name, path, action, message, diff=diff, dry_run=True)
     try:
-        backup = apply(edit, now=context.clock(), private=any(secrets))
+        backup = apply(edit, now=context.clock(), private=private)
     except (OSError, ChangedMeanwhileError) as exc:
         return refused(f"Could not write {path}: {exc}", path)
     if backup is None:
         message = f"Created {path} with the '{SERVER_NAME}' server for {spec.title}. {spec.after}"
     else:
-        message = f"Updated the '{SERVER_NAME}' server in {path} (old file kept as {backup}). {spec.after}"
+        verb = "Updated" if had_entry else "Added"
+        where = "in" if had_entry else "to"
+        message = f"{verb} the '{SERVER_NAME}' server {where} {path} (old file kept as {backup}). {spec.after}"
+    if private:
+        kept = " and its backup are" if backup is not None else " is"
+        message += f"\n{path}{kept} readable by you only (mode 0600): the file holds a token."
     message += _launcher_note(launcher)
     return InstallResult(spec.name, path, action, message, backup=backup, diff=diff)
 
