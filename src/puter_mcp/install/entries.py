@@ -184,5 +184,18 @@ def http_entry(spec: ClientSpec, url: str, headers: Mapping[str, str]) -> dict[s
     return entry
 
 
+MCP_REMOTE_AUTH_ENV = "PUTER_MCP_AUTH"
+"""The variable a bridged entry keeps its `Bearer <token>` in; mcp-remote expands it in --header."""
+
+
+def mcp_remote_entry(url: str, token: str | None) -> dict[str, Any]:
+    """A stdio entry that bridges to the streamable-HTTP server at `url` with `npx mcp-remote`."""
+    args = ["-y", "mcp-remote", url]
+    if not token:
+        return {"command": "npx", "args": args}
+    args += ["--header", f"Authorization:${{{MCP_REMOTE_AUTH_ENV}}}"]
+    return {"command": "npx", "args": args, "env": {MCP_REMOTE_AUTH_ENV: f"Bearer {token}"}}
+
+
 def auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}

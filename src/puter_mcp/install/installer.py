@@ -7,6 +7,7 @@ an InstallContext so tests run against temporary files with a fixed clock.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from puter_mcp.install.entries import (
     choose_launcher,
     current_installation,
     http_entry,
+    mcp_remote_entry,
     stdio_entry,
 )
 from puter_mcp.install.host import Host
@@ -150,7 +152,7 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
         return InstallResult(spec.name, path, "refused", redact(message, secrets), dry_run=request.dry_run)
 
     if request.transport == "http" and spec.http is None:
-        return refused(spec.no_http_reason)
+        return refused(_no_http_hint(spec, request.url, token))
 
     launcher: Launcher | None = None
     if request.transport == "stdio":
@@ -210,12 +212,26 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
     else:
         verb = "Updated" if had_entry else "Added"
         where = "in" if had_entry else "to"
-        message = f"{verb} the '{SERVER_NAME}' server {where} {path} (old file kept as {backup}). {spec.after}"
+        message = (
+            f"{verb} the '{SERVER_NAME}' server {where} {path} (old file kept as {backup}). {spec.after}"
+        )
     if private:
         kept = " and its backup are" if backup is not None else " is"
         message += f"\n{path}{kept} readable by you only (mode 0600): the file holds a token."
     message += _launcher_note(launcher)
     return InstallResult(spec.name, path, action, message, backup=backup, diff=diff)
+
+
+def _no_http_hint(spec: ClientSpec, url: str | None, token: str | None) -> str:
+    """Why `spec` cannot take a URL, and the mcp-remote bridge entry that reaches `url` instead.
+
+    The token travels in an env variable that mcp-remote expands in `--header`, because Claude
+    Desktop splits args containing a space wrongly on some platforms (`Authorization: Bearer x`).
+    """
+    if url is None:
+        return spec.no_http_reason
+    bridge = {SERVER_NAME: mcp_remote_entry(url, token)}
+    return f"{spec.no_http_reason}\nFor example:\n{json.dumps(bridge, indent=2)}"
 
 
 def _launcher_note(launcher: Launcher | None) -> str:
@@ -262,20 +278,26 @@ def _claude_code_command(
     context: InstallContext,
 ) -> InstallResult:
     scope = request.scope  # None: Claude Code's default "local" scope (this project, this user)
+    values = claude_code.argv_values(
+        request.env,
+        token,
+        token_variable=AUTH_TOKEN_ENV,
+        is_secret=is_secret_name,
+        environment=context.host.env,
+    )
     if launcher is not None:
-        argv = claude_code.stdio_command(launcher, request.env, scope)
+        argv = claude_code.stdio_command(launcher, values.env, scope)
     else:
         assert request.url is not None
-        argv = claude_code.http_command(request.url, auth_headers(token), scope)
+        argv = claude_code.http_command(request.url, values.headers, scope)
     shown = redact(claude_code.shell_text(argv), secrets)
-    masked = shown != claude_code.shell_text(argv)
+    notes = _argv_notes(values)
     if not request.run or request.dry_run:
-        note = "\n(Secrets are masked above: add --run to run it with the real values.)" if masked else ""
-        message = f"Run this to add puter-mcp to Claude Code:\n  {shown}{note}"
+        message = f"Run this to add puter-mcp to Claude Code:\n  {shown}{notes}"
         return InstallResult("claude-code", None, "printed", message, command=shown, dry_run=request.dry_run)
     claude = context.which("claude")
     if not claude:
-        message = f"`claude` is not on PATH. Install Claude Code, or run this yourself:\n  {shown}"
+        message = f"`claude` is not on PATH. Install Claude Code, or run this yourself:\n  {shown}{notes}"
         return InstallResult("claude-code", None, "refused", message, command=shown)
     outcome = context.runner([claude, *argv[1:]])
     output = redact(outcome.output, secrets)
@@ -286,5 +308,25 @@ def _claude_code_command(
             hint = f"\nRemove the old entry first: {claude_code.shell_text(remove)}"
         message = f"`{shown}` failed (exit status {outcome.returncode}):\n{output}{hint}"
         return InstallResult("claude-code", None, "refused", message, command=shown)
-    message = f"Ran: {shown}\n{output}".rstrip()
+    message = f"Ran: {shown}\n{output}".rstrip() + notes
     return InstallResult("claude-code", None, "ran", message, command=shown)
+
+
+def _argv_notes(values: claude_code.ArgvValues) -> str:
+    """What the user must know about the secrets of a `claude mcp add` command line."""
+    notes = ""
+    if values.referenced:
+        names = ", ".join(values.referenced)
+        notes += (
+            f"\nThe command holds no secret: Claude Code fills in ${{...}} from its environment, so keep "
+            f"{names} exported in the shell you start `claude` from."
+        )
+    if values.exposed:
+        names = ", ".join(values.exposed)
+        notes += (
+            f"\nWarning: the secret of {names} is on the command line (masked above), where other users "
+            "of this machine can see it (`ps`) while it runs. To avoid that, export it first "
+            f"(e.g. `export {AUTH_TOKEN_ENV}=...` for --auth-token) and run this again, or use "
+            "`--scope project` to have it written to .mcp.json, readable by you only."
+        )
+    return notes
