@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from puter_mcp.install import CLIENTS, entry_problems, jsonc, yamlblock
+from puter_mcp.install import CLIENTS, entry_problems, jsonc, yamldoc
 from puter_mcp.install.claude_code import stdio_command
 from puter_mcp.install.entries import Launcher, stdio_entry
 
@@ -65,7 +65,7 @@ def test_zed_file_carries_comments_that_zed_accepts() -> None:
 
 def test_continue_block_file() -> None:
     spec = CLIENTS["continue"]
-    doc = yamlblock.load((CONFIGS / "continue.yaml").read_text(encoding="utf-8"))
+    doc = yamldoc.to_plain(yamldoc.load_all((CONFIGS / "continue.yaml").read_text(encoding="utf-8"))[0])
     assert {"name", "version", "schema"} <= set(doc)
     assert doc["schema"] == "v1"
     servers = doc["mcpServers"]

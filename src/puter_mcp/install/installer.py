@@ -1,6 +1,6 @@
 """`install`: add or update the `puter` server in one client's config, idempotently.
 
-This module decides; `jsonc`, `yamlblock` and `editor` do the text work. Everything the outside
+This module decides; `jsonc`, `yamldoc` and `editor` do the text work. Everything the outside
 world contributes (platform, home, PATH lookups, the clock, running `claude`) comes in through
 an InstallContext so tests run against temporary files with a fixed clock.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from puter_mcp.install import claude_code, jsonc, yamlblock
+from puter_mcp.install import claude_code, jsonc, yamldoc
 from puter_mcp.install.clients import SERVER_NAME, ClientSpec, Scope, get_client
 from puter_mcp.install.editor import (
     ChangedMeanwhileError,
@@ -180,12 +180,12 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
     path = target_of(path)
     try:
         old = read_text(path)
-        new = (
+        new, had_entry = (
             _continue_text(old, entry)
             if spec.file_format == "continue-block"
             else _json_text(spec, old, entry)
         )
-    except (UnreadableFileError, jsonc.JsoncError, jsonc.NotAnObjectError, yamlblock.BlockFormatError) as exc:
+    except (UnreadableFileError, jsonc.JsoncError, jsonc.NotAnObjectError, yamldoc.YamlError) as exc:
         return refused(
             f"Left {path} untouched: {exc}. Fix the file (or point --config elsewhere) and run again.", path
         )
@@ -241,33 +241,43 @@ def _launcher_note(launcher: Launcher | None) -> str:
     return f"\nLauncher: {shown} ({launcher.reason})."
 
 
-def _json_text(spec: ClientSpec, old: str | None, entry: dict[str, Any]) -> str:
-    return jsonc.upsert(old or "", (spec.servers_key, SERVER_NAME), entry, jsonc=spec.jsonc)
+def _json_text(spec: ClientSpec, old: str | None, entry: dict[str, Any]) -> tuple[str, bool]:
+    """The new text, and whether a `puter` entry was there before."""
+    had_entry = (
+        bool(old)
+        and jsonc.lookup(jsonc.parse(old or "", jsonc=spec.jsonc), (spec.servers_key, SERVER_NAME))
+        is not None
+    )
+    return jsonc.upsert(old or "", (spec.servers_key, SERVER_NAME), entry, jsonc=spec.jsonc), had_entry
 
 
-def _continue_text(old: str | None, item: dict[str, Any]) -> str:
-    """The block file with our item added or replaced; `old` itself when nothing changes."""
-    if old is None:
-        return yamlblock.dump({**_CONTINUE_HEADER, "mcpServers": [item]}, header_comment=_CONTINUE_COMMENT)
-    doc = yamlblock.load(old)
-    servers = doc.get("mcpServers", [])
+def _continue_text(old: str | None, item: dict[str, Any]) -> tuple[str, bool]:
+    """The YAML file with our item added or replaced (`old` itself when nothing changes), and
+    whether our item was there before. Everything else, comments included, is kept."""
+    documents = yamldoc.load_all(old) if old is not None and old.strip() else []
+    doc = yamldoc.servers_document(documents)
+    if doc is None:
+        if any(document is not None for document in documents):
+            raise yamldoc.YamlError("the file holds no YAML mapping to add `mcpServers` to")
+        return yamldoc.new_document(_CONTINUE_HEADER, [item], _CONTINUE_COMMENT), False
+    servers = doc.get("mcpServers")
+    if servers is None:
+        servers = doc["mcpServers"] = []
     if not isinstance(servers, list) or not all(isinstance(server, dict) for server in servers):
-        raise yamlblock.BlockFormatError("mcpServers is not a list of servers")
-    names = [server.get("name") if isinstance(server, dict) else None for server in servers]
-    has_header = all(key in doc for key in _CONTINUE_HEADER)
-    if SERVER_NAME in names:
+        raise yamldoc.YamlError("`mcpServers` is not a list of servers")
+    names = [server.get("name") for server in servers]
+    missing_header = [key for key in _CONTINUE_HEADER if key not in doc]
+    had_entry = SERVER_NAME in names
+    if had_entry:
         index = names.index(SERVER_NAME)
-        if has_header and jsonc.same_json(servers[index], item):
-            return old
-        servers = [*servers[:index], item, *servers[index + 1 :]]
+        if not missing_header and jsonc.same_json(yamldoc.to_plain(servers[index]), item):
+            return old or "", True
+        servers[index] = item
     else:
-        servers = [*servers, item]
-    rebuilt: dict[str, yamlblock.YamlValue] = {
-        key: doc.get(key, value) for key, value in _CONTINUE_HEADER.items()
-    }
-    rebuilt.update({key: value for key, value in doc.items() if key not in rebuilt and key != "mcpServers"})
-    rebuilt["mcpServers"] = servers
-    return yamlblock.dump(rebuilt, header_comment=_CONTINUE_COMMENT)
+        servers.append(item)
+    for position, key in enumerate(missing_header):
+        doc.insert(position, key, _CONTINUE_HEADER[key])
+    return yamldoc.dump_all(documents, explicit_start=(old or "").lstrip().startswith("---")), had_entry
 
 
 def _claude_code_command(
