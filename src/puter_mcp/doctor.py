@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -190,6 +191,32 @@ def _config_fix(paths: Paths) -> str:
     return "Correct or unset the environment variable named above."
 
 
+_CHAIN_KEY_FIXES: Mapping[str, str] = {
+    "models": 'models = ["model", ...] (a non-empty list of model names)',
+    "free_fallback": "free_fallback = true or false (unquoted)",
+    "description": 'description = "what the chain is for" (a string)',
+}
+# After "[chains.NAME]: ", what a problem is about: "models[2]:", "free_fallback:", "missing models:".
+_CHAIN_PROBLEM_KEY = re.compile(r"\]: (?:missing )?(\w+)(?:\[\d+\])?:")
+
+
+def _chains_fix(error: chains.ChainConfigError, where: Path) -> str:
+    """The fix for bad [chains] tables, one hint per kind of problem found (never a hint about a
+    key that is fine)."""
+    hints: list[str] = []
+    for problem in error.problems:
+        match = _CHAIN_PROBLEM_KEY.search(problem)
+        if match and match.group(1) in _CHAIN_KEY_FIXES:
+            hint = _CHAIN_KEY_FIXES[match.group(1)]
+        elif "unknown key" in problem:
+            hint = "rename or remove the unknown key (the allowed keys are listed above)"
+        else:
+            hint = "rename or restructure the chain as the line above says"
+        if hint not in hints:
+            hints.append(hint)
+    return f"Correct the [chains] tables in {where}: " + "; ".join(hints) + "."
+
+
 def _check_config(paths: Paths, env: Mapping[str, str]) -> tuple[Check, Settings | None]:
     """Parse the config file (and the environment) the way the server will, chains included."""
     where = paths.config_file
@@ -199,15 +226,7 @@ def _check_config(paths: Paths, env: Mapping[str, str]) -> tuple[Check, Settings
     except ConfigError as exc:
         return Check("config", "fail", str(exc), _config_fix(paths)), None
     except chains.ChainConfigError as exc:
-        return (
-            Check(
-                "config",
-                "fail",
-                str(exc),
-                f'Correct the [chains] tables in {where}: each needs models = ["model", ...].',
-            ),
-            None,
-        )
+        return Check("config", "fail", str(exc), _chains_fix(exc, where)), None
     if where.exists():
         return Check("config", "ok", f"{where} is valid"), loaded
     return Check("config", "ok", f"no config file at {where}; the defaults are used"), loaded
