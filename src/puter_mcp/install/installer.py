@@ -195,7 +195,11 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
     private = any(secret and secret in new for secret in secrets)
     if not edit.changed:
         return InstallResult(
-            spec.name, path, "unchanged", f"{path} is already up to date.", dry_run=request.dry_run
+            spec.name,
+            path,
+            "unchanged",
+            f"The '{SERVER_NAME}' server in {path} is unchanged (already up to date).",
+            dry_run=request.dry_run,
         )
     action: Action = "created" if old is None else "updated"
     diff = redact(unified_diff(edit), secrets)
