@@ -120,3 +120,20 @@ async def test_an_http_entry_nobody_answers_is_a_clear_failure(
     check = await client_check(ready, tmp_path / "machine")
     assert check.status == "fail"
     assert f"cannot list tools at {url}" in check.detail
+
+
+@pytest.mark.anyio
+async def test_a_broken_config_toml_does_not_stop_the_client_checks(
+    ready: tuple[Settings, Paths, dict[str, str]], tmp_path: Path
+) -> None:
+    _settings, paths, env = ready
+    paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file.write_text("default_model = [unclosed\n")
+    missing = tmp_path / "nowhere" / "puter-mcp"
+    write_cursor_entry(tmp_path / "machine", {"command": str(missing), "args": []})
+    report = await run_checks(
+        None, paths, env=env, home=tmp_path / "machine", platform="linux", which=lambda _name: None
+    )
+    checks = {check.name: check for check in report.checks}
+    assert checks["config"].status == "fail"
+    assert f"command not found: {missing}" in checks["client cursor"].detail
