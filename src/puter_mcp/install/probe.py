@@ -72,7 +72,7 @@ def _tail(lines: deque[str]) -> str:
     return ("; stderr: " + " | ".join(shown)) if shown else "; stderr was empty"
 
 
-async def _exchange(process: Process, stderr: deque[str]) -> tuple[str, ...]:
+async def _exchange(process: Process) -> tuple[str, ...]:
     assert process.stdin is not None and process.stdout is not None
     reader = BufferedByteReceiveStream(process.stdout)
     init = {
@@ -148,7 +148,7 @@ async def probe_stdio(
             group.start_soon(_collect, process.stderr, stderr, drained)
             try:
                 with anyio.fail_after(seconds):
-                    tools = await _exchange(process, stderr)
+                    tools = await _exchange(process)
             except TimeoutError:
                 failure = f"no answer to initialize/tools/list within {seconds:g} s"
             except (
