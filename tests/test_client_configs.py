@@ -1,5 +1,7 @@
 """Every ready-made file in client-configs/ parses, and holds exactly what `install` would write
-(with a bare `uvx`, since a shared file cannot know where uvx lives on the reader's machine)."""
+for a checkout run with uv (with a bare `uvx` and a placeholder path, since a shared file cannot
+know where either lives on the reader's machine); the files that can carry comments also name the
+line to use once puter-mcp is published."""
 
 from __future__ import annotations
 
@@ -9,12 +11,20 @@ from typing import Any
 
 import pytest
 
-from puter_mcp.install import CLIENTS, entry_problems, jsonc, yamlblock
+from puter_mcp.install import CLIENTS, entry_problems, jsonc, yamldoc
 from puter_mcp.install.claude_code import stdio_command
 from puter_mcp.install.entries import Launcher, stdio_entry
 
 CONFIGS = Path(__file__).resolve().parent.parent / "client-configs"
-UVX = Launcher("uvx", ("puter-mcp",), "uvx")
+PLACEHOLDER = "/ABSOLUTE/PATH/TO/puter-mcp"
+UVX = Launcher("uvx", ("--from", PLACEHOLDER, "puter-mcp"), "uvx-from")
+PUBLISHED_LINES = {
+    "zed.json": '"args": ["puter-mcp"]',
+    "vscode.json": '"args": ["puter-mcp"]',
+    "continue.yaml": "args: [puter-mcp]",
+    "claude-code.sh": "claude mcp add puter -- uvx puter-mcp",
+    "README.md": '"args": ["puter-mcp"]',
+}
 
 JSON_FILES = {
     "zed.json": "zed",
@@ -55,7 +65,7 @@ def test_zed_file_carries_comments_that_zed_accepts() -> None:
 
 def test_continue_block_file() -> None:
     spec = CLIENTS["continue"]
-    doc = yamlblock.load((CONFIGS / "continue.yaml").read_text(encoding="utf-8"))
+    doc = yamldoc.to_plain(yamldoc.load_all((CONFIGS / "continue.yaml").read_text(encoding="utf-8"))[0])
     assert {"name", "version", "schema"} <= set(doc)
     assert doc["schema"] == "v1"
     servers = doc["mcpServers"]
@@ -73,3 +83,12 @@ def test_claude_code_command_file() -> None:
     ]
     assert len(lines) == 1
     assert shlex.split(lines[0]) == stdio_command(UVX, {}, None)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_LINES))
+def test_files_with_comments_say_which_line_to_use_before_and_after_publishing(name: str) -> None:
+    text = (CONFIGS / name).read_text(encoding="utf-8")
+    assert "BEFORE puter-mcp is on PyPI" in text or "Before puter-mcp is on PyPI" in text
+    assert PLACEHOLDER in text
+    published = [line for line in text.splitlines() if PUBLISHED_LINES[name] in line]
+    assert published and all("AFTER" in line or "After" in line for line in published)

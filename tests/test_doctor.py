@@ -55,6 +55,8 @@ class Setup:
             home=self.machine,
             platform="linux",
             which=lambda _name: None,
+            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
+            launch_clients=False,
         )
 
     def run(self, *argv: str, settings: Settings | None = None, use_settings: bool = True) -> int:
@@ -67,6 +69,8 @@ class Setup:
             home=self.machine,
             platform="linux",
             which=lambda _name: None,
+            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
+            launch_clients=False,
         )
 
     def launcher(self) -> Path:
@@ -419,7 +423,13 @@ async def test_account_that_cannot_be_checked_is_a_warning_not_a_failure(setup: 
     async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
         client = PuterClient(origin, http=http)
         report = await run_checks(
-            setup.settings, setup.paths, env=setup.env, client=client, home=setup.machine, platform="linux"
+            setup.settings,
+            setup.paths,
+            env=setup.env,
+            client=client,
+            home=setup.machine,
+            platform="linux",
+            launch_clients=False,
         )
     account = by_name(report)["account paid_user"]
     assert account.status == "warn"

@@ -29,16 +29,18 @@ from puter_mcp.install import (
     find_installed_entries,
     install,
     jsonc,
-    yamlblock,
 )
 from puter_mcp.install import cli as install_cli
 from puter_mcp.install.claude_code import CommandOutcome
+from puter_mcp.install.entries import Installation
 from puter_mcp.install.host import normalise_platform
 from puter_mcp.install.redact import mask, redact
+from puter_mcp.install.yamldoc import load_all, to_plain
 
 URL = "http://127.0.0.1:8000/mcp"
 TOKEN = "pmcp-0123456789abcdefXYZ"
 NOW = datetime(2026, 1, 2, 3, 4, 5)
+FROM_INDEX = Installation("index")
 JSON_CLIENTS = ["zed", "claude-desktop", "cursor", "vscode", "windsurf"]
 SERVERS_KEY = {
     "zed": "context_servers",
@@ -85,7 +87,7 @@ class Machine:
     def context(self) -> InstallContext:
         host = Host(normalise_platform(self.platform), self.home, self.cwd, self.env)
         return InstallContext(
-            host=host, which=self.which, script_dir=None, clock=lambda: NOW, runner=self.runner
+            host=host, which=self.which, installation=FROM_INDEX, clock=lambda: NOW, runner=self.runner
         )
 
     def install(self, client: str, **options: Any) -> InstallResult:
@@ -103,6 +105,11 @@ class Machine:
 @pytest.fixture
 def machine(tmp_path: Path) -> Machine:
     return Machine(tmp_path)
+
+
+def load_yaml(text: str) -> Any:
+    """The first YAML document of `text` as plain values."""
+    return to_plain(load_all(text)[0])
 
 
 def read_json(path: Path, *, comments: bool = False) -> Any:
@@ -196,7 +203,12 @@ def test_a_script_beside_the_interpreter_is_found_when_nothing_is_on_path(tmp_pa
     venv_bin.mkdir(parents=True)
     (venv_bin / "puter-mcp").write_text("#!/bin/sh\n")
     context = machine.context()
-    context = InstallContext(host=context.host, which=machine.which, script_dir=venv_bin, clock=lambda: NOW)
+    context = InstallContext(
+        host=context.host,
+        which=machine.which,
+        installation=Installation("other", script_dir=venv_bin),
+        clock=lambda: NOW,
+    )
     result = install(InstallRequest("claude-code", scope="project"), context)
     assert result.path is not None
     # Claude Code would take a bare name, but this script is not on PATH: it must be absolute.
@@ -413,9 +425,9 @@ INVALID = {
     "comments in a strict JSON file": ("claude-desktop", '// hi\n{"mcpServers": {}}\n'),
     "trailing comma in a strict JSON file": ("windsurf", '{"mcpServers": {},}\n'),
     "servers is a string": ("windsurf", '{"mcpServers": "none"}\n'),
-    "Continue file outside the subset": (
+    "Continue file that is not YAML": (
         "continue",
-        "name: x\nversion: 1\nschema: v1\nmcpServers: &a\n  - name: b\n",
+        "name: x\nversion: 1\nschema: v1\nmcpServers: [\n  - name: b\n",
     ),
     "Continue servers not a list": ("continue", "name: x\nversion: a\nschema: v1\nmcpServers:\n  a: b\n"),
 }
@@ -545,7 +557,7 @@ def test_token_is_taken_from_the_environment(machine: Machine) -> None:
 def test_continue_http_block(machine: Machine) -> None:
     result = machine.install("continue", transport="http", url=URL, auth_token=TOKEN)
     assert result.path is not None
-    doc = yamlblock.load(result.path.read_text())
+    doc = load_yaml(result.path.read_text())
     assert doc["mcpServers"] == [
         {
             "name": "puter",
@@ -571,8 +583,13 @@ def test_continue_new_block_file(machine: Machine) -> None:
     result = machine.install("continue")
     assert result.path is not None
     text = result.path.read_text()
-    assert text.splitlines()[2:5] == ["name: puter-mcp", 'version: "0.0.1"', "schema: v1"]
-    assert yamlblock.load(text)["mcpServers"] == [
+    assert text.startswith("# Written by `puter-mcp install continue`")
+    assert {key: load_yaml(text)[key] for key in ("name", "version", "schema")} == {
+        "name": "puter-mcp",
+        "version": "0.0.1",
+        "schema": "v1",
+    }
+    assert load_yaml(text)["mcpServers"] == [
         {"name": "puter", "type": "stdio", "command": machine.tools["uvx"], "args": ["puter-mcp"]}
     ]
 
@@ -587,15 +604,16 @@ def test_continue_keeps_other_servers_and_header(machine: Machine) -> None:
     )
     result = machine.install("continue", scope="project")
     assert result.action == "updated"
-    doc: Any = yamlblock.load(path.read_text())
+    doc: Any = load_yaml(path.read_text())
     assert (doc["name"], doc["version"], doc["schema"]) == ("My tools", "1.2.3", "v1")
     assert doc["mcpServers"][0] == {
         "name": "sqlite",
         "command": "npx",
         "args": ["-y", "mcp-sqlite"],
-        "timeout": "30",
+        "timeout": 30,
     }
-    # A plain scalar stays plain: `timeout: 30` must not become the string "30" for real YAML.
+    # The user's flow-style list and plain scalars are kept as they were written.
+    assert 'args: ["-y", "mcp-sqlite"]' in path.read_text()
     assert "    timeout: 30\n" in path.read_text()
     assert doc["mcpServers"][1]["command"] == machine.tools["uvx"]
 
@@ -912,44 +930,3 @@ def test_jsonc_upsert_sets_exactly_one_member(
     expected = {**doc, "mcpServers": {**servers, "puter": entry}}
     assert jsonc.same_json(json.loads(edited), expected)
     assert jsonc.upsert(edited, ["mcpServers", "puter"], entry, jsonc=False) == edited
-
-
-# --- the YAML block subset on its own ------------------------------------------------------------
-
-yaml_values = st.recursive(
-    st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8,
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(doc=st.dictionaries(st.text(max_size=8), yaml_values, min_size=1, max_size=4))
-def test_yaml_block_round_trips(doc: dict[str, Any]) -> None:
-    assert yamlblock.load(yamlblock.dump(doc)) == doc
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "a: &x 1\n",
-        "a: |\n  text\n",
-        "a: !tag x\n",
-        "a:\n",
-        "a: 1\n  b: 2\n",
-        "- a\n",
-        "a: 1\n---\nb: 2\n",
-        "a: [1, 2]\n",
-        'a: "\\x41"\n',
-        "a:\n\t- b\n",
-        "a: 1\na: 2\n",
-    ],
-)
-def test_yaml_block_rejects_what_it_cannot_read_back(text: str) -> None:
-    with pytest.raises(yamlblock.BlockFormatError):
-        yamlblock.load(text)
-
-
-def test_yaml_block_reads_comments_and_quotes() -> None:
-    text = "# top\nname: x # trailing\nlist:\n  - 'it''s'\n  - \"q\" # c\n  -   k: v\n      j: w\n"
-    assert yamlblock.load(text) == {"name": "x", "list": ["it's", "q", {"k": "v", "j": "w"}]}

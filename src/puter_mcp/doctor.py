@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -40,8 +41,9 @@ from pydantic import ValidationError
 
 from puter_mcp.accounts.secrets import redact
 from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
-from puter_mcp.install import find_installed_entries
+from puter_mcp.install import find_installed_entries, get_client
 from puter_mcp.install.installed import InstalledEntry
+from puter_mcp.install.probe import ProbeResult, probe_entries
 from puter_mcp.logs import ensure_log_file
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import AccountUsage, PuterClient, Timeouts, WhoAmI
@@ -189,6 +191,32 @@ def _config_fix(paths: Paths) -> str:
     return "Correct or unset the environment variable named above."
 
 
+_CHAIN_KEY_FIXES: Mapping[str, str] = {
+    "models": 'models = ["model", ...] (a non-empty list of model names)',
+    "free_fallback": "free_fallback = true or false (unquoted)",
+    "description": 'description = "what the chain is for" (a string)',
+}
+# After "[chains.NAME]: ", what a problem is about: "models[2]:", "free_fallback:", "missing models:".
+_CHAIN_PROBLEM_KEY = re.compile(r"\]: (?:missing )?(\w+)(?:\[\d+\])?:")
+
+
+def _chains_fix(error: chains.ChainConfigError, where: Path) -> str:
+    """The fix for bad [chains] tables, one hint per kind of problem found (never a hint about a
+    key that is fine)."""
+    hints: list[str] = []
+    for problem in error.problems:
+        match = _CHAIN_PROBLEM_KEY.search(problem)
+        if match and match.group(1) in _CHAIN_KEY_FIXES:
+            hint = _CHAIN_KEY_FIXES[match.group(1)]
+        elif "unknown key" in problem:
+            hint = "rename or remove the unknown key (the allowed keys are listed above)"
+        else:
+            hint = "rename or restructure the chain as the line above says"
+        if hint not in hints:
+            hints.append(hint)
+    return f"Correct the [chains] tables in {where}: " + "; ".join(hints) + "."
+
+
 def _check_config(paths: Paths, env: Mapping[str, str]) -> tuple[Check, Settings | None]:
     """Parse the config file (and the environment) the way the server will, chains included."""
     where = paths.config_file
@@ -198,15 +226,7 @@ def _check_config(paths: Paths, env: Mapping[str, str]) -> tuple[Check, Settings
     except ConfigError as exc:
         return Check("config", "fail", str(exc), _config_fix(paths)), None
     except chains.ChainConfigError as exc:
-        return (
-            Check(
-                "config",
-                "fail",
-                str(exc),
-                f'Correct the [chains] tables in {where}: each needs models = ["model", ...].',
-            ),
-            None,
-        )
+        return Check("config", "fail", str(exc), _chains_fix(exc, where)), None
     if where.exists():
         return Check("config", "ok", f"{where} is valid"), loaded
     return Check("config", "ok", f"no config file at {where}; the defaults are used"), loaded
@@ -502,7 +522,18 @@ def _check_log_file(paths: Paths) -> Check:
     return Check("log file", "ok", f"{where} is writable ({size} bytes; `puter-mcp logs` shows it)")
 
 
-def _client_checks(entries: Sequence[InstalledEntry]) -> list[Check]:
+async def _launch_client_entries(
+    entries: Sequence[InstalledEntry], *, home: Path | None, env: Mapping[str, str]
+) -> list[ProbeResult | None]:
+    """Start (or connect to) every entry as its client would; see `install.probe`."""
+    jobs = [(get_client(entry.client), entry.entry) for entry in entries]
+    user_home = home or Path(env.get("HOME") or Path.home())
+    return await probe_entries(jobs, home=user_home, cwd=Path.cwd(), shell_path=env.get("PATH") or os.defpath)
+
+
+def _client_checks(
+    entries: Sequence[InstalledEntry], probes: Sequence[ProbeResult | None] | None = None
+) -> list[Check]:
     if not entries:
         return [
             Check(
@@ -513,20 +544,26 @@ def _client_checks(entries: Sequence[InstalledEntry]) -> list[Check]:
             )
         ]
     found: list[Check] = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
         label = f"client {entry.client}" + (f" ({entry.scope})" if entry.scope != "user" else "")
         where = f"{entry.path}" + (f" [{entry.name}]" if entry.name else "")
         shown = f": {entry.shown_entry()}" if entry.entry is not None else ""
-        if entry.ok:
-            found.append(Check(label, "ok", f"{where}{shown}"))
+        probe = probes[index] if probes is not None else None
+        problems = list(entry.problems)
+        if probe is not None and not probe.ok:
+            problems.append(probe.detail)
+        if not problems:
+            proven = f" ({probe.detail})" if probe is not None else ""
+            found.append(Check(label, "ok", f"{where}{proven}{shown}"))
         else:
             found.append(
                 Check(
                     label,
                     "fail",
-                    f"{where}: {'; '.join(entry.problems)}{shown}",
-                    f"Run `puter-mcp install {entry.client}` to write a correct entry (the old file is "
-                    "backed up), or edit it by hand.",
+                    f"{where}: {'; '.join(problems)}{shown}",
+                    f"Run `puter-mcp install {entry.client}` to write an entry that starts this "
+                    "installation (the old file is backed up; docs/install.md explains the launcher), "
+                    "or edit it by hand.",
                 )
             )
     return found
@@ -561,6 +598,7 @@ async def run_checks(
     platform: str | None = None,
     which: Callable[[str], str | None] = shutil.which,
     clock: Callable[[], float] = time.perf_counter,
+    launch_clients: bool = True,
 ) -> DoctorReport:
     """Run every check and return the report (no output here).
 
@@ -575,6 +613,7 @@ async def run_checks(
         home, platform, which: where to look for MCP client configs, passed to
             `install.find_installed_entries` (tests point them at a fake machine).
         clock: seconds, for the API's latency.
+        launch_clients: start every client entry to prove it lists the tools (off: only read them).
     """
     config_check, loaded = _check_config(paths, env)
     if settings is None:
@@ -618,7 +657,8 @@ async def run_checks(
             )
         )
     else:
-        checks += _client_checks(entries)
+        probes = await _launch_client_entries(entries, home=home, env=env) if launch_clients else None
+        checks += _client_checks(entries, probes)
     return DoctorReport(tuple(check.redacted(tokens) for check in checks))
 
 
@@ -743,6 +783,7 @@ def run(
     home: Path | None = None,
     platform: str | None = None,
     which: Callable[[str], str | None] = shutil.which,
+    launch_clients: bool = True,
 ) -> int:
     """`puter-mcp doctor`: print the report (text or ``--json``) and return the exit code.
 
@@ -752,7 +793,15 @@ def run(
     """
     environment = dict(os.environ if env is None else env)
     report = anyio.run(
-        lambda: run_checks(settings, paths, env=environment, home=home, platform=platform, which=which)
+        lambda: run_checks(
+            settings,
+            paths,
+            env=environment,
+            home=home,
+            platform=platform,
+            which=which,
+            launch_clients=launch_clients,
+        )
     )
     strict = bool(getattr(args, "strict", False))
     if getattr(args, "json", False):

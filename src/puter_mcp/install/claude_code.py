@@ -49,6 +49,55 @@ def http_command(url: str, headers: Mapping[str, str], scope: str | None) -> lis
     return argv
 
 
+@dataclass(frozen=True)
+class ArgvValues:
+    """The env and headers to put on `claude mcp add`'s command line, secrets replaced by
+    `${NAME}` references where possible; `exposed` names the secrets that had to go in as they are."""
+
+    env: dict[str, str]
+    headers: dict[str, str]
+    exposed: tuple[str, ...]
+    referenced: tuple[str, ...]
+
+
+def reference(name: str) -> str:
+    """Claude Code expands `${NAME}` from its own environment when it starts or connects to a
+    server, so the command line (visible to every local user in `ps`) never holds the value."""
+    return "${" + name + "}"
+
+
+def argv_values(
+    env: Mapping[str, str],
+    token: str | None,
+    *,
+    token_variable: str,
+    is_secret: Callable[[str], bool],
+    environment: Mapping[str, str],
+) -> ArgvValues:
+    """Replace each secret by a reference to the variable that already holds it in `environment`;
+    a secret no variable holds has nowhere else to go and is listed in `exposed`."""
+    exposed: list[str] = []
+    referenced: list[str] = []
+    safe_env: dict[str, str] = {}
+    for key, value in env.items():
+        if value and is_secret(key) and environment.get(key) == value:
+            safe_env[key] = reference(key)
+            referenced.append(key)
+        else:
+            safe_env[key] = value
+            if value and is_secret(key):
+                exposed.append(key)
+    headers: dict[str, str] = {}
+    if token:
+        if environment.get(token_variable) == token:
+            headers["Authorization"] = f"Bearer {reference(token_variable)}"
+            referenced.append(token_variable)
+        else:
+            headers["Authorization"] = f"Bearer {token}"
+            exposed.append("--auth-token")
+    return ArgvValues(safe_env, headers, tuple(exposed), tuple(referenced))
+
+
 def shell_text(argv: list[str]) -> str:
     return shlex.join(argv)
 

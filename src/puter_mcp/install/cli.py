@@ -34,8 +34,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scope",
         choices=("user", "project"),
-        help="user: for all your projects (default); project: the current directory "
-        "(cursor, vscode, continue, claude-code)",
+        help="user: for all your projects (the default, except for claude-code); project: the current "
+        "directory (cursor, vscode, continue, claude-code). claude-code without --scope uses Claude "
+        "Code's own default, local: this project, only you",
     )
     parser.add_argument(
         "--transport",
@@ -57,7 +58,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="show the change as a diff; write nothing")
     parser.add_argument(
-        "--run", action="store_true", help="claude-code: run `claude mcp add` instead of printing it"
+        "--run",
+        action="store_true",
+        help="claude-code: run `claude mcp add` instead of printing it (secrets already exported are "
+        "passed as ${NAME} references, never as values)",
     )
 
 

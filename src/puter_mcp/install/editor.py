@@ -96,10 +96,24 @@ def write_atomically(path: Path, text: str, *, mode: int) -> None:
         raise
 
 
+OWNER_ONLY = 0o600
+
+
+def copy_private(source: Path, target: Path) -> None:
+    """Copy `source` to a new `target` that is owner-only from its first byte (no window in
+    which a copy of a secret is readable by others), keeping the times."""
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(source.read_bytes())
+    info = source.stat()
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
 def apply(edit: PlannedEdit, *, now: datetime, private: bool = False) -> Path | None:
     """Write `edit`; return the backup's path (None for a new file).
 
-    `private` makes a new file readable by its owner only (it holds a token).
+    `private`: the new text holds a secret (a token), so the file and its backup are made
+    readable by their owner only, whatever the old file's mode was.
     """
     if not edit.changed:
         return None
@@ -108,10 +122,14 @@ def apply(edit: PlannedEdit, *, now: datetime, private: bool = False) -> Path | 
         raise ChangedMeanwhileError(f"{edit.path} changed while puter-mcp was editing it; run again")
     backup: Path | None = None
     if edit.old_text is None:
-        mode = 0o600 if private else 0o644
+        mode = OWNER_ONLY if private else 0o644
     else:
         mode = stat.S_IMODE(edit.path.stat().st_mode)
         backup = backup_path(edit.path, now)
-        shutil.copy2(edit.path, backup)
+        if private:
+            mode = OWNER_ONLY
+            copy_private(edit.path, backup)
+        else:
+            shutil.copy2(edit.path, backup)
     write_atomically(edit.path, edit.new_text, mode=mode)
     return backup

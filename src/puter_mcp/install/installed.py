@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from puter_mcp.install import jsonc, yamlblock
+from puter_mcp.install import jsonc, yamldoc
 from puter_mcp.install.clients import CLIENTS, CONTINUE, PACKAGE, SERVER_NAME, ClientSpec, config_locations
 from puter_mcp.install.editor import UnreadableFileError, read_text
 from puter_mcp.install.entries import Which
@@ -173,12 +173,10 @@ def _continue_entries(scope: str, path: Path, which: Which) -> list[InstalledEnt
     if text is None or SERVER_NAME not in text:
         return []
     try:
-        doc = yamlblock.load(text)
-    except yamlblock.BlockFormatError as exc:
-        if path.name != "puter.yaml":
-            return []  # someone else's full-YAML file: beyond our reader, not ours to judge
-        return [InstalledEntry(CONTINUE.name, scope, path, None, None, (f"cannot be read back: {exc}",))]
-    servers = doc.get("mcpServers", [])
+        doc = yamldoc.servers_document(yamldoc.load_all(text))
+    except yamldoc.YamlError as exc:
+        return [InstalledEntry(CONTINUE.name, scope, path, None, None, (f"cannot be read: {exc}",))]
+    servers = yamldoc.to_plain(doc.get("mcpServers", [])) if doc is not None else []
     if not isinstance(servers, list):
         return [InstalledEntry(CONTINUE.name, scope, path, None, None, ("`mcpServers` is not a list",))]
     found: list[InstalledEntry] = []

@@ -1,15 +1,15 @@
 """`install`: add or update the `puter` server in one client's config, idempotently.
 
-This module decides; `jsonc`, `yamlblock` and `editor` do the text work. Everything the outside
+This module decides; `jsonc`, `yamldoc` and `editor` do the text work. Everything the outside
 world contributes (platform, home, PATH lookups, the clock, running `claude`) comes in through
 an InstallContext so tests run against temporary files with a fixed clock.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from puter_mcp.install import claude_code, jsonc, yamlblock
+from puter_mcp.install import claude_code, jsonc, yamldoc
 from puter_mcp.install.clients import SERVER_NAME, ClientSpec, Scope, get_client
 from puter_mcp.install.editor import (
     ChangedMeanwhileError,
@@ -30,12 +30,15 @@ from puter_mcp.install.editor import (
     unified_diff,
 )
 from puter_mcp.install.entries import (
+    Installation,
     Launcher,
     LauncherNotFoundError,
     Which,
     auth_headers,
+    choose_launcher,
+    current_installation,
     http_entry,
-    resolve_launcher,
+    mcp_remote_entry,
     stdio_entry,
 )
 from puter_mcp.install.host import Host
@@ -96,8 +99,8 @@ def _default_clock() -> datetime:
 class InstallContext:
     host: Host
     which: Which = shutil.which
-    # Where a virtualenv's console scripts live when the venv is not on PATH.
-    script_dir: Path | None = field(default_factory=lambda: Path(sys.executable).parent)
+    # Where this puter-mcp came from and where its script is: decides the launcher.
+    installation: Installation = field(default_factory=current_installation)
     clock: Clock = _default_clock
     runner: claude_code.Runner = claude_code.run_command
 
@@ -149,12 +152,12 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
         return InstallResult(spec.name, path, "refused", redact(message, secrets), dry_run=request.dry_run)
 
     if request.transport == "http" and spec.http is None:
-        return refused(spec.no_http_reason)
+        return refused(_no_http_hint(spec, request.url, token))
 
     launcher: Launcher | None = None
     if request.transport == "stdio":
         try:
-            launcher = resolve_launcher(absolute=spec.gui, which=context.which, script_dir=context.script_dir)
+            launcher = choose_launcher(context.installation, absolute=spec.gui, which=context.which)
         except LauncherNotFoundError as exc:
             return refused(f"Cannot configure {spec.title}: {exc}")
 
@@ -177,20 +180,26 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
     path = target_of(path)
     try:
         old = read_text(path)
-        new = (
+        new, had_entry = (
             _continue_text(old, entry)
             if spec.file_format == "continue-block"
             else _json_text(spec, old, entry)
         )
-    except (UnreadableFileError, jsonc.JsoncError, jsonc.NotAnObjectError, yamlblock.BlockFormatError) as exc:
+    except (UnreadableFileError, jsonc.JsoncError, jsonc.NotAnObjectError, yamldoc.YamlError) as exc:
         return refused(
             f"Left {path} untouched: {exc}. Fix the file (or point --config elsewhere) and run again.", path
         )
 
     edit = PlannedEdit(path, old, new)
+    # Owner-only whenever the file will hold a secret, also one that was already there.
+    private = any(secret and secret in new for secret in secrets)
     if not edit.changed:
         return InstallResult(
-            spec.name, path, "unchanged", f"{path} is already up to date.", dry_run=request.dry_run
+            spec.name,
+            path,
+            "unchanged",
+            f"The '{SERVER_NAME}' server in {path} is unchanged (already up to date).",
+            dry_run=request.dry_run,
         )
     action: Action = "created" if old is None else "updated"
     diff = redact(unified_diff(edit), secrets)
@@ -199,43 +208,80 @@ def install(request: InstallRequest, context: InstallContext | None = None) -> I
         message = f"Dry run: would {verb} {path} (nothing written)."
         return InstallResult(spec.name, path, action, message, diff=diff, dry_run=True)
     try:
-        backup = apply(edit, now=context.clock(), private=any(secrets))
+        backup = apply(edit, now=context.clock(), private=private)
     except (OSError, ChangedMeanwhileError) as exc:
         return refused(f"Could not write {path}: {exc}", path)
     if backup is None:
         message = f"Created {path} with the '{SERVER_NAME}' server for {spec.title}. {spec.after}"
     else:
-        message = f"Updated the '{SERVER_NAME}' server in {path} (old file kept as {backup}). {spec.after}"
+        verb = "Updated" if had_entry else "Added"
+        where = "in" if had_entry else "to"
+        message = (
+            f"{verb} the '{SERVER_NAME}' server {where} {path} (old file kept as {backup}). {spec.after}"
+        )
+    if private:
+        kept = " and its backup are" if backup is not None else " is"
+        message += f"\n{path}{kept} readable by you only (mode 0600): the file holds a token."
+    message += _launcher_note(launcher)
     return InstallResult(spec.name, path, action, message, backup=backup, diff=diff)
 
 
-def _json_text(spec: ClientSpec, old: str | None, entry: dict[str, Any]) -> str:
-    return jsonc.upsert(old or "", (spec.servers_key, SERVER_NAME), entry, jsonc=spec.jsonc)
+def _no_http_hint(spec: ClientSpec, url: str | None, token: str | None) -> str:
+    """Why `spec` cannot take a URL, and the mcp-remote bridge entry that reaches `url` instead.
+
+    The token travels in an env variable that mcp-remote expands in `--header`, because Claude
+    Desktop splits args containing a space wrongly on some platforms (`Authorization: Bearer x`).
+    """
+    if url is None:
+        return spec.no_http_reason
+    bridge = {SERVER_NAME: mcp_remote_entry(url, token)}
+    return f"{spec.no_http_reason}\nFor example:\n{json.dumps(bridge, indent=2)}"
 
 
-def _continue_text(old: str | None, item: dict[str, Any]) -> str:
-    """The block file with our item added or replaced; `old` itself when nothing changes."""
-    if old is None:
-        return yamlblock.dump({**_CONTINUE_HEADER, "mcpServers": [item]}, header_comment=_CONTINUE_COMMENT)
-    doc = yamlblock.load(old)
-    servers = doc.get("mcpServers", [])
+def _launcher_note(launcher: Launcher | None) -> str:
+    if launcher is None:
+        return ""
+    shown = " ".join([launcher.command, *launcher.args])
+    return f"\nLauncher: {shown} ({launcher.reason})."
+
+
+def _json_text(spec: ClientSpec, old: str | None, entry: dict[str, Any]) -> tuple[str, bool]:
+    """The new text, and whether a `puter` entry was there before."""
+    had_entry = (
+        bool(old)
+        and jsonc.lookup(jsonc.parse(old or "", jsonc=spec.jsonc), (spec.servers_key, SERVER_NAME))
+        is not None
+    )
+    return jsonc.upsert(old or "", (spec.servers_key, SERVER_NAME), entry, jsonc=spec.jsonc), had_entry
+
+
+def _continue_text(old: str | None, item: dict[str, Any]) -> tuple[str, bool]:
+    """The YAML file with our item added or replaced (`old` itself when nothing changes), and
+    whether our item was there before. Everything else, comments included, is kept."""
+    documents = yamldoc.load_all(old) if old is not None and old.strip() else []
+    doc = yamldoc.servers_document(documents)
+    if doc is None:
+        if any(document is not None for document in documents):
+            raise yamldoc.YamlError("the file holds no YAML mapping to add `mcpServers` to")
+        return yamldoc.new_document(_CONTINUE_HEADER, [item], _CONTINUE_COMMENT), False
+    servers = doc.get("mcpServers")
+    if servers is None:
+        servers = doc["mcpServers"] = []
     if not isinstance(servers, list) or not all(isinstance(server, dict) for server in servers):
-        raise yamlblock.BlockFormatError("mcpServers is not a list of servers")
-    names = [server.get("name") if isinstance(server, dict) else None for server in servers]
-    has_header = all(key in doc for key in _CONTINUE_HEADER)
-    if SERVER_NAME in names:
+        raise yamldoc.YamlError("`mcpServers` is not a list of servers")
+    names = [server.get("name") for server in servers]
+    missing_header = [key for key in _CONTINUE_HEADER if key not in doc]
+    had_entry = SERVER_NAME in names
+    if had_entry:
         index = names.index(SERVER_NAME)
-        if has_header and jsonc.same_json(servers[index], item):
-            return old
-        servers = [*servers[:index], item, *servers[index + 1 :]]
+        if not missing_header and jsonc.same_json(yamldoc.to_plain(servers[index]), item):
+            return old or "", True
+        servers[index] = item
     else:
-        servers = [*servers, item]
-    rebuilt: dict[str, yamlblock.YamlValue] = {
-        key: doc.get(key, value) for key, value in _CONTINUE_HEADER.items()
-    }
-    rebuilt.update({key: value for key, value in doc.items() if key not in rebuilt and key != "mcpServers"})
-    rebuilt["mcpServers"] = servers
-    return yamlblock.dump(rebuilt, header_comment=_CONTINUE_COMMENT)
+        servers.append(item)
+    for position, key in enumerate(missing_header):
+        doc.insert(position, key, _CONTINUE_HEADER[key])
+    return yamldoc.dump_all(documents, explicit_start=(old or "").lstrip().startswith("---")), had_entry
 
 
 def _claude_code_command(
@@ -246,20 +292,26 @@ def _claude_code_command(
     context: InstallContext,
 ) -> InstallResult:
     scope = request.scope  # None: Claude Code's default "local" scope (this project, this user)
+    values = claude_code.argv_values(
+        request.env,
+        token,
+        token_variable=AUTH_TOKEN_ENV,
+        is_secret=is_secret_name,
+        environment=context.host.env,
+    )
     if launcher is not None:
-        argv = claude_code.stdio_command(launcher, request.env, scope)
+        argv = claude_code.stdio_command(launcher, values.env, scope)
     else:
         assert request.url is not None
-        argv = claude_code.http_command(request.url, auth_headers(token), scope)
+        argv = claude_code.http_command(request.url, values.headers, scope)
     shown = redact(claude_code.shell_text(argv), secrets)
-    masked = shown != claude_code.shell_text(argv)
+    notes = _argv_notes(values)
     if not request.run or request.dry_run:
-        note = "\n(Secrets are masked above: add --run to run it with the real values.)" if masked else ""
-        message = f"Run this to add puter-mcp to Claude Code:\n  {shown}{note}"
+        message = f"Run this to add puter-mcp to Claude Code:\n  {shown}{notes}"
         return InstallResult("claude-code", None, "printed", message, command=shown, dry_run=request.dry_run)
     claude = context.which("claude")
     if not claude:
-        message = f"`claude` is not on PATH. Install Claude Code, or run this yourself:\n  {shown}"
+        message = f"`claude` is not on PATH. Install Claude Code, or run this yourself:\n  {shown}{notes}"
         return InstallResult("claude-code", None, "refused", message, command=shown)
     outcome = context.runner([claude, *argv[1:]])
     output = redact(outcome.output, secrets)
@@ -270,5 +322,25 @@ def _claude_code_command(
             hint = f"\nRemove the old entry first: {claude_code.shell_text(remove)}"
         message = f"`{shown}` failed (exit status {outcome.returncode}):\n{output}{hint}"
         return InstallResult("claude-code", None, "refused", message, command=shown)
-    message = f"Ran: {shown}\n{output}".rstrip()
+    message = f"Ran: {shown}\n{output}".rstrip() + notes
     return InstallResult("claude-code", None, "ran", message, command=shown)
+
+
+def _argv_notes(values: claude_code.ArgvValues) -> str:
+    """What the user must know about the secrets of a `claude mcp add` command line."""
+    notes = ""
+    if values.referenced:
+        names = ", ".join(values.referenced)
+        notes += (
+            f"\nThe command holds no secret: Claude Code fills in ${{...}} from its environment, so keep "
+            f"{names} exported in the shell you start `claude` from."
+        )
+    if values.exposed:
+        names = ", ".join(values.exposed)
+        notes += (
+            f"\nWarning: the secret of {names} is on the command line (masked above), where other users "
+            "of this machine can see it (`ps`) while it runs. To avoid that, export it first "
+            f"(e.g. `export {AUTH_TOKEN_ENV}=...` for --auth-token) and run this again, or use "
+            "`--scope project` to have it written to .mcp.json, readable by you only."
+        )
+    return notes
