@@ -24,6 +24,10 @@ async def test_a_failing_progress_callback_closes_the_stream_at_once(tmp_path: P
     def handler(request: httpx2.Request) -> httpx2.Response:
         if request.url.path == "/puterai/chat/models/details":
             return httpx2.Response(200, json={"models": default_catalogue().details()})
+        if request.url.path == "/whoami":
+            return httpx2.Response(200, json={"username": "env", "is_temp": False})
+        if b'"method":"models"' in request.content.replace(b" ", b""):
+            return httpx2.Response(200, json={"success": True, "result": default_catalogue().details()})
         return httpx2.Response(200, headers=NDJSON, stream=stream)
 
     client = PuterClient(API, http=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
@@ -39,3 +43,36 @@ async def test_a_failing_progress_callback_closes_the_stream_at_once(tmp_path: P
             await backend.chat(ChatCall.build(message="hi", model="gpt-5-nano"), on_progress)
         # Closed before the error reached us, not whenever the abandoned generator is collected.
         assert stream.closed
+
+
+@pytest.mark.anyio
+async def test_a_slow_whoami_does_not_hold_the_call_and_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("puter_mcp.engine._TIER_WAIT", 0.05)
+    whoami_asked = 0
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        nonlocal whoami_asked
+        if request.url.path == "/puterai/chat/models/details":
+            return httpx2.Response(200, json={"models": default_catalogue().details()})
+        if request.url.path == "/whoami":
+            whoami_asked += 1
+            return httpx2.Response(
+                200, headers={"content-type": "application/json"}, stream=ScriptedStream([STALL])
+            )
+        if b'"method":"models"' in request.content.replace(b" ", b""):
+            return httpx2.Response(200, json={"success": True, "result": default_catalogue().details()})
+        return httpx2.Response(
+            200, headers=NDJSON, content=lines({"type": "text", "text": "hi"}, {"type": "usage", "usage": {}})
+        )
+
+    client = PuterClient(API, http=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    settings, paths = load_settings(paths=resolve_paths({"PUTER_MCP_HOME": str(tmp_path)}), env={})
+    backend = Backend(settings, paths, client=client, store=MemoryStateStore(), env_token="env-token-1234")
+    async with backend:
+        first = await backend.chat(ChatCall.build(message="hi", model="gpt-5-nano"))
+        second = await backend.chat(ChatCall.build(message="hi", model="gpt-5-nano"))
+    # Both calls answered, at the cautious tier, and the tier that never came is asked for again.
+    assert first.text == second.text == "hi"
+    assert whoami_asked == 2

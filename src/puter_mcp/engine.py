@@ -60,6 +60,11 @@ from puter_mcp.settings import Paths, Settings
 __all__ = ["Engine", "build_engine", "puter_client"]
 
 logger = logging.getLogger(__name__)
+
+# How long the first call of a process waits for an account's tier from /whoami (once per
+# account). Puter answers it in well under a second; past this the call goes on at the cautious
+# tier rather than making its caller wait on a slow lookup.
+_TIER_WAIT = 2.0
 T = TypeVar("T")
 
 _ENV_ACCOUNT = "env"
@@ -658,9 +663,14 @@ class Engine:
         async def ask(account: AccountRef) -> None:
             self._tier_asked.add(account.id)
             try:
-                with anyio.fail_after(self.settings.timeouts.first_byte):
+                with anyio.fail_after(_TIER_WAIT):
                     await self._account_refusal(account)
-            except (PuterError, TimeoutError) as exc:
+            except TimeoutError:
+                # A slow /whoami must not hold the call up: this call is paced at the cautious
+                # tier, and the next one asks again.
+                self._tier_asked.discard(account.id)
+                logger.info("no tier for %s within %.0f s; asking again next call", account.name, _TIER_WAIT)
+            except PuterError as exc:
                 # The calls themselves will say what is wrong; until then, the cautious tier.
                 logger.info("could not read the tier of %s: %s", account.name, exc)
 
