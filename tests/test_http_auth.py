@@ -53,11 +53,17 @@ async def test_the_sdk_client_gets_in_with_the_token_in_any_scheme_case(
     assert names == ["puter-chat", "puter-models", "puter-account"]
 
 
-async def test_the_sdk_client_without_a_token_fails_instead_of_waiting(backend: Backend) -> None:
+async def test_the_sdk_client_without_a_token_is_told_what_to_send(backend: Backend) -> None:
     async with served(backend) as url:
-        with anyio.fail_after(10), pytest.raises((MCPError, ExceptionGroup)):
+        with anyio.fail_after(10), pytest.raises((MCPError, ExceptionGroup)) as raised:
             async with Client(streamable_http_client(url)) as client:
                 await client.list_tools()
+    # The SDK wraps it in task-group exception groups; the sentence is what reaches the person.
+    errors: list[BaseException] = [raised.value]
+    while isinstance(errors[0], BaseExceptionGroup):
+        errors = list(errors[0].exceptions)
+    assert isinstance(errors[0], MCPError)
+    assert "a bearer token is required" in str(errors[0]) and "Authorization: Bearer" in str(errors[0])
 
 
 @pytest.mark.parametrize(
@@ -79,10 +85,12 @@ async def test_a_401_says_a_static_bearer_token_is_wanted_and_where_it_is_set(
     assert answer.status_code == 401
     assert answer.headers["content-type"] == "application/json"
     body = answer.json()
-    assert body["error"] == "invalid_token"
-    assert said in body["error_description"]
+    # A JSON-RPC error (what MCP clients show), carrying RFC 6750's fields as its data.
+    assert body["jsonrpc"] == "2.0" and body["id"] is None
+    assert body["error"]["data"]["error"] == "invalid_token"
+    assert said in body["error"]["message"] == body["error"]["data"]["error_description"]
     for where in ("Authorization: Bearer", "PUTER_MCP_AUTH_TOKEN", "[http]"):
-        assert where in body["error_description"]
+        assert where in body["error"]["message"]
     challenge = answer.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="invalid_token", error_description="')
     assert said in challenge

@@ -102,6 +102,21 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _oauth_style_refusal(description: str) -> dict[str, object]:
+    """The body RFC 6750 suggests for a refused bearer token."""
+    return {"error": "invalid_token", "error_description": description}
+
+
+def jsonrpc_refusal(description: str) -> dict[str, object]:
+    """A refused bearer token as a JSON-RPC error: MCP clients show its message to the person,
+    where any other body becomes "Server returned an error response"."""
+    return {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32001, "message": description, "data": _oauth_style_refusal(description)},
+    }
+
+
 class BearerAuth:
     """ASGI middleware: every request must carry ``Authorization: Bearer <token>``.
 
@@ -112,10 +127,20 @@ class BearerAuth:
     there, and they would report that failure instead of the missing token.
     """
 
-    def __init__(self, app: ASGIApp, token: str, *, setup_hint: str = DEFAULT_SETUP_HINT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        *,
+        setup_hint: str = DEFAULT_SETUP_HINT,
+        refusal_body: Callable[[str], dict[str, object]] | None = None,
+    ) -> None:
         self.app = app
         self._expected = token.encode()
         self._setup_hint = setup_hint
+        # Each protocol served behind this says "refused" in its own shape (MCP: a JSON-RPC
+        # error, which clients show; an HTTP API: its own error body).
+        self._refusal_body = refusal_body or _oauth_style_refusal
 
     def _authorized(self, scope: Scope) -> bool | None:
         """True for the right token, False for a wrong one, None when none was sent."""
@@ -162,7 +187,7 @@ class BearerAuth:
         await _send_json(
             send,
             401,
-            {"error": "invalid_token", "error_description": description},
+            self._refusal_body(description),
             [(b"www-authenticate", challenge)],
         )
 

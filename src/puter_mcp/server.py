@@ -31,6 +31,7 @@ from puter_mcp.http_serving import (
     BearerAuth,
     ServingError,
     binding_problem,
+    jsonrpc_refusal,
     serve_asgi,
 )
 from puter_mcp.models import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
@@ -412,7 +413,7 @@ def http_app(
     else:
         app = server.streamable_http_app(host=host, transport_security=security)
     if auth_token:
-        app = BearerAuth(app, auth_token)
+        app = BearerAuth(app, auth_token, refusal_body=jsonrpc_refusal)
     return app
 
 
