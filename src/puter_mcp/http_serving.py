@@ -85,7 +85,7 @@ def _is_oauth_discovery(path: str) -> bool:
 
 
 async def _send_json(
-    send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]]
+    send: Send, status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]]
 ) -> None:
     payload = json.dumps(body).encode()
     await send(
