@@ -25,15 +25,6 @@ from pydantic import BaseModel, Field, ValidationError
 
 from puter_mcp import __version__
 from puter_mcp.backend import Backend, BackendError, ChatCall, ModelsQuery, Turn
-from puter_mcp.http_serving import (
-    HEADER_TIMEOUT,
-    LOOPBACK_HOSTS,
-    BearerAuth,
-    ServingError,
-    binding_problem,
-    jsonrpc_refusal,
-    serve_asgi,
-)
 from puter_mcp.models import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
 from puter_mcp.stdio_serving import AnsweringReadStream
 
@@ -396,6 +387,8 @@ def http_app(
     """The Starlette app for the HTTP transports, with the SDK's Host/Origin checks kept."""
     from mcp.server.transport_security import TransportSecuritySettings
 
+    from puter_mcp.http_serving import LOOPBACK_HOSTS, BearerAuth, jsonrpc_refusal
+
     server = build_server(backend)
     security: TransportSecuritySettings | None = None
     if host not in LOOPBACK_HOSTS:
@@ -419,6 +412,8 @@ def http_app(
 
 def check_http_binding(host: str, auth_token: str | None) -> None:
     """Refuse to expose the server beyond this machine without a strong bearer token."""
+    from puter_mcp.http_serving import binding_problem
+
     problem = binding_problem(host, auth_token)
     if problem:
         raise BackendError(problem)
@@ -433,9 +428,16 @@ async def serve_http(
     auth_token: str | None,
     allowed_hosts: Sequence[str] = (),
     on_ready: Callable[[str], None] | None = None,
-    header_timeout: float = HEADER_TIMEOUT,
+    header_timeout: float | None = None,
 ) -> None:
-    """Serve streamable HTTP (``/mcp``) or SSE (``/sse``) until cancelled."""
+    """Serve streamable HTTP (``/mcp``) or SSE (``/sse``) until cancelled.
+
+    ``header_timeout``: how long a request's head may take to arrive (default
+    ``http_serving.HEADER_TIMEOUT``). The HTTP plumbing (uvicorn, h11) is imported here, not at
+    module import: a stdio server never needs it, and its start-up is measured.
+    """
+    from puter_mcp.http_serving import HEADER_TIMEOUT, ServingError, serve_asgi
+
     check_http_binding(host, auth_token)
     app = http_app(
         backend, transport=transport, host=host, auth_token=auth_token, allowed_hosts=allowed_hosts
@@ -448,6 +450,12 @@ async def serve_http(
             on_ready(f"http://{display_host}:{port}{path}")
 
     try:
-        await serve_asgi(app, host=host, port=port, on_ready=announce, header_timeout=header_timeout)
+        await serve_asgi(
+            app,
+            host=host,
+            port=port,
+            on_ready=announce,
+            header_timeout=HEADER_TIMEOUT if header_timeout is None else header_timeout,
+        )
     except ServingError as exc:
         raise BackendError(str(exc)) from exc
