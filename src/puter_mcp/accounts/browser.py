@@ -55,7 +55,7 @@ LISTEN_HOST = "127.0.0.1"
 """Where the listener binds: loopback only, so nothing off this machine can reach it."""
 
 REDIRECT_HOST = "localhost"
-"""The host named in the redirect URL, as docs/puter-protocol.md ("Authentication") describes the flow."""
+"""The host named in the redirect URL (docs/puter-protocol.md, "Authentication")."""
 
 _MAX_HEAD = 16 * 1024
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
