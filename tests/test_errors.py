@@ -10,7 +10,8 @@ from puter_mcp.puter.errors import FailureKind, PuterError, classify, classify_s
 
 K = FailureKind
 
-# (situation, status, code, message, extra fields, expected kind): puter-api.md's table, row by row.
+# (situation, status, code, message, extra fields, expected kind): the table in
+# docs/puter-protocol.md ("Errors"), row by row.
 ERROR_TABLE: list[tuple[str, int, str, str, dict[str, Any], FailureKind]] = [
     ("no token", 401, "token_missing", "Missing authentication token.", {}, K.AUTH),
     ("not a current token", 401, "reauth_required", "Please sign in again.", {"reason": "legacy"}, K.AUTH),

@@ -1,6 +1,6 @@
 """The loopback listener of the browser sign-in: waits for Puter to send the browser back with a token.
 
-Puter's official CLI sign-in (puter-api.md, "Authentication") opens
+Puter's official CLI sign-in (docs/puter-protocol.md, "Authentication") opens
 ``{gui}/?action=authme&redirectURL=http://localhost:PORT/...`` in the user's browser; once the
 user approves, Puter redirects the browser to that URL with ``?token=<token>`` added. This
 module is the other end of that redirect: a tiny HTTP/1.1 server on ``127.0.0.1`` that
@@ -55,7 +55,7 @@ LISTEN_HOST = "127.0.0.1"
 """Where the listener binds: loopback only, so nothing off this machine can reach it."""
 
 REDIRECT_HOST = "localhost"
-"""The host named in the redirect URL, as puter-api.md documents the flow."""
+"""The host named in the redirect URL (docs/puter-protocol.md, "Authentication")."""
 
 _MAX_HEAD = 16 * 1024
 _HEAD_END = re.compile(rb"\r?\n\r?\n")

@@ -7,7 +7,7 @@ the rest: "call tool NAME [with {json}]" in the last user message (and NAME amon
 gives a tool call; a reasoning effort adds reasoning; `max_tokens` truncates the text.
 
 Token counts are ~len(text)/4 (at least 1); usage is spelled the way each provider spells it
-(puter-api.md, "Non-streaming answer") and never includes a `total_tokens`.
+(docs/puter-protocol.md, "Non-streamed answers") and never includes a `total_tokens`.
 """
 
 from __future__ import annotations

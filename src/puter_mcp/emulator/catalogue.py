@@ -1,7 +1,7 @@
 """The emulator's model catalogue: realistic data shaped like Puter's `/puterai/chat/models/details`.
 
 Puter's real catalogue has hundreds of entries and changes monthly; this one is small, fixed
-and deterministic, but it has every feature a client must cope with (puter-api.md, "Models"):
+and deterministic, but it has every feature a client must cope with (docs/puter-protocol.md, "Models"):
 provider-specific cost keys, OpenRouter entries without `puterId`/`modalities`/`tool_call`,
 free `:free` models, subscriber-only models, aliases that differ from the canonical id, and
 Puter's hidden test models `fake`, `costly` and `abuse`. The ids look current (2026) but are

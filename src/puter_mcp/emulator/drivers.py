@@ -1,6 +1,6 @@
 """`POST /drivers/call`: Puter's driver endpoint for the `puter-chat-completion` interface.
 
-The checks run in Puter's order (puter-api.md): the JSON body, the token, the per-tier rate
+The checks run in Puter's order (docs/puter-protocol.md): the JSON body, the token, the per-tier rate
 window and in-flight cap (every request past the token check counts, separately per driver
 method; a 429 spends no slot), the call's shape, then for `complete` a scripted fault if one
 matches, else the model, the credit gate (402 on every model once the balance is <= 0),

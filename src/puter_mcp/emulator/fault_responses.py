@@ -1,6 +1,6 @@
 """What each scripted `Fault` looks like on the wire.
 
-Bodies follow puter-api.md ("Errors"): the v2 envelope with the real status for every row of
+Bodies follow docs/puter-protocol.md ("Errors"): the v2 envelope with the real status for every row of
 the error table, the v1 forms of older deployments, the usage-limited answer, the `abuse`
 stand-in, broken streams and broken transports. The request being faulted is described by a
 `FaultedCall`, which also knows how to build the answer the request would normally have had

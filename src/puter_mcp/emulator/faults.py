@@ -2,7 +2,7 @@
 
 A test (or `/__emulator/faults`) adds a `FaultRule`; the next matching `/drivers/call`
 `complete` request gets the fault *instead of* its normal answer. The members cover every row
-of puter-api.md's error table in the v2 envelope, the older v1 and usage-limited forms, the
+of the error table in docs/puter-protocol.md in the v2 envelope, the older v1 and usage-limited forms, the
 stand-in answer of the `abuse` model, and the transport-level failures (stalls, truncated
 streams, garbage bodies, dropped connections) a client must survive.
 """

@@ -2,7 +2,7 @@
 
 uvicorn binds the socket itself and the real port is read back from it, rather than
 pre-binding one to learn a free port: a socket made with protocol 0 makes asyncio skip
-TCP_NODELAY, and every kept-alive response then stalls ~40 ms (design.md, "Pitfalls").
+TCP_NODELAY, and every kept-alive response then stalls ~40 ms (docs/architecture.md, "Pitfalls").
 
 - `async with serve_emulator(state) as base_url:` for async tests and the product's
   `--sandbox` mode;

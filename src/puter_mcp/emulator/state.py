@@ -46,7 +46,7 @@ _TOKEN_ISSUED_AT = 1_767_225_600
 
 
 class Tier(enum.StrEnum):
-    """Puter's account tiers, as far as AI limits go (puter-api.md, per-user AI limits)."""
+    """Puter's account tiers, as far as AI limits go (docs/puter-protocol.md, "Limits per tier")."""
 
     PAID = "paid"
     FREE = "free"
@@ -322,7 +322,8 @@ class EmulatorState:
     def admit(self, account: Account, driver_method: str) -> Admission:
         """Count one request in the account's window and in-flight set, unless either is full.
 
-        A refused request spends no slot (puter-api.md); an admitted one must be `release`d.
+        A refused request spends no slot (docs/puter-protocol.md, "Limits per tier");
+        an admitted one must be `release`d.
         """
         limits = TIER_LIMITS[account.tier]
         key = (account.username, driver_method)

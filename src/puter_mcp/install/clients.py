@@ -1,6 +1,6 @@
 """One declarative record per MCP client: where its config lives and what an entry looks like.
 
-The facts come from /work/shared/mcp-clients.md (and each client's documentation). Keeping them
+The facts come from docs/clients.md (and each client's documentation). Keeping them
 as data, rather than as one install function per client, means the installer, `doctor` and the
 tests all read the same record, so a path or key fixed here is fixed everywhere.
 """

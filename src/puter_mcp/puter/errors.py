@@ -28,7 +28,7 @@ __all__ = [
 
 
 class FailureKind(enum.StrEnum):
-    """What went wrong, in the terms the router acts on (design.md, "Failure kinds")."""
+    """What went wrong, in the terms the router acts on (docs/architecture.md, "Failure kinds")."""
 
     RATE_LIMITED = "rate_limited"
     """Puter throttled this account (requests per 10 s or in flight): try another account."""

@@ -2,7 +2,7 @@
 
 Pure logic over a `StateStore` (so every puter-mcp process of the user sees the same book),
 with an injectable clock and random generator so that tests are deterministic. The rules come
-from design.md ("Failure kinds", "Rules the router keeps"):
+from docs/architecture.md ("Failure kinds", "Rules the router keeps"):
 
 - RATE_LIMITED blocks the account, escalating on repeats (10, 30, 60, 120, 300 s), reset by a
   success on the account.

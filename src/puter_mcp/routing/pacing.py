@@ -1,8 +1,8 @@
 """Per-account pacing: stay under Puter's request-rate and in-flight limits.
 
 Puter limits each user to a number of AI requests per rolling 10 s window and a number in
-flight at once, by tier (puter-api.md: paid 200/20, free 30/3, temporary 20/2). Exceeding
-either costs a 429, a rate-limit cooldown and a retry elsewhere: the product must not cause
+flight at once, by tier (docs/puter-protocol.md, "Limits per tier": paid 200/20, free 30/3,
+temporary 20/2). Exceeding either costs a 429, a rate-limit cooldown and a retry elsewhere: the product must not cause
 the 429s it then has to handle. So before each request the router takes a `Slot` on the
 account; when none is free, it tries another account, and waits only when every account is
 at its cap.

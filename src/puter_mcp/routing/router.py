@@ -1,6 +1,6 @@
 """Run one request over (model, account) candidates under a deadline and an attempt budget.
 
-The rules (design.md, "Rules the router keeps"):
+The rules (docs/architecture.md, "Rules the router keeps"):
 
 - A candidate is a (model, account) pair: the models of the requested chain, in order, times the
   usable accounts, ordered by the configured strategy.

@@ -86,7 +86,7 @@ class StateStoreError(Exception):
 
 
 class Scope(enum.StrEnum):
-    """What a cooldown blocks (design.md, "Failure kinds": the scope column)."""
+    """What a cooldown blocks (docs/architecture.md, "Failure kinds": the scope column)."""
 
     ACCOUNT = "account"
     """Every model on one account (rate limit, no credits, signed out)."""
