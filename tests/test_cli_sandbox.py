@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from puter_mcp.cli import main
+from tests.helpers import stop_with
 
 
 def test_a_bad_chain_names_the_users_file_and_line_in_the_sandbox(
@@ -48,13 +49,11 @@ def test_a_stopped_sandbox_server_leaves_no_temporary_directory(
                 break
         assert b"serving MCP at " in line, line
         assert [p.name for p in scratch.iterdir() if p.name.startswith("puter-mcp-sandbox-")]
-        server.send_signal(how)
-        server.wait(timeout=10)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-    assert server.returncode == -how
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    assert stop_with(server, how) == -how
     assert list(scratch.iterdir()) == []
 
 

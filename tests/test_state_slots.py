@@ -30,6 +30,7 @@ from puter_mcp.backend import Backend, ChatCall
 from puter_mcp.emulator import Fault
 from puter_mcp.models import ChatOutcome
 from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import stop_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
@@ -140,13 +141,11 @@ def test_a_stopped_servers_places_come_back_at_once(
     try:
         _wait_until(lambda: emulator.state.in_flight(user) == 2, "both calls to be in flight")
         assert [released for _, released in _slots_of(paths.state_db, server.pid)] == [None, None]
-        server.send_signal(how)
-        server.wait(timeout=10)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-    assert server.returncode == -how
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    assert stop_with(server, how) == -how
     if how != signal.SIGKILL:
         # The handler gave both places back before the process ended, and said so.
         assert all(released is not None for _, released in _slots_of(paths.state_db, server.pid))
