@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ import anyio
 from puter_mcp.accounts.secrets import mask_token, redact
 from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
 from puter_mcp.backend import BackendError, ChatCall, ModelsQuery
+from puter_mcp.files import ensure_private_dir, write_private_atomic
 from puter_mcp.logs import register_secret
 from puter_mcp.models import (
     AccountsOverview,
@@ -397,10 +397,8 @@ class Engine:
             "catalogue": entry.catalogue.to_json(),
         }
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            temporary.write_text(json.dumps(payload), encoding="utf-8")
-            os.replace(temporary, path)
+            ensure_private_dir(path.parent)
+            write_private_atomic(path, json.dumps(payload).encode("utf-8"))
         except OSError as exc:
             logger.warning("could not write the model cache %s: %s", path, exc)
 

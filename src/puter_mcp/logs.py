@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from puter_mcp.accounts.secrets import redact
-from puter_mcp.settings import ensure_private_dir
+from puter_mcp.files import PRIVATE_FILE_MODE, chmod_private, ensure_private_dir
 
 if TYPE_CHECKING:
     from puter_mcp.settings import Paths
@@ -67,7 +67,6 @@ BACKUP_COUNT = 3
 LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 """One line per record; the process id tells apart the servers of several MCP clients."""
 
-_PRIVATE_FILE = 0o600
 
 # Shorter strings cannot be told apart from ordinary words: masking them would mangle every
 # line that happens to contain them, and such a "secret" protects nothing anyway.
@@ -157,21 +156,16 @@ class RedactingFilter(logging.Filter):
 # The file
 
 
-def _chmod(path: Path, mode: int) -> None:
-    if sys.platform != "win32":
-        os.chmod(path, mode)
-
-
 def _open_private(path: Path, encoding: str | None, errors: str | None) -> io.TextIOWrapper:
     """Open `path` for appending, creating it owner-only (the umask is not trusted)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), _PRIVATE_FILE)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
     try:
         stream = os.fdopen(fd, "a", encoding=encoding or "utf-8", errors=errors)
     except BaseException:
         os.close(fd)
         raise
     with contextlib.suppress(OSError):  # a file someone loosened is brought back to 0600
-        _chmod(path, _PRIVATE_FILE)
+        chmod_private(path, PRIVATE_FILE_MODE)
     return stream
 
 

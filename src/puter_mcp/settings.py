@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from puter_mcp.files import PrivateDirError, ensure_private_dir
 
 __all__ = [
     "ConfigError",
@@ -206,58 +207,6 @@ def resolve_paths(env: Mapping[str, str] | None = None, config_file: Path | None
     if explicit is not None:
         paths = Paths(explicit.expanduser(), paths.data_dir, paths.state_dir, paths.cache_dir, paths.log_dir)
     return paths
-
-
-class PrivateDirError(OSError):
-    """A directory puter-mcp needs cannot be created; the message names it and what to do."""
-
-
-_PRIVATE_DIR_MODE = 0o700
-
-
-def _file_in_the_way(directory: Path) -> Path | None:
-    """The nearest of `directory` and its parents that exists and is not a directory."""
-    for candidate in (directory, *directory.parents):
-        if candidate.exists() or candidate.is_symlink():
-            return None if candidate.is_dir() else candidate
-    return None
-
-
-def ensure_private_dir(directory: Path) -> Path:
-    """Create `directory` (and missing parents) owner-only (0700) if it does not exist yet.
-
-    Every puter-mcp directory is made here, so that each is private whatever the umask, and
-    so that a file standing where a directory should be is reported in one clear sentence
-    instead of a traceback. A directory that already exists is left as it is: it may be one
-    the user chose and shares.
-
-    Raises:
-        PrivateDirError: a file stands in the way, or the directory cannot be created; the
-            message says which path and what to do.
-    """
-    if directory.is_dir():
-        return directory
-    missing = [d for d in (directory, *directory.parents) if not d.exists()][::-1]
-    try:
-        for level in missing:  # parents first, each owner-only (mkdir(parents=True) would not be)
-            level.mkdir(mode=_PRIVATE_DIR_MODE, exist_ok=True)
-            if sys.platform != "win32":
-                os.chmod(level, _PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
-        if not directory.is_dir():
-            raise NotADirectoryError(directory)
-    except (FileExistsError, NotADirectoryError) as exc:
-        blocker = _file_in_the_way(directory) or directory
-        raise PrivateDirError(
-            f"cannot create the directory {directory}: {blocker} is a file, and puter-mcp needs a "
-            f"directory there. Move or delete {blocker}, or set PUTER_MCP_HOME to a directory of "
-            "your choice to keep every puter-mcp file there"
-        ) from exc
-    except OSError as exc:
-        raise PrivateDirError(
-            f"cannot create the directory {directory} ({exc.strerror or exc}). Check the "
-            "permissions of its parent, or set PUTER_MCP_HOME to a directory you own"
-        ) from exc
-    return directory
 
 
 # Environment variables and the setting each one sets (dotted for sections).

@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,13 @@ from pydantic import (
 )
 
 from puter_mcp.accounts.secrets import mask_token
-from puter_mcp.settings import PrivateDirError, ensure_private_dir
+from puter_mcp.files import (
+    PRIVATE_FILE_MODE,
+    PrivateDirError,
+    chmod_private,
+    ensure_private_dir,
+    write_private_atomic,
+)
 
 if sys.platform == "win32":
     import msvcrt
@@ -425,15 +430,6 @@ def _serialise(state: _State) -> bytes:
 # --------------------------------------------------------------------------------------------
 # File-system primitives: owner-only modes, atomic replacement, an inter-process lock
 
-_PRIVATE_FILE = 0o600
-
-
-def _chmod(path: Path, mode: int) -> None:
-    # On Windows chmod only toggles the read-only flag; the profile directory's ACL is what
-    # keeps other users out there.
-    if sys.platform != "win32":
-        os.chmod(path, mode)
-
 
 def _ensure_private_dir(directory: Path) -> None:
     """Create the directory owner-only if missing (the one helper every puter-mcp directory
@@ -442,55 +438,6 @@ def _ensure_private_dir(directory: Path) -> None:
         ensure_private_dir(directory)
     except PrivateDirError as exc:
         raise AccountsError(f"{exc}; nothing was changed.") from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; not possible (nor needed) on Windows."""
-    if sys.platform == "win32":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a directory; the data itself is synced
-    finally:
-        os.close(fd)
-
-
-def _replace(source: Path, target: Path) -> None:
-    """``os.replace``, retried briefly on Windows, where a reader's open handle blocks it."""
-    attempts = 20 if sys.platform == "win32" else 1
-    for attempt in range(attempts):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.05)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that any reader sees either the old or the new file."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp_path = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if sys.platform != "win32":
-                os.fchmod(handle.fileno(), _PRIVATE_FILE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _replace(temp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp_path.unlink()
-        raise
-    _chmod(path, _PRIVATE_FILE)
-    _fsync_directory(path.parent)
 
 
 if sys.platform == "win32":
@@ -528,9 +475,9 @@ def _exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
     two processes hold "the" lock at once. Each acquisition opens its own descriptor, so
     threads of one process exclude each other too.
     """
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, _PRIVATE_FILE)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
-        _chmod(lock_path, _PRIVATE_FILE)
+        chmod_private(lock_path, PRIVATE_FILE_MODE)
         deadline = time.monotonic() + timeout
         pause = 0.002
         while not _try_lock(fd):
@@ -744,7 +691,7 @@ class AccountsStore:
             state = self._read_for_change(overwrite_corrupt=overwrite_corrupt)
             result = change(state)
             self._remove_stale_temp_files()
-            _write_atomically(self.path, _serialise(state))
+            write_private_atomic(self.path, _serialise(state))
             return result
 
     def _read_for_change(self, *, overwrite_corrupt: bool) -> _State:
@@ -783,7 +730,7 @@ class AccountsStore:
             return
         with contextlib.suppress(OSError):
             if self.path.stat().st_mode & 0o077:
-                os.chmod(self.path, _PRIVATE_FILE)
+                os.chmod(self.path, PRIVATE_FILE_MODE)
 
     def _keep_corrupt_copy_locked(self, raw: bytes) -> Path | None:
         """`_keep_corrupt_copy` under the lock, so that concurrent readers make one copy, not two."""
@@ -814,7 +761,7 @@ class AccountsStore:
                 fd = os.open(
                     candidate,
                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                    _PRIVATE_FILE,
+                    PRIVATE_FILE_MODE,
                 )
             except FileExistsError:
                 continue
@@ -826,7 +773,7 @@ class AccountsStore:
                     handle.write(raw)
                     handle.flush()
                     os.fsync(handle.fileno())
-                _chmod(candidate, _PRIVATE_FILE)
+                chmod_private(candidate, PRIVATE_FILE_MODE)
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     candidate.unlink()  # a partial copy would pass for the real one later

@@ -697,7 +697,7 @@ def _create_private_file(path: Path) -> None:
     The file holds account ids and request history, nothing secret, but it is nobody else's
     business. SQLite gives the ``-wal`` and ``-shm`` files the main file's permissions.
     """
-    from puter_mcp.settings import ensure_private_dir
+    from puter_mcp.files import ensure_private_dir
 
     ensure_private_dir(path.parent)
     try:
