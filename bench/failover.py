@@ -61,7 +61,7 @@ from _common import (
     private_home,
     summarize,
 )
-from puter_mcp.backend import Backend, BackendError, ChatCall, ChatOutcome
+from puter_mcp.core import Backend, BackendError, ChatCall, ChatOutcome
 from puter_mcp.settings import CooldownSettings, RoutingSettings, Settings, load_settings
 
 FIRST_MODEL = "gpt-5-nano"

@@ -71,7 +71,7 @@ from _common import (
     process_cpu_ms,
     summarize,
 )
-from puter_mcp.backend import Backend, ChatCall
+from puter_mcp.core import Backend, ChatCall
 from puter_mcp.puter.wire import ChatMessage, ChatRequest
 from puter_mcp.settings import load_settings
 
@@ -325,7 +325,7 @@ def report_per_call(variants: dict[str, Variant]) -> None:
 
 # -- diagnosis (--explain) -----------------------------------------------------------------
 
-_PRODUCT_IMPORTS = "import puter_mcp.cli, puter_mcp.runtime, puter_mcp.server, puter_mcp.backend"
+_PRODUCT_IMPORTS = "import puter_mcp.cli, puter_mcp.runtime, puter_mcp.server, puter_mcp.core.backend"
 _BARE_IMPORTS = "import mcp.server.mcpserver"
 
 _STARTUP_STEPS = textwrap.dedent(
@@ -339,7 +339,7 @@ _STARTUP_STEPS = textwrap.dedent(
            "PUTER_AUTH_TOKEN": "bench"}
     settings, paths = load_settings(paths=resolve_paths(env), env=env)
     t2 = time.perf_counter()
-    from puter_mcp.backend import Backend
+    from puter_mcp.core import Backend
     backend = Backend.create(settings, paths, env=env)
     t3 = time.perf_counter()
     server = puter_mcp.server.build_server(backend)

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from puter_mcp.accounts.store import Account, AccountsStore
-from puter_mcp.backend import Backend
+from puter_mcp.core import Backend
 from puter_mcp.emulator import EmulatorState, EmulatorThread, serve_emulator
 from puter_mcp.emulator.state import Account as EmulatedAccount
 from puter_mcp.routing.state import MemoryStateStore, SQLiteStateStore, StateStore

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from puter_mcp.backend import Backend, ChatCall, ChatOutcome
+from puter_mcp.core import Backend, ChatCall, ChatOutcome
 from puter_mcp.emulator import TIER_LIMITS, Tier
 from puter_mcp.routing.router import Strategy
 from puter_mcp.settings import RoutingSettings

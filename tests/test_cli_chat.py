@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from puter_mcp.backend import BackendError, ChatCall
 from puter_mcp.cli import main
+from puter_mcp.core import BackendError, ChatCall
 from puter_mcp.settings import resolve_paths
 from tests.conftest import Emulator, save_accounts
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from puter_mcp.cli import main
+from puter_mcp.core.results import AccountsOverview, CooldownInfo
 from puter_mcp.emulator import Fault
-from puter_mcp.models import AccountsOverview, CooldownInfo
 from puter_mcp.settings import resolve_paths
 from tests.conftest import Emulator, save_accounts
 

@@ -43,6 +43,7 @@ def test_a_stopped_sandbox_server_leaves_no_temporary_directory(
     server = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert server.stderr is not None
+        line = b""
         for _ in range(50):  # bounded: the notice, then the address
             line = server.stderr.readline()
             if not line or b"serving MCP at " in line:

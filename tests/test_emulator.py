@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from puter_mcp.backend import Backend, ChatCall
+from puter_mcp.core import Backend, ChatCall
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Tier, serve_emulator
 from puter_mcp.emulator.answers import count_tokens, text_pieces
 from puter_mcp.emulator.catalogue import PROVIDERS, Catalogue, default_catalogue

@@ -15,9 +15,9 @@ import anyio
 import httpx2
 import pytest
 
-from puter_mcp.backend import Backend, BackendError, ChatCall
+from puter_mcp.core import Backend, BackendError, ChatCall
+from puter_mcp.core.results import CooldownInfo
 from puter_mcp.emulator import Fault
-from puter_mcp.models import CooldownInfo
 from puter_mcp.puter.client import PuterClient
 from puter_mcp.puter.errors import FailureKind, PuterError, classify
 from puter_mcp.routing.cooldowns import Scope

@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from puter_mcp.backend import Backend
+from puter_mcp.core import Backend
 from puter_mcp.server import serve_http
 
 pytestmark = pytest.mark.anyio

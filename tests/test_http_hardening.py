@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from puter_mcp.backend import Backend, BackendError
+from puter_mcp.core import Backend, BackendError
 from puter_mcp.http_serving import MIN_PUBLIC_TOKEN_LENGTH, binding_problem
 from puter_mcp.server import serve_http
 from tests.test_http_auth import TOKEN, served

@@ -31,7 +31,7 @@ import anyio
 import pytest
 
 from puter_mcp.accounts.store import AccountsStore
-from puter_mcp.backend import Backend, BackendError, ChatCall, ChatOutcome
+from puter_mcp.core import Backend, BackendError, ChatCall, ChatOutcome
 from puter_mcp.emulator import Fault
 from puter_mcp.emulator.answers import text_pieces
 from puter_mcp.puter.client import PuterClient, Timeouts

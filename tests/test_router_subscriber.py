@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from puter_mcp.backend import BackendError
+from puter_mcp.core import BackendError
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.pacing import Tier
 from puter_mcp.settings import RoutingSettings

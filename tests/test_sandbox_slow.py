@@ -7,10 +7,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from puter_mcp.backend import ChatCall
+from puter_mcp.core import ChatCall
+from puter_mcp.core.results import StreamProgress
 from puter_mcp.emulator.answers import compose_answer, parse_chat_args, stream_lines
 from puter_mcp.emulator.catalogue import default_catalogue
-from puter_mcp.models import StreamProgress
 from puter_mcp.runtime import open_backend
 from puter_mcp.settings import load_settings, resolve_paths
 

@@ -10,8 +10,8 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 
-from puter_mcp.backend import Backend
 from puter_mcp.cli import main
+from puter_mcp.core import Backend
 from puter_mcp.doctor import DoctorReport, run_checks
 from puter_mcp.emulator import EmulatorState, EmulatorThread
 from puter_mcp.emulator.catalogue import self_hosted_catalogue

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 
-from puter_mcp.backend import Backend
+from puter_mcp.core import Backend
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
 from puter_mcp.server import build_server
 from puter_mcp.settings import load_settings, resolve_paths
@@ -326,7 +326,7 @@ async def test_the_environment_account_takes_its_tier_from_the_config(emulator: 
 
 
 def test_a_bad_user_chain_stops_start_up_without_building_the_engine(emulator: Emulator, home: Path) -> None:
-    from puter_mcp.backend import BackendError
+    from puter_mcp.core import BackendError
 
     bad = {"review": {"models": "gpt-5-nano"}}
     settings, paths = settings_for(emulator, home, chains=bad)

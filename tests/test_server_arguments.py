@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 
-from puter_mcp.backend import Backend
+from puter_mcp.core import Backend
 from puter_mcp.server import build_server
 from tests.conftest import Emulator, save_accounts, settings_for
 

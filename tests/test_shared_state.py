@@ -29,7 +29,7 @@ MODEL = "gpt-5-nano"
 CHILD = """
 import json, sys
 import anyio
-from puter_mcp.backend import Backend, ChatCall
+from puter_mcp.core import Backend, ChatCall
 from puter_mcp.settings import load_settings
 
 async def main() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from puter_mcp.backend import Backend, ChatCall
+from puter_mcp.core import Backend, ChatCall
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
 from puter_mcp.routing.cooldowns import Scope
 from tests.conftest import Emulator, save_accounts, settings_for

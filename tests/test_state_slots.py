@@ -26,9 +26,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from puter_mcp.backend import Backend, ChatCall
+from puter_mcp.core import Backend, ChatCall
+from puter_mcp.core.results import ChatOutcome
 from puter_mcp.emulator import Fault
-from puter_mcp.models import ChatOutcome
 from tests.conftest import Emulator, save_accounts, settings_for
 from tests.helpers import stop_with
 

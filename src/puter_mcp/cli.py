@@ -318,7 +318,7 @@ def _run(coro_fn: Callable[[], Any]) -> Any:
     """Run a coroutine; the errors meant for people become a message and exit code 1."""
     from puter_mcp.accounts.login import LoginError
     from puter_mcp.accounts.store import AccountsError
-    from puter_mcp.backend import BackendError
+    from puter_mcp.core import BackendError
 
     try:
         return anyio.run(coro_fn)
@@ -338,7 +338,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
     if sandbox:
         _eprint(SANDBOX_NOTICE)
     if transport != "stdio":
-        from puter_mcp.backend import BackendError
+        from puter_mcp.core import BackendError
 
         try:
             check_http_binding(settings.http.host, settings.http.auth_token)
@@ -453,7 +453,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 
 def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
-    from puter_mcp.backend import ModelsQuery
+    from puter_mcp.core import ModelsQuery
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
 
     sandbox = bool(getattr(args, "sandbox", False))
@@ -480,8 +480,8 @@ def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
-    from puter_mcp.backend import ChatCall
-    from puter_mcp.models import StreamProgress
+    from puter_mcp.core import ChatCall
+    from puter_mcp.core.results import StreamProgress
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
 
     sandbox = bool(getattr(args, "sandbox", False))

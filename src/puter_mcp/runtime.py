@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-from puter_mcp.backend import Backend
+from puter_mcp.core import Backend
 from puter_mcp.settings import Paths, Settings
 
 __all__ = ["SANDBOX_NOTICE", "open_backend"]
@@ -136,7 +136,7 @@ async def _open_backend(
     # The sandbox gets its own emulator on a loopback port and its own throw-away files, so it
     # needs no account and no network, and can never touch the user's real accounts or state.
     from puter_mcp.accounts.store import Account, AccountsStore
-    from puter_mcp.backend import sandbox_home
+    from puter_mcp.core import sandbox_home
     from puter_mcp.emulator.runner import serve_emulator
     from puter_mcp.emulator.state import EmulatorState
     from puter_mcp.settings import resolve_paths

@@ -24,8 +24,8 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import BaseModel, Field, ValidationError
 
 from puter_mcp import __version__
-from puter_mcp.backend import Backend, BackendError, ChatCall, ModelsQuery, Turn
-from puter_mcp.models import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
+from puter_mcp.core import Backend, BackendError, ChatCall, ModelsQuery, Turn
+from puter_mcp.core.results import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
 from puter_mcp.stdio_serving import AnsweringReadStream
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@
 the model catalogue. It knows nothing of MCP: failures a person can act on come out as
 `BackendError`, with a sentence that says what happened and what to do next.
 
-Creating a `Backend` costs nothing: the machinery (`puter_mcp.engine`) is imported and built on
+Creating a `Backend` costs nothing: the machinery (`puter_mcp.core.engine`) is imported and built on
 the first call, so a server answers `tools/list` as fast as a bare one.
 """
 
@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import anyio
-from pydantic import BaseModel, Field, ValidationError
 
-from puter_mcp.models import AccountsOverview, ChatOutcome, ModelsPage, StreamProgress
-from puter_mcp.puter.errors import FailureKind
+from puter_mcp.core.calls import ChatCall, ModelsQuery
+from puter_mcp.core.errors import BackendError
+from puter_mcp.core.results import AccountsOverview, ChatOutcome, ModelsPage, StreamProgress
 from puter_mcp.settings import Paths, Settings
 
 if TYPE_CHECKING:
     from puter_mcp.accounts.store import AccountsStore
-    from puter_mcp.engine import Engine
-    from puter_mcp.models import VirtualModelRecord
+    from puter_mcp.core.engine import Engine
+    from puter_mcp.core.results import VirtualModelRecord
     from puter_mcp.puter.catalogue import Catalogue
     from puter_mcp.puter.client import PuterClient
     from puter_mcp.routing.cooldowns import CooldownBook
@@ -35,112 +35,7 @@ if TYPE_CHECKING:
     from puter_mcp.routing.router import AccountRef, Router
     from puter_mcp.routing.state import StateStore
 
-__all__ = [
-    "AccountsOverview",
-    "Backend",
-    "BackendError",
-    "ChatCall",
-    "ChatOutcome",
-    "ModelsPage",
-    "ModelsQuery",
-    "StreamProgress",
-    "Turn",
-]
-
-
-class BackendError(Exception):
-    """A failure the caller can act on; the message says what to do."""
-
-    def __init__(self, message: str, *, kind: FailureKind | None = None, partial_text: str = "") -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.partial_text = partial_text
-
-
-class Turn(BaseModel):
-    role: Literal["user", "assistant", "system"]
-    content: str
-
-
-class ChatCall(BaseModel):
-    """One chat request as the front ends give it."""
-
-    messages: list[Turn] = Field(min_length=1)
-    model: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    # Strict: `true` or `12.0` is a mistake in the caller, not a number of tokens (pydantic would
-    # otherwise turn them into 1 and 12). Every front end builds its call here.
-    max_tokens: int | None = Field(default=None, ge=1, strict=True)
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
-    fallback: bool | None = None
-    stream: bool = True
-    """Stream from Puter (stalls are noticed sooner, progress can be reported); a
-    non-streamed request is answered whole and names the model that answered."""
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        message: str | None = None,
-        messages: Sequence[Turn] | None = None,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        reasoning_effort: str | None = None,
-        thinking_budget: int | None = None,
-        fallback: bool | None = None,
-        stream: bool = True,
-    ) -> ChatCall:
-        """Check the arguments together, with messages that say how to fix them."""
-        if message is not None and messages:
-            raise BackendError("give either `message` or `messages`, not both")
-        if message is None and not messages:
-            raise BackendError("nothing to ask: give `message` (a string) or `messages` (a conversation)")
-        turns = [Turn(role="user", content=message)] if message is not None else list(messages or [])
-        if message is not None and not message.strip():
-            raise BackendError("`message` is empty (or only blanks): write the question to ask")
-        if not any(turn.role == "user" for turn in turns):
-            raise BackendError("`messages` needs at least one message with role `user`")
-        if system:
-            turns = [Turn(role="system", content=system), *turns]
-        from puter_mcp.routing.chains import reasoning_effort as effort_of
-
-        try:
-            effort = effort_of(reasoning_effort, thinking_budget)
-        except ValueError as exc:
-            raise BackendError(str(exc)) from exc
-        try:
-            return cls(
-                messages=turns,
-                model=model.strip() if model else None,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                reasoning_effort=effort,  # type: ignore[arg-type]
-                fallback=fallback,
-                stream=stream,
-            )
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise BackendError(f"bad chat argument `{where}`: {error['msg']}") from exc
-
-    def last_user_message(self) -> str:
-        for turn in reversed(self.messages):
-            if turn.role == "user":
-                return turn.content
-        return ""
-
-
-class ModelsQuery(BaseModel):
-    query: str | None = None
-    provider: str | None = None
-    tool_calling: bool | None = None
-    image_input: bool | None = None
-    free: bool | None = None
-    virtual: bool = False
-    limit: int = 10
-    offset: int = 0
+__all__ = ["Backend", "sandbox_home"]
 
 
 class Backend:
@@ -213,7 +108,7 @@ class Backend:
     def engine(self) -> Engine:
         """The machinery, built (and imported) on first use."""
         if self._engine is None:
-            from puter_mcp.engine import build_engine
+            from puter_mcp.core.engine import build_engine
 
             self._engine = build_engine(
                 self.settings,

@@ -1,6 +1,6 @@
 """The backend's machinery: built on the first call, so that a server starts fast.
 
-`puter_mcp.backend.Backend` is the facade every front end holds; it creates an `Engine` the first
+`puter_mcp.core.backend.Backend` is the facade every front end holds; it creates an `Engine` the first
 time it is asked to do something. Importing this module pulls in the Puter client (with its TLS
 set-up), the routing state (SQLite) and the pydantic wire models: together most of a server's
 start-up time, which a client waiting for `tools/list` should not pay.
@@ -22,10 +22,9 @@ import anyio
 
 from puter_mcp.accounts.secrets import mask_token, redact
 from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
-from puter_mcp.backend import BackendError, ChatCall, ModelsQuery
-from puter_mcp.files import ensure_private_dir, write_private_atomic
-from puter_mcp.logs import register_secret
-from puter_mcp.models import (
+from puter_mcp.core.calls import ChatCall, ModelsQuery
+from puter_mcp.core.errors import BackendError
+from puter_mcp.core.results import (
     AccountsOverview,
     AccountStatus,
     AttemptRecord,
@@ -39,6 +38,8 @@ from puter_mcp.models import (
     UsageInfo,
     VirtualModelRecord,
 )
+from puter_mcp.files import ensure_private_dir, write_private_atomic
+from puter_mcp.logs import register_secret
 from puter_mcp.puter.catalogue import Catalogue, ModelInfo
 from puter_mcp.puter.client import PuterClient, Timeouts, WhoAmI
 from puter_mcp.puter.errors import FailureKind, PuterError, account_state
