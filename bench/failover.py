@@ -62,6 +62,7 @@ from _common import (
     summarize,
 )
 from puter_mcp.core import Backend, BackendError, ChatCall, ChatOutcome
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.settings import CooldownSettings, RoutingSettings, Settings, load_settings
 
 FIRST_MODEL = "gpt-5-nano"
@@ -94,8 +95,8 @@ def _settings(home: Home, emulator: EmulatorProcess, **update: Any) -> Settings:
 
 
 def _clear_cooldowns(backend: Backend) -> None:
-    for cooldown in backend.store.list_cooldowns():
-        backend.store.delete_cooldown(cooldown.key)
+    for cooldown in engine_of(backend).store.list_cooldowns():
+        engine_of(backend).store.delete_cooldown(cooldown.key)
 
 
 def _chat_requests(emulator: EmulatorProcess) -> list[dict[str, Any]]:
@@ -144,7 +145,7 @@ async def failover_timing(
             ),
         ]
         async with Backend.create(settings, home.paths, env={}) as backend:
-            await backend.catalogue()
+            await engine_of(backend).catalogue()
             call = ChatCall.build(message=PROMPT, model=CHAIN)
             for _ in range(3):  # warm the connections and the code paths
                 await backend.chat(call)
@@ -302,7 +303,7 @@ async def out_of_credits(emulator: EmulatorProcess, repeats: int) -> CreditRun:
 
     with _broke_accounts(emulator, "paid", ("paid", "paid", "paid")) as home:
         async with Backend.create(_settings(home, emulator), home.paths, env={}) as backend:
-            await backend.catalogue()
+            await engine_of(backend).catalogue()
             for _ in range(repeats):
                 # A pause first, so that no earlier request still holds an in-flight place.
                 await anyio.sleep(0.06)
@@ -325,7 +326,7 @@ async def out_of_credits(emulator: EmulatorProcess, repeats: int) -> CreditRun:
     # so that no account gets near its tier's requests per 10 s.
     with _broke_accounts(emulator, "mixed", ("paid", "free", "temp")) as home:
         async with Backend.create(_settings(home, emulator), home.paths, env={}) as backend:
-            await backend.catalogue()
+            await engine_of(backend).catalogue()
             for _ in range(10):
                 _clear_cooldowns(backend)
                 emulator.clear_requests()
@@ -342,7 +343,7 @@ async def out_of_credits(emulator: EmulatorProcess, repeats: int) -> CreditRun:
             }
         )
         async with Backend.create(quick_recheck, home.paths, env={}) as backend:
-            await backend.catalogue()
+            await engine_of(backend).catalogue()
             for step, pause in (
                 ("first call", 0.0),
                 ("second call, at once", 0.0),
@@ -362,7 +363,7 @@ async def out_of_credits(emulator: EmulatorProcess, repeats: int) -> CreditRun:
             }
         )
         async with Backend.create(waiting, home.paths, env={}) as backend:
-            await backend.catalogue()
+            await engine_of(backend).catalogue()
             run.reprobe.append(
                 await _step(emulator, backend, call, "first call, max_wait 15 s, deadline 5 s")
             )

@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from puter_mcp.core import Backend, ChatCall, ChatOutcome
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import TIER_LIMITS, Tier
 from puter_mcp.routing.router import Strategy
 from puter_mcp.settings import RoutingSettings
@@ -50,7 +51,7 @@ async def test_a_burst_is_answered_in_full_without_a_single_429(
     outcomes: dict[int, ChatOutcome] = {}
 
     async with Backend.create(settings, paths, env={}) as backend:
-        model_id = (await backend.catalogue()).find(MODEL)
+        model_id = (await engine_of(backend).catalogue()).find(MODEL)
         assert model_id is not None
 
         async def one(index: int) -> None:

@@ -49,7 +49,7 @@ async def test_a_failing_progress_callback_closes_the_stream_at_once(tmp_path: P
 async def test_a_slow_whoami_does_not_hold_the_call_and_is_asked_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("puter_mcp.core.engine._TIER_WAIT", 0.05)
+    monkeypatch.setattr("puter_mcp.core.accounts_view.TIER_WAIT", 0.05)
     whoami_asked = 0
 
     def handler(request: httpx2.Request) -> httpx2.Response:

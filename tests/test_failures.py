@@ -17,6 +17,7 @@ import pytest
 
 from puter_mcp.core import Backend, BackendError, ChatCall
 from puter_mcp.core.results import CooldownInfo
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import Fault
 from puter_mcp.puter.client import PuterClient
 from puter_mcp.puter.errors import FailureKind, PuterError, classify
@@ -24,6 +25,7 @@ from puter_mcp.routing.cooldowns import Scope
 from puter_mcp.routing.pacing import Tier, limits_for
 from puter_mcp.routing.router import RoutingFailed
 from puter_mcp.settings import RoutingSettings, TimeoutSettings
+from puter_mcp.wording import describe_error
 from tests.conftest import Emulator, save_accounts, settings_for
 from tests.test_doctor import Setup, by_name, setup  # noqa: F401 (`setup` is a fixture)
 from tests.test_router_matrix import OffsetClock, open_backend
@@ -55,7 +57,7 @@ def ask(model: str = MODEL, **extra: Any) -> ChatCall:
 
 
 def account_cooldowns(backend: Backend) -> list[tuple[Scope, FailureKind]]:
-    return [(c.scope, c.kind) for c in backend.book.snapshot() if c.account is not None]
+    return [(c.scope, c.kind) for c in engine_of(backend).book.snapshot() if c.account is not None]
 
 
 # --- 401 -------------------------------------------------------------------------------------
@@ -90,7 +92,7 @@ async def test_a_revoked_session_stays_out_until_it_works_again(emulator: Emulat
         assert "signed out elsewhere" in status.detail
 
         emulator.state.revoke_session(emulator.paid.username, revoked=False)  # works again
-        clock.advance(backend.book.policy.credit_recheck)  # the next check of its token is due
+        clock.advance(engine_of(backend).book.policy.credit_recheck)  # the next check of its token is due
         outcome = await backend.chat(ask())
         assert outcome.account == emulator.paid.username
         assert "account-check" in [a.outcome for a in outcome.attempts]
@@ -142,12 +144,12 @@ async def test_concurrent_credit_checks_of_one_account_share_one_request(
     emulator: Emulator, home: Path
 ) -> None:
     async with backend_for(emulator, home, emulator.paid) as (backend, _clock):
-        (account,) = backend.routable_accounts()
+        (account,) = engine_of(backend).routable_accounts()
         emulator.state.clear_requests()
         answers: list[bool] = []
 
         async def check() -> None:
-            answers.append(await backend.engine._has_credit(account))
+            answers.append(await engine_of(backend).accounts.has_credit(account))
 
         async with anyio.create_task_group() as group:
             for _ in range(5):
@@ -224,9 +226,9 @@ async def test_an_unconfirmed_email_is_its_own_kind_and_says_where_to_confirm(
 
 async def test_the_environment_account_is_paced_at_its_real_tier(emulator: Emulator, home: Path) -> None:
     async with backend_for(emulator, home, env_token=emulator.paid.token) as (backend, _clock):
-        assert backend.routable_accounts()[0].limits == limits_for(Tier.UNKNOWN)
+        assert engine_of(backend).routable_accounts()[0].limits == limits_for(Tier.UNKNOWN)
         await backend.chat(ask())
-        assert backend.routable_accounts()[0].limits == limits_for(Tier.PAID)
+        assert engine_of(backend).routable_accounts()[0].limits == limits_for(Tier.PAID)
 
 
 async def test_a_stream_cut_by_the_deadline_keeps_its_partial_text(emulator: Emulator, home: Path) -> None:
@@ -244,8 +246,8 @@ async def test_without_an_account_the_error_offers_the_sandbox(emulator: Emulato
     async with backend_for(emulator, home) as (backend, _clock):
         with pytest.raises(BackendError) as caught:
             await backend.chat(ask())
-    assert "`--sandbox`" in str(caught.value)
-    assert "puter-mcp login" in str(caught.value)
+    assert "`--sandbox`" in describe_error(caught.value)
+    assert "puter-mcp login" in describe_error(caught.value)
 
 
 def test_a_cooldown_without_an_end_does_not_say_until_twice() -> None:

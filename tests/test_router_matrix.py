@@ -32,6 +32,7 @@ import pytest
 
 from puter_mcp.accounts.store import AccountsStore
 from puter_mcp.core import Backend, BackendError, ChatCall, ChatOutcome
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import Fault
 from puter_mcp.emulator.answers import text_pieces
 from puter_mcp.puter.client import PuterClient, Timeouts
@@ -40,6 +41,7 @@ from puter_mcp.routing import chains
 from puter_mcp.routing.cooldowns import Scope
 from puter_mcp.routing.state import open_state_store
 from puter_mcp.settings import CooldownSettings, Paths, RoutingSettings, Settings, TimeoutSettings
+from puter_mcp.wording import describe_error
 from tests.conftest import Emulator, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -115,7 +117,7 @@ class World:
 
     def cooldowns(self) -> list[tuple[Scope, str | None, str | None, FailureKind]]:
         return sorted(
-            ((c.scope, c.account, c.model, c.kind) for c in self.backend.book.snapshot()),
+            ((c.scope, c.account, c.model, c.kind) for c in engine_of(self.backend).book.snapshot()),
             key=repr,
         )
 
@@ -131,9 +133,9 @@ async def world(emulator: Emulator, home: Path, **overrides: Any) -> AsyncIterat
     save_accounts(paths, emulator.paid, emulator.free, emulator.temp)
     clock = OffsetClock()
     async with open_backend(settings, paths, clock) as backend:
-        catalogue = await backend.catalogue()
+        catalogue = await engine_of(backend).catalogue()
         resolved = chains.resolve(ASKED, catalogue, chains=chains.merge_chains({}), fallback_to_free=True)
-        ids = {a.name: a.id for a in backend.routable_accounts()}
+        ids = {a.name: a.id for a in engine_of(backend).routable_accounts()}
         yield World(emulator, backend, clock, resolved.ids[0], resolved.ids[1], ids)
 
 
@@ -295,9 +297,9 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
         # Nothing is left in flight, on our side (once a finished request's settle time has
         # passed: see Pacer.release) or Puter's (whose count drops a moment after the last
         # byte, or once it notices that a client that gave up has gone).
-        w.clock.advance(w.backend.pacer.release_settle)
+        w.clock.advance(engine_of(w.backend).pacer.release_settle)
         for name in (paid, free):
-            assert w.backend.pacer.usage(w.ids[name]).in_flight == 0
+            assert engine_of(w.backend).pacer.usage(w.ids[name]).in_flight == 0
         await settled(emulator)
 
 
@@ -514,7 +516,9 @@ async def test_rate_limits_escalate_and_reset_on_success(emulator: Emulator, hom
         account = w.ids[paid]
 
         def rate_limit_left() -> float:
-            (cooldown,) = [c for c in w.backend.book.snapshot() if c.kind is FailureKind.RATE_LIMITED]
+            (cooldown,) = [
+                c for c in engine_of(w.backend).book.snapshot() if c.kind is FailureKind.RATE_LIMITED
+            ]
             assert cooldown.account == account
             return cooldown.until - w.clock()
 
@@ -557,5 +561,5 @@ async def test_accounts_that_must_sign_in_again_are_not_called_and_the_error_say
         assert requests(emulator) == []
     for failure in (first.value, second.value):
         assert failure.kind is FailureKind.AUTH
-        assert "run `puter-mcp login` again" in str(failure)
+        assert "run `puter-mcp login` again" in describe_error(failure)
     assert "signed out elsewhere" in str(first.value)

@@ -3,6 +3,7 @@ driver names them (the model list is empty)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from mcp_types import TextContent
 
 from puter_mcp.cli import main
 from puter_mcp.core import Backend
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.doctor import DoctorReport, run_checks
 from puter_mcp.emulator import EmulatorState, EmulatorThread
 from puter_mcp.emulator.catalogue import self_hosted_catalogue
@@ -57,11 +59,11 @@ async def test_an_empty_model_list_is_looked_at_again_within_a_minute(
     self_hosted: Emulator, home: Path
 ) -> None:
     settings, paths = settings_for(self_hosted, home)
-    async with Backend.create(settings, paths, env={}) as backend:
-        engine = backend.engine
+    now = [time.time()]
+    async with Backend.create(settings, paths, env={}, clock=lambda: now[0]) as backend:
+        engine = engine_of(backend)
         assert len(await engine.catalogue()) == 0
-        now = engine._clock()
-        engine._clock = lambda: now + 61  # type: ignore[method-assign]
+        now[0] += 61
         before = sum(1 for r in self_hosted.state.requests if r.path.endswith("/models/details"))
         await engine.catalogue()
         after = sum(1 for r in self_hosted.state.requests if r.path.endswith("/models/details"))

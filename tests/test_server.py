@@ -11,6 +11,7 @@ from mcp import Client
 from mcp_types import TextContent
 
 from puter_mcp.core import Backend
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
 from puter_mcp.server import build_server
 from puter_mcp.settings import load_settings, resolve_paths
@@ -237,7 +238,7 @@ async def test_models_cache_serves_a_new_process(home: Path) -> None:
     )
     try:
         async with Backend.create(settings, paths, env={}) as backend:
-            await backend.catalogue()
+            await engine_of(backend).catalogue()
     finally:
         thread.stop()
     assert paths.models_cache.exists()
@@ -320,7 +321,7 @@ async def test_the_environment_account_takes_its_tier_from_the_config(emulator: 
 
     settings, paths = settings_for(emulator, home, account_tiers={"env": "paid"})
     async with Backend.create(settings, paths, env={"PUTER_AUTH_TOKEN": emulator.paid.token}) as backend:
-        (account,) = backend.routable_accounts()
+        (account,) = engine_of(backend).routable_accounts()
     assert account.name == "env"
     assert account.limits == limits_for(Tier.PAID)
 

@@ -30,6 +30,7 @@ CHILD = """
 import json, sys
 import anyio
 from puter_mcp.core import Backend, ChatCall
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.settings import load_settings
 
 async def main() -> None:
@@ -37,12 +38,12 @@ async def main() -> None:
     async with Backend.create(settings, paths) as backend:
         outcome = await backend.chat(ChatCall.build(message=sys.argv[1], model=sys.argv[2]))
         print(json.dumps({
-            "store": backend.store.describe(),
+            "store": engine_of(backend).store.describe(),
             "model": outcome.model,
             "account": outcome.account,
             "fallback": outcome.fallback,
             "attempts": [[a.model, a.account, a.outcome] for a in outcome.attempts],
-            "cooldowns": [[c.scope.value, c.kind.value] for c in backend.book.snapshot()],
+            "cooldowns": [[c.scope.value, c.kind.value] for c in engine_of(backend).book.snapshot()],
         }))
 
 anyio.run(main)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from puter_mcp.core import Backend, ChatCall
+from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
 from puter_mcp.routing.cooldowns import Scope
 from tests.conftest import Emulator, save_accounts, settings_for
@@ -42,14 +43,14 @@ async def test_cooldowns_are_kept_per_api_origin(emulator: Emulator, home: Path)
             Backend.create(settings, paths, env={}) as same_puter,
         ):
             await first.chat(ChatCall.build(message="hello", model=MODEL))
-            learned = [(c.scope, c.account) for c in first.book.snapshot()]
+            learned = [(c.scope, c.account) for c in engine_of(first).book.snapshot()]
             assert (Scope.ACCOUNT, emulator.paid.uuid) in learned
 
-            assert other_puter.book.snapshot() == []
-            assert other_puter.store.last_used() == {}
-            assert other_puter.store.recent_attempts() == []
-            assert [(c.scope, c.account) for c in same_puter.book.snapshot()] == learned
-            assert same_puter.store.recent_attempts() == first.store.recent_attempts()
+            assert engine_of(other_puter).book.snapshot() == []
+            assert engine_of(other_puter).store.last_used() == {}
+            assert engine_of(other_puter).store.recent_attempts() == []
+            assert [(c.scope, c.account) for c in engine_of(same_puter).book.snapshot()] == learned
+            assert engine_of(same_puter).store.recent_attempts() == engine_of(first).store.recent_attempts()
             overview = await other_puter.accounts_overview()
             assert all(status.state == "active" for status in overview.accounts)
 

@@ -11,13 +11,18 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from puter_mcp import __version__
 from puter_mcp.settings import ConfigError, Paths, Settings, load_settings, resolve_paths
+
+if TYPE_CHECKING:
+    from puter_mcp.core import ChatOutcome
+    from puter_mcp.core.events import ChatEvent
 
 __all__ = ["main"]
 
@@ -319,10 +324,13 @@ def _run(coro_fn: Callable[[], Any]) -> Any:
     from puter_mcp.accounts.login import LoginError
     from puter_mcp.accounts.store import AccountsError
     from puter_mcp.core import BackendError
+    from puter_mcp.wording import CLI_MODELS_HINT, describe_error
 
     try:
         return anyio.run(coro_fn)
-    except (BackendError, LoginError, AccountsError) as exc:
+    except BackendError as exc:
+        raise _Failure(describe_error(exc, models_hint=CLI_MODELS_HINT)) from exc
+    except (LoginError, AccountsError) as exc:
         raise _Failure(str(exc)) from exc
 
 
@@ -481,7 +489,6 @@ def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.core import ChatCall
-    from puter_mcp.core.results import StreamProgress
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
 
     sandbox = bool(getattr(args, "sandbox", False))
@@ -504,23 +511,10 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
             reasoning_effort=args.reasoning_effort,
             fallback=False if args.no_fallback else None,
         )
-        shown: dict[str, Any] = {"attempt": 0, "model": "", "printed": False}
-
-        def on_progress(progress: StreamProgress) -> None:
-            if progress.attempt != shown["attempt"]:
-                # Only an attempt that already printed text broke off in front of the user; one
-                # refused before its first token (a 429, a model that is down) printed nothing.
-                if shown["printed"]:
-                    sys.stdout.write(_broke_off(shown["model"], progress.previous_failure, progress.model))
-                shown.update(attempt=progress.attempt, model=progress.model, printed=False)
-            if progress.delta:
-                shown["printed"] = True
-                sys.stdout.write(progress.delta)
-                sys.stdout.flush()
-
         async with open_backend(settings, paths, sandbox=sandbox) as backend:
-            # With --json, stdout carries the JSON alone, so that it can be parsed.
-            return await backend.chat(call, None if args.json else on_progress)
+            return await _print_stream(
+                backend.chat_stream(call, restart_after_output=True), echo=not args.json
+            )
 
     outcome = _run(run)
     if args.json:
@@ -533,6 +527,32 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
     cost = "unknown cost" if outcome.cost_usd is None else f"${outcome.cost_usd:.6f}"
     _eprint(f"[{outcome.model} via {outcome.account}: {outcome.usage.total_tokens} tokens, {cost}]")
     return 0
+
+
+async def _print_stream(events: AsyncGenerator[ChatEvent, None], *, echo: bool) -> ChatOutcome:
+    """Print the answer's text as it arrives (unless `echo` is off: with --json, stdout
+    carries the JSON alone) and return the finished outcome."""
+    from puter_mcp.core.events import AttemptStarted, Finished, StreamFailed, TextDelta
+
+    model, printed = "", False
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if echo:
+                    printed = True
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+            elif isinstance(event, AttemptStarted):
+                # Only an attempt that already printed text broke off in front of the user; one
+                # refused before its first token (a 429, a model that is down) printed nothing.
+                if printed:
+                    sys.stdout.write(_broke_off(model, event.previous_failure, event.model))
+                model, printed = event.model, False
+            elif isinstance(event, Finished):
+                return event.outcome
+            elif isinstance(event, StreamFailed):
+                raise event.error
+    raise _Failure("the answer ended without its closing event (a bug in puter-mcp: please report it)")
 
 
 def _broke_off(model: str, why: str, next_model: str) -> str:

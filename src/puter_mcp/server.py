@@ -27,6 +27,7 @@ from puter_mcp import __version__
 from puter_mcp.core import Backend, BackendError, ChatCall, ModelsQuery, Turn
 from puter_mcp.core.results import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
 from puter_mcp.stdio_serving import AnsweringReadStream
+from puter_mcp.wording import describe_error
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -51,7 +52,7 @@ class ChatTurn(BaseModel):
 
 
 def _tool_error(exc: BackendError) -> ToolError:
-    return ToolError(str(exc))
+    return ToolError(describe_error(exc))
 
 
 def _tool_word(tool: str) -> str:

@@ -1,19 +1,20 @@
 """The facade every front end uses: the MCP tools today, the HTTP gateway tomorrow.
 
-`Backend` offers the operations behind the three tools (`chat`, `list_models`,
-`accounts_overview`) over one Puter client, the saved accounts, the shared routing state and
-the model catalogue. It knows nothing of MCP: failures a person can act on come out as
-`BackendError`, with a sentence that says what happened and what to do next.
+`Backend` offers four operations: `chat_stream` (the one way a chat runs), `chat` (built on
+it), `list_models` and `accounts_overview`, over one Puter client, the saved accounts, the
+shared routing state and the model catalogue. It knows no front end: failures come out as the
+errors of `puter_mcp.core.errors`, which each front end words for its users.
 
-Creating a `Backend` costs nothing: the machinery (`puter_mcp.core.engine`) is imported and built on
-the first call, so a server answers `tools/list` as fast as a bare one.
+Creating a `Backend` costs nothing: the machinery (`puter_mcp.core.engine`) is imported and
+built on the first call, so a server answers `tools/list` as fast as a bare one.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,18 +22,14 @@ import anyio
 
 from puter_mcp.core.calls import ChatCall, ModelsQuery
 from puter_mcp.core.errors import BackendError
+from puter_mcp.core.events import AttemptStarted, ChatEvent, Finished, StreamFailed, TextDelta
 from puter_mcp.core.results import AccountsOverview, ChatOutcome, ModelsPage, StreamProgress
 from puter_mcp.settings import Paths, Settings
 
 if TYPE_CHECKING:
     from puter_mcp.accounts.store import AccountsStore
     from puter_mcp.core.engine import Engine
-    from puter_mcp.core.results import VirtualModelRecord
-    from puter_mcp.puter.catalogue import Catalogue
     from puter_mcp.puter.client import PuterClient
-    from puter_mcp.routing.cooldowns import CooldownBook
-    from puter_mcp.routing.pacing import Pacer
-    from puter_mcp.routing.router import AccountRef, Router
     from puter_mcp.routing.state import StateStore
 
 __all__ = ["Backend", "sandbox_home"]
@@ -104,11 +101,10 @@ class Backend:
             clock=clock,
         )
 
-    @property
-    def engine(self) -> Engine:
+    def _engine_now(self) -> Engine:
         """The machinery, built (and imported) on first use."""
         if self._engine is None:
-            from puter_mcp.core.engine import build_engine
+            from puter_mcp.core.wiring import build_engine
 
             self._engine = build_engine(
                 self.settings,
@@ -123,50 +119,66 @@ class Backend:
             )
         return self._engine
 
-    # The engine's parts, for status displays, tests and benchmarks.
-    @property
-    def client(self) -> PuterClient:
-        return self.engine.client
+    async def chat_stream(
+        self, call: ChatCall, *, restart_after_output: bool = False
+    ) -> AsyncGenerator[ChatEvent, None]:
+        """Answer a chat call as a stream of events (`puter_mcp.core.events`).
 
-    @property
-    def store(self) -> StateStore:
-        return self.engine.store
+        Candidates are tried in turn (other models, other accounts) until one answers; that
+        stops at the first content event: a failure after it ends the stream with
+        `StreamFailed`. With `restart_after_output`, for callers that can take back what they
+        showed, the next candidate starts the answer again instead (its `AttemptStarted`
+        names the previous failure).
 
-    @property
-    def book(self) -> CooldownBook:
-        return self.engine.book
+        Close the iterator when you stop early (``contextlib.aclosing``): that releases the
+        upstream request at once.
 
-    @property
-    def pacer(self) -> Pacer:
-        return self.engine.pacer
-
-    @property
-    def router(self) -> Router:
-        return self.engine.router
+        Raises:
+            BackendError: before any content, when no candidate can answer.
+        """
+        events = self._engine_now().chat_stream(call, restart_after_output=restart_after_output)
+        async with aclosing(events):
+            async for event in events:
+                yield event
 
     async def chat(
         self, call: ChatCall, on_progress: Callable[[StreamProgress], None] | None = None
     ) -> ChatOutcome:
-        """Answer a chat call, falling back over models and rotating accounts as needed."""
-        return await self.engine.chat(call, on_progress)
+        """Answer a chat call whole, falling back over models and rotating accounts as needed.
+
+        Built on `chat_stream`; since it delivers the result whole, an answer that breaks off
+        is started again on the next candidate. `on_progress` hears of each attempt and each
+        piece of text as it arrives.
+        """
+        model, attempt, tokens = "", 0, 0
+        async with aclosing(self.chat_stream(call, restart_after_output=True)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if on_progress:
+                        # A token is ~4 characters: close enough for a progress count.
+                        tokens += max(1, len(event.text) // 4)
+                        on_progress(StreamProgress(model, tokens, attempt, event.text))
+                elif isinstance(event, AttemptStarted):
+                    model, attempt, tokens = event.model, event.attempt, 0
+                    if on_progress:
+                        on_progress(
+                            StreamProgress(
+                                model=model, attempt=attempt, previous_failure=event.previous_failure
+                            )
+                        )
+                elif isinstance(event, Finished):
+                    return event.outcome
+                elif isinstance(event, StreamFailed):
+                    raise event.error
+        raise BackendError("the answer ended without its closing event")  # a bug, said plainly
 
     async def list_models(self, query: ModelsQuery) -> ModelsPage:
         """One page of the catalogue, or the virtual models with their members."""
-        return await self.engine.list_models(query)
+        return await self._engine_now().list_models(query)
 
     async def accounts_overview(self) -> AccountsOverview:
         """Every account with its credit, tier and state, and the models' cooldowns."""
-        return await self.engine.accounts_overview()
-
-    async def catalogue(self) -> Catalogue:
-        """Puter's model catalogue (cached in memory and on disk)."""
-        return await self.engine.catalogue()
-
-    def virtual_models(self, catalogue: Catalogue) -> list[VirtualModelRecord]:
-        return self.engine.virtual_models(catalogue)
-
-    def routable_accounts(self) -> list[AccountRef]:
-        return self.engine.routable_accounts()
+        return await self._engine_now().accounts_overview()
 
     async def aclose(self) -> None:
         if self._engine is not None:

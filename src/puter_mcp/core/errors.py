@@ -11,18 +11,21 @@ BackendError                 the root: what happened, in a sentence that names n
                              answer it differently
 ```
 
-Hints are fields, never sentences about commands: the MCP server and the CLI say "run
-`puter-mcp login`", the gateway answers 401 with its own body. `kind` (a `FailureKind`) is set
-wherever a failure kind applies, so a front end can map it to an HTTP status or a retry hint.
+Hints are fields, never sentences about commands: `action` names what the person can do
+(`Action`), and each front end words it: the MCP server and the CLI say "run `puter-mcp
+login`", the gateway answers 401 with its own body. `kind` (a `FailureKind`) is set wherever a
+failure kind applies, so a front end can map it to an HTTP status or a retry hint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from puter_mcp.puter.errors import FailureKind
 
 __all__ = [
+    "Action",
     "BackendError",
     "BadRequest",
     "ModelNotFound",
@@ -32,19 +35,36 @@ __all__ = [
 ]
 
 
+Action = Literal["sign_in", "list_models"]
+"""What a person can do about an error, for a front end to word: sign in (again), or look up
+the available models."""
+
+
 class BackendError(Exception):
     """A failure the caller can act on: the message says what happened.
 
     Attributes:
         kind: the failure kind behind it, when one applies.
         partial_text: text the model produced before the failure (kept, never lost).
+        action: what the person can do about it, when a front end has words for it.
+        summary: the message without the partial text (a front end adds its hint after it).
     """
 
-    def __init__(self, message: str, *, kind: FailureKind | None = None, partial_text: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureKind | None = None,
+        partial_text: str = "",
+        action: Action | None = None,
+        summary: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
         self.partial_text = partial_text
+        self.action: Action | None = action
+        self.summary = message if summary is None else summary
 
 
 class BadRequest(BackendError):
@@ -59,7 +79,7 @@ class NotSignedIn(BackendError):
     """No account can be used. `problem`: why the saved accounts cannot (unreadable file...)."""
 
     def __init__(self, message: str, *, problem: str | None = None) -> None:
-        super().__init__(message, kind=FailureKind.AUTH)
+        super().__init__(message, kind=FailureKind.AUTH, action="sign_in")
         self.problem = problem
 
 
@@ -67,7 +87,7 @@ class ModelNotFound(BackendError):
     """The model (or every model of a chain) is not in Puter's catalogue."""
 
     def __init__(self, message: str, *, model: str, closest: Sequence[str] = ()) -> None:
-        super().__init__(message, kind=FailureKind.MODEL_UNKNOWN)
+        super().__init__(message, kind=FailureKind.MODEL_UNKNOWN, action="list_models")
         self.model = model
         self.closest = tuple(closest)
 
@@ -88,8 +108,10 @@ class NoCandidateLeft(BackendError):
         retry_at: float | None = None,
         partial_text: str = "",
         attempts: Sequence[object] = (),
+        summary: str | None = None,
     ) -> None:
-        super().__init__(message, kind=kind, partial_text=partial_text)
+        action: Action | None = "sign_in" if kind is FailureKind.AUTH else None
+        super().__init__(message, kind=kind, partial_text=partial_text, action=action, summary=summary)
         self.retry_at = retry_at
         self.attempts = list(attempts)
 
@@ -97,5 +119,5 @@ class NoCandidateLeft(BackendError):
 class UpstreamRefused(BackendError):
     """Puter refused the request itself; sending it elsewhere would not help."""
 
-    def __init__(self, message: str, *, partial_text: str = "") -> None:
-        super().__init__(message, kind=FailureKind.BAD_REQUEST, partial_text=partial_text)
+    def __init__(self, message: str, *, partial_text: str = "", summary: str | None = None) -> None:
+        super().__init__(message, kind=FailureKind.BAD_REQUEST, partial_text=partial_text, summary=summary)

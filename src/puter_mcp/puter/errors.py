@@ -61,7 +61,12 @@ class PuterError(Exception):
             it names inside its body, e.g. 402 for ``insufficient_funds``).
         code: Puter's machine-readable ``code``, if any.
         partial_text: text streamed before the failure, so that nothing is lost.
+        after_output: content of this answer had already been passed on to the caller when it
+            failed (set by whoever passed it on); such an answer is not replayed elsewhere
+            unless the caller can take back what it showed.
     """
+
+    after_output: bool = False
 
     def __init__(
         self,

@@ -45,7 +45,6 @@ from puter_mcp.routing.state import Attempt, StateStore
 
 __all__ = [
     "NOT_FAILURES",
-    "SIGN_IN_HINT",
     "AccountRef",
     "AttemptLog",
     "Routed",
@@ -408,7 +407,7 @@ class Router:
         """
         if not accounts:
             raise RoutingFailed(
-                "no Puter account is signed in: " + SIGN_IN_HINT,
+                "no Puter account is signed in",
                 kind=FailureKind.AUTH,
                 attempts=[],
             )
@@ -495,7 +494,7 @@ class Router:
                     raise self._failure(error.message, log, error, partial, None) from error
                 if error.kind is FailureKind.MODEL_UNKNOWN:
                     self._unknown_models.add(model)
-                if error.partial_text and not replay_after_output:
+                if (error.partial_text or error.after_output) and not replay_after_output:
                     raise self._failure(
                         "the answer broke off after it had started: " + error.message,
                         log,
@@ -663,12 +662,6 @@ class _Unknown:
 
 
 _UNKNOWN = _Unknown()
-
-SIGN_IN_HINT = (
-    "run `puter-mcp login` (or set PUTER_AUTH_TOKEN), or try it without an account with `--sandbox`"
-)
-"""What a caller without any account can do (the CLI's and the server's `--sandbox` flag runs
-against a local Puter emulator)."""
 
 
 def _float(value: float | int | None) -> float | None:
