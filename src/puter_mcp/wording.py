@@ -31,6 +31,6 @@ def describe_error(error: BackendError, *, models_hint: str = MCP_MODELS_HINT) -
     if error.action == "list_models":
         text = f"{text} {models_hint}"
     elif error.action == "sign_in":
-        text = f"{text}\nTo use that account again, run `puter-mcp login` again."
+        text = f"{text}\nTo sign an account in (again): run `puter-mcp login` again."
     rest = error.message[len(error.summary) :] if error.message.startswith(error.summary) else ""
     return text + rest

@@ -110,7 +110,9 @@ class NoCandidateLeft(BackendError):
         attempts: Sequence[object] = (),
         summary: str | None = None,
     ) -> None:
-        action: Action | None = "sign_in" if kind is FailureKind.AUTH else None
+        # Signing in (again, or another account) is what helps when tokens are refused or
+        # every account is out of credit.
+        action: Action | None = "sign_in" if kind in (FailureKind.AUTH, FailureKind.OUT_OF_CREDITS) else None
         super().__init__(message, kind=kind, partial_text=partial_text, action=action, summary=summary)
         self.retry_at = retry_at
         self.attempts = list(attempts)

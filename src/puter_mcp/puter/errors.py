@@ -208,11 +208,12 @@ def account_state(kind: FailureKind, gui_origin: str) -> tuple[str, str]:
     """The state of an account that Puter refuses for `kind`, and what the user can do about it.
 
     The one wording every place that shows accounts uses (``status``, ``accounts``,
-    ``puter-account``, ``doctor``, a failed call), so they never disagree.
+    ``puter-account``, ``doctor``, a failed call), so they never disagree. It names no command:
+    signing in is done differently in each front end, which says how next to it.
     """
     site = site_of(gui_origin)
     if kind is FailureKind.AUTH:
-        return "sign-in-again", "Puter refuses its token: sign in again (`puter-mcp login`)"
+        return "sign-in-again", "Puter refuses its token: sign the account in again"
     if kind is FailureKind.EMAIL_UNCONFIRMED:
         return (
             "confirm-email",
@@ -223,7 +224,7 @@ def account_state(kind: FailureKind, gui_origin: str) -> tuple[str, str]:
         return (
             "out-of-credits",
             f"no AI credit left: {credit_advice(gui_origin)}, wait for the monthly allowance, "
-            "or sign in another account (`puter-mcp login`)",
+            "or sign in another account",
         )
     return "cooling", ""
 
