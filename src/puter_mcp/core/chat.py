@@ -42,7 +42,7 @@ from puter_mcp.puter.catalogue import Catalogue, ModelInfo
 from puter_mcp.puter.client import PuterClient
 from puter_mcp.puter.errors import FailureKind, PuterError, account_state
 from puter_mcp.routing import chains
-from puter_mcp.routing.router import NOT_FAILURES, AccountRef, AttemptLog, Router, RoutingFailed
+from puter_mcp.routing.router import NOT_FAILURES, AccountRef, AttemptLog, Routed, Router, RoutingFailed
 from puter_mcp.settings import Settings
 
 __all__ = ["ChatPipeline"]
@@ -216,6 +216,7 @@ class ChatPipeline:
         progress: _Progress,
         restart_after_output: bool,
     ) -> ChatOutcome:
+        """Route the call over the chain's models and the accounts."""
         call, resolved = target.call, target.resolved
 
         async def send(model: str, account: AccountRef) -> _Timed:
@@ -249,6 +250,12 @@ class ChatPipeline:
             if not failure.partial_text and progress.received:
                 failure.partial_text = "".join(progress.received)
             raise self._failure(target, failure) from failure
+        return self._outcome(target, routed)
+
+    def _outcome(self, target: _Target, routed: Routed[_Timed]) -> ChatOutcome:
+        """The answer with everything a caller needs to trust it: who answered, why not the
+        model named (`fallback`), what was tried, what it cost."""
+        resolved = target.resolved
         result = routed.value.result
         answered = result.model or routed.model
         return ChatOutcome(
