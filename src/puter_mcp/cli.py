@@ -21,8 +21,7 @@ from puter_mcp import __version__
 from puter_mcp.settings import ConfigError, Paths, Settings, load_settings, resolve_paths
 
 if TYPE_CHECKING:
-    from puter_mcp.core import ChatOutcome
-    from puter_mcp.core.events import ChatEvent
+    from puter_mcp.core import ChatEvent, ChatOutcome
 
 __all__ = ["main"]
 
@@ -532,7 +531,7 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
 async def _print_stream(events: AsyncGenerator[ChatEvent, None], *, echo: bool) -> ChatOutcome:
     """Print the answer's text as it arrives (unless `echo` is off: with --json, stdout
     carries the JSON alone) and return the finished outcome."""
-    from puter_mcp.core.events import AttemptStarted, Finished, StreamFailed, TextDelta
+    from puter_mcp.core import AttemptStarted, Finished, StreamFailed, TextDelta
 
     model, printed = "", False
     async with aclosing(events):

@@ -24,8 +24,18 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import BaseModel, Field, ValidationError
 
 from puter_mcp import __version__
-from puter_mcp.core import Backend, BackendError, ChatCall, ModelsQuery, Turn
-from puter_mcp.core.results import AccountsOverview, ChatMetadata, ChatOutcome, ModelsPage, StreamProgress
+from puter_mcp.core import (
+    AccountsOverview,
+    Backend,
+    BackendError,
+    ChatCall,
+    ChatMetadata,
+    ChatOutcome,
+    ModelsPage,
+    ModelsQuery,
+    StreamProgress,
+    Turn,
+)
 from puter_mcp.stdio_serving import AnsweringReadStream
 from puter_mcp.wording import describe_error
 

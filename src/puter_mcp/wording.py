@@ -8,7 +8,7 @@ HTTP statuses and API error bodies instead.
 
 from __future__ import annotations
 
-from puter_mcp.core.errors import BackendError, NotSignedIn
+from puter_mcp.core import BackendError, NotSignedIn
 
 __all__ = ["CLI_MODELS_HINT", "MCP_MODELS_HINT", "SIGN_IN_HINT", "describe_error"]
 

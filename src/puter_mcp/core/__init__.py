@@ -8,12 +8,25 @@ module's `__all__`), and words the errors of `puter_mcp.core.errors` for its own
 from puter_mcp.core.backend import Backend, sandbox_home
 from puter_mcp.core.calls import ChatCall, ModelsQuery, Turn
 from puter_mcp.core.errors import (
+    Action,
     BackendError,
     BadRequest,
     ModelNotFound,
     NoCandidateLeft,
     NotSignedIn,
     UpstreamRefused,
+)
+from puter_mcp.core.events import (
+    CONTENT_EVENTS,
+    Answering,
+    AttemptStarted,
+    ChatEvent,
+    Finished,
+    ReasoningDelta,
+    StreamFailed,
+    TextDelta,
+    ToolCallDelta,
+    UsageUpdate,
 )
 from puter_mcp.core.results import (
     AccountsOverview,
@@ -32,28 +45,39 @@ from puter_mcp.core.results import (
 )
 
 __all__ = [
+    "CONTENT_EVENTS",
     "AccountStatus",
     "AccountsOverview",
+    "Action",
+    "Answering",
     "AttemptRecord",
+    "AttemptStarted",
     "AutoInfo",
     "Backend",
     "BackendError",
     "BadRequest",
     "ChatCall",
+    "ChatEvent",
     "ChatMetadata",
     "ChatOutcome",
     "CooldownInfo",
     "Credits",
+    "Finished",
     "ModelNotFound",
     "ModelRecord",
     "ModelsPage",
     "ModelsQuery",
     "NoCandidateLeft",
     "NotSignedIn",
+    "ReasoningDelta",
+    "StreamFailed",
     "StreamProgress",
+    "TextDelta",
+    "ToolCallDelta",
     "Turn",
     "UpstreamRefused",
     "UsageInfo",
+    "UsageUpdate",
     "VirtualModelRecord",
     "sandbox_home",
 ]
