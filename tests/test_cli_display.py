@@ -8,6 +8,7 @@ import pytest
 
 from puter_mcp.cli import main
 from puter_mcp.core.results import AccountsOverview, CooldownInfo
+from puter_mcp.display import accounts_text
 from puter_mcp.emulator import Fault
 from puter_mcp.settings import resolve_paths
 from tests.conftest import Emulator, save_accounts
@@ -17,7 +18,7 @@ def test_a_cooldown_without_an_end_reads_as_one_phrase() -> None:
     overview = AccountsOverview(
         model_cooldowns=[CooldownInfo(scope="model", model="gpt-x", kind="model_down")]
     )
-    text = overview.display_text()
+    text = accounts_text(overview)
     assert "gpt-x: model_down until further notice" in text
     assert "until until" not in text
 

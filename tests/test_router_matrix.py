@@ -33,6 +33,7 @@ import pytest
 from puter_mcp.accounts.store import AccountsStore
 from puter_mcp.core import Backend, BackendError, ChatCall, ChatOutcome
 from puter_mcp.core.wiring import engine_of
+from puter_mcp.display import chat_text
 from puter_mcp.emulator import Fault
 from puter_mcp.emulator.answers import text_pieces
 from puter_mcp.puter.client import PuterClient, Timeouts
@@ -289,11 +290,11 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
         assert outcome.model_requested == ASKED
         if answered_by[0] == w.model:
             assert outcome.fallback is None
-            assert outcome.display_text() == outcome.text
+            assert chat_text(outcome) == outcome.text
         else:
             note = f"answered by {w.free_model}, not {ASKED} because {w.model} failed ({case.kind.value})"
             assert outcome.fallback == note
-            assert outcome.display_text().splitlines()[0] == f"[{note}]"
+            assert chat_text(outcome).splitlines()[0] == f"[{note}]"
         # Nothing is left in flight, on our side (once a finished request's settle time has
         # passed: see Pacer.release) or Puter's (whose count drops a moment after the last
         # byte, or once it notices that a client that gave up has gone).
@@ -439,7 +440,7 @@ async def test_a_down_model_is_skipped_then_probed_by_exactly_one_request(
         assert second.model == w.free_model
         note = f"answered by {w.free_model}, not {ASKED} because {w.model} is cooling down (model_down)"
         assert second.fallback == note
-        assert second.display_text().startswith(f"[{note}]\n")
+        assert chat_text(second).startswith(f"[{note}]\n")
 
         # Past the probe time, concurrent calls: exactly one of them probes the model.
         w.clock.advance(61)
@@ -494,7 +495,7 @@ async def test_no_fallback_line_when_the_named_model_answers_after_a_rotation(
         outcome = await w.chat()
     assert outcome.model == w.model and outcome.account == emulator.free.username
     assert outcome.fallback is None
-    assert outcome.display_text() == expected_text(w.model)
+    assert chat_text(outcome) == expected_text(w.model)
 
 
 async def test_fallback_off_fails_instead_of_answering_with_another_model(

@@ -443,6 +443,7 @@ def _cmd_rename(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.display import CLI_WORDS, accounts_text
     from puter_mcp.runtime import open_backend
 
     sandbox = bool(getattr(args, "sandbox", False))
@@ -452,7 +453,11 @@ def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
             return await backend.accounts_overview()
 
     overview = _run(run)
-    print(overview.model_dump_json(indent=2) if getattr(args, "json", False) else overview.display_text())
+    print(
+        overview.model_dump_json(indent=2)
+        if getattr(args, "json", False)
+        else accounts_text(overview, CLI_WORDS)
+    )
     return 0
 
 
@@ -461,6 +466,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.core import ModelsQuery
+    from puter_mcp.display import CLI_WORDS, models_text
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
 
     sandbox = bool(getattr(args, "sandbox", False))
@@ -482,7 +488,7 @@ def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
             return await backend.list_models(query)
 
     page = _run(run)
-    print(page.model_dump_json(indent=2) if args.json else page.display_text())
+    print(page.model_dump_json(indent=2) if args.json else models_text(page, CLI_WORDS))
     return 0
 
 

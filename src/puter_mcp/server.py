@@ -36,6 +36,7 @@ from puter_mcp.core import (
     StreamProgress,
     Turn,
 )
+from puter_mcp.display import accounts_text, chat_text, models_text
 from puter_mcp.stdio_serving import AnsweringReadStream
 from puter_mcp.wording import describe_error
 
@@ -253,7 +254,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
         except BackendError as exc:
             raise _tool_error(exc) from exc
         return CallToolResult(
-            content=[TextContent(type="text", text=outcome.display_text())],
+            content=[TextContent(type="text", text=chat_text(outcome))],
             structured_content=outcome.metadata().model_dump(mode="json"),
         )
 
@@ -308,7 +309,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             raise _tool_error(exc) from exc
         page = page.model_copy(update={"sandbox": backend.sandbox})
         return CallToolResult(
-            content=[TextContent(type="text", text=page.display_text())],
+            content=[TextContent(type="text", text=models_text(page))],
             structured_content=page.model_dump(mode="json"),
         )
 
@@ -330,7 +331,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
         except BackendError as exc:
             raise _tool_error(exc) from exc
         return CallToolResult(
-            content=[TextContent(type="text", text=overview.display_text())],
+            content=[TextContent(type="text", text=accounts_text(overview))],
             structured_content=overview.model_dump(mode="json"),
         )
 

@@ -1,8 +1,8 @@
 """What the backend answers with: plain pydantic records, free of MCP, shared by every front end.
 
 The MCP tools publish these as output schemas; the coming HTTP gateway will map them onto
-OpenAI's and Anthropic's shapes. Each record that a person may read also knows how to render
-itself as a short text (`display_text`), because many clients show only the text content.
+OpenAI's and Anthropic's shapes. How a person sees them is each front end's business
+(`puter_mcp.display` for the MCP server and the CLI).
 """
 
 from __future__ import annotations
@@ -105,14 +105,6 @@ class ChatOutcome(ChatMetadata):
     def metadata(self) -> ChatMetadata:
         return ChatMetadata.model_validate(self.model_dump(exclude={"text"}))
 
-    def display_text(self) -> str:
-        first = []
-        if self.sandbox:
-            first.append("SANDBOX: emulated answer, not real model output")
-        if self.fallback:
-            first.append(self.fallback)
-        return "".join(f"[{line}]\n" for line in first) + ("\n" if first else "") + self.text
-
 
 class ModelRecord(BaseModel):
     """A compact description of one model."""
@@ -131,28 +123,6 @@ class ModelRecord(BaseModel):
     subscriber_only: bool = False
     aliases: list[str] = Field(default_factory=list)
 
-    def line(self) -> str:
-        def k(n: int | None) -> str:
-            if n is None:
-                return "?"
-            return f"{n // 1000}k" if n >= 1000 else str(n)
-
-        if self.free:
-            price = "free"
-        elif self.input_usd_per_mtok is None or self.output_usd_per_mtok is None:
-            price = "price unknown"
-        else:
-            price = f"${self.input_usd_per_mtok:g}/${self.output_usd_per_mtok:g} per 1M in/out"
-        extras = []
-        if self.tool_calling:
-            extras.append("tools")
-        if "image" in self.input_modalities:
-            extras.append("images")
-        if self.subscriber_only:
-            extras.append("subscribers only")
-        tail = f", {', '.join(extras)}" if extras else ""
-        return f"- {self.id} ({self.provider}): context {k(self.context)}, output {k(self.max_output)}, {price}{tail}"
-
 
 class VirtualModelRecord(BaseModel):
     """A virtual model (a chain) and the models it resolves to right now."""
@@ -162,12 +132,6 @@ class VirtualModelRecord(BaseModel):
     members: list[str] = Field(description="Models tried in this order, as found in the live catalogue.")
     skipped: list[str] = Field(default_factory=list, description="Entries not in the catalogue today.")
     free_fallback: bool = True
-
-    def line(self) -> str:
-        shown = ", ".join(self.members[:6]) + (
-            f" (+{len(self.members) - 6} more)" if len(self.members) > 6 else ""
-        )
-        return f"- {self.name}: {self.description} -> {shown or 'no model available today'}"
 
 
 class ModelsPage(BaseModel):
@@ -182,33 +146,6 @@ class ModelsPage(BaseModel):
         default=False, description="True when Puter could not be reached and a cached catalogue was used."
     )
     sandbox: bool = Field(default=False, description="True when the list comes from the built-in emulator.")
-
-    def display_text(self) -> str:
-        marker = "[SANDBOX: emulated catalogue, not Puter's real model list]\n\n" if self.sandbox else ""
-        return marker + self._listing()
-
-    def _listing(self) -> str:
-        if self.virtual_models:
-            lines = ["Virtual models (use the name as `model` in puter-chat):"]
-            lines += [record.line() for record in self.virtual_models]
-            lines.append("- auto: picks one of the chains above from the prompt")
-            return "\n".join(lines)
-        if not self.models and self.total and self.offset >= self.total:
-            return (
-                f"The offset {self.offset} is past the end: {self.total} model"
-                f"{'' if self.total == 1 else 's'} matched. Use an offset from 0 to {self.total - 1}."
-            )
-        if not self.models:
-            return "No model matched. Try fewer words, or drop a filter."
-        shown = f"{self.offset + 1}-{self.offset + len(self.models)} of {self.total}"
-        lines = [f"Models {shown}:"] + [record.line() for record in self.models]
-        if self.offset + len(self.models) < self.total:
-            lines.append(f"(more: call again with offset={self.offset + len(self.models)})")
-        if self.stale:
-            lines.append(
-                "(Puter could not be reached: this list comes from the cache and may be out of date.)"
-            )
-        return "\n".join(lines)
 
 
 class Credits(BaseModel):
@@ -249,23 +186,6 @@ class AccountStatus(BaseModel):
     in_flight: int = 0
     error: str | None = None
 
-    def line(self) -> str:
-        bits = [f"{self.name}{' (default)' if self.default else ''}"]
-        if self.username and self.username != self.name:
-            bits.append(f"user {self.username}")
-        if self.tier:
-            bits.append(self.tier)
-        if self.credits is not None:
-            credit = f"${self.credits.remaining_usd:.4f} left"
-            if self.credits.allowance_usd is not None:
-                credit += f" of ${self.credits.allowance_usd:.2f}/month"
-            bits.append(credit)
-        bits.append(self.state + (f": {self.detail}" if self.detail else ""))
-        if self.error:
-            bits.append(f"error: {self.error}")
-        bits.append(f"token {self.token}")
-        return "- " + ", ".join(bits)
-
 
 class AccountsOverview(BaseModel):
     accounts: list[AccountStatus] = Field(default_factory=list)
@@ -274,18 +194,3 @@ class AccountsOverview(BaseModel):
         default=False, description="True when answers come from the built-in emulator, not Puter."
     )
     problems: list[str] = Field(default_factory=list)
-
-    def display_text(self) -> str:
-        lines = []
-        if self.sandbox:
-            lines += ["[SANDBOX: emulated accounts, nothing here is real]", ""]
-        if not self.accounts:
-            lines.append("No Puter account is signed in: run `puter-mcp login` (or set PUTER_AUTH_TOKEN).")
-        else:
-            lines.append("Accounts:")
-            lines += [status.line() for status in self.accounts]
-        if self.model_cooldowns:
-            lines.append("Model cooldowns:")
-            lines += ["- " + cooldown.describe() for cooldown in self.model_cooldowns]
-        lines += [f"Problem: {problem}" for problem in self.problems]
-        return "\n".join(lines)
