@@ -146,31 +146,15 @@ class Backend:
     ) -> ChatOutcome:
         """Answer a chat call whole, falling back over models and rotating accounts as needed.
 
-        Built on `chat_stream`; since it delivers the result whole, an answer that breaks off
-        is started again on the next candidate. `on_progress` hears of each attempt and each
-        piece of text as it arrives.
+        The events of `chat_stream`, folded into the answer; since it delivers the result
+        whole, an answer that breaks off is started again on the next candidate. `on_progress`
+        hears of each attempt and each piece of text as it arrives.
         """
-        model, attempt, tokens = "", 0, 0
-        async with aclosing(self.chat_stream(call, restart_after_output=True)) as events:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    if on_progress:
-                        # A token is ~4 characters: close enough for a progress count.
-                        tokens += max(1, len(event.text) // 4)
-                        on_progress(StreamProgress(model, tokens, attempt, event.text))
-                elif isinstance(event, AttemptStarted):
-                    model, attempt, tokens = event.model, event.attempt, 0
-                    if on_progress:
-                        on_progress(
-                            StreamProgress(
-                                model=model, attempt=attempt, previous_failure=event.previous_failure
-                            )
-                        )
-                elif isinstance(event, Finished):
-                    return event.outcome
-                elif isinstance(event, StreamFailed):
-                    raise event.error
-        raise BackendError("the answer ended without its closing event")  # a bug, said plainly
+        answer = _WholeAnswer(on_progress)
+        # The pipeline hands the events straight to the fold, in this task: the same events
+        # as `chat_stream`'s, without a task and a channel between them.
+        await self._engine_now().pipeline.deliver(call, answer, restart_after_output=True)
+        return answer.outcome()
 
     async def list_models(self, query: ModelsQuery) -> ModelsPage:
         """One page of the catalogue, or the virtual models with their members."""
@@ -190,6 +174,45 @@ class Backend:
     async def __aexit__(self, *exc_info: object) -> None:
         with anyio.CancelScope(shield=True):
             await self.aclose()
+
+
+class _WholeAnswer:
+    """Folds a call's events into its outcome, telling `on_progress` of attempts and text."""
+
+    __slots__ = ("_attempt", "_failed", "_finished", "_model", "_on_progress", "_tokens")
+
+    def __init__(self, on_progress: Callable[[StreamProgress], None] | None) -> None:
+        self._on_progress = on_progress
+        self._model, self._attempt, self._tokens = "", 0, 0
+        self._finished: ChatOutcome | None = None
+        self._failed: BackendError | None = None
+
+    async def send(self, event: ChatEvent, /) -> None:
+        if isinstance(event, TextDelta):
+            if self._on_progress:
+                # A token is ~4 characters: close enough for a progress count.
+                self._tokens += max(1, len(event.text) // 4)
+                self._on_progress(StreamProgress(self._model, self._tokens, self._attempt, event.text))
+        elif isinstance(event, AttemptStarted):
+            self._model, self._attempt, self._tokens = event.model, event.attempt, 0
+            if self._on_progress:
+                self._on_progress(
+                    StreamProgress(
+                        model=self._model, attempt=self._attempt, previous_failure=event.previous_failure
+                    )
+                )
+        elif isinstance(event, Finished):
+            self._finished = event.outcome
+        elif isinstance(event, StreamFailed):
+            self._failed = event.error
+
+    def outcome(self) -> ChatOutcome:
+        """The answer, or the error the events ended with."""
+        if self._failed is not None:
+            raise self._failed
+        if self._finished is None:
+            raise BackendError("the answer ended without its closing event")  # a bug, said plainly
+        return self._finished
 
 
 def sandbox_home() -> Path:

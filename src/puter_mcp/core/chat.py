@@ -1,11 +1,17 @@
 """The chat pipeline: resolve the target, route over candidates, assemble the outcome.
 
-`ChatPipeline.stream` is the one way a chat runs (`Backend.chat_stream`); `Backend.chat`
-accumulates it. The router runs in a task of its own and hands each event to the caller
-through a channel without a buffer, so an event counts as delivered when the caller has taken
-it. That is what makes the rule of `puter_mcp.core.events` exact: until the first content
-event is taken, a failure is the router's business (it tries the next candidate, silently);
-after it, the stream ends with `StreamFailed`, unless the caller asked to restart.
+`ChatPipeline.stream` is the one way a chat runs (`Backend.chat_stream`). The router runs in a
+task of its own and hands each event to the caller through a channel without a buffer, so an
+event counts as delivered when the caller has taken it. That is what makes the rule of
+`puter_mcp.core.events` exact: until the first content event is taken, a failure is the
+router's business (it tries the next candidate, silently); after it, the stream ends with
+`StreamFailed`, unless the caller asked to restart.
+
+`ChatPipeline.deliver` runs the same pipeline, with the same events in the same order, for a
+caller that takes each event in a callback (`Backend.chat`, which folds them into the whole
+answer). There an event is delivered when the callback returns, so the rule holds as exactly,
+and no task or channel is needed: handing an event across a channel costs a few turns of the
+event loop, and a call makes several events (see bench/README.md for what that saves).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -45,7 +52,16 @@ from puter_mcp.routing import chains
 from puter_mcp.routing.router import NOT_FAILURES, AccountRef, AttemptLog, Routed, Router, RoutingFailed
 from puter_mcp.settings import Settings
 
-__all__ = ["ChatPipeline"]
+__all__ = ["ChatPipeline", "EventSink"]
+
+
+class EventSink(Protocol):
+    """Where the pipeline hands its events: a channel's send end, or a caller's own callback.
+
+    An event counts as delivered once `send` has returned.
+    """
+
+    async def send(self, item: ChatEvent, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,16 @@ class ChatPipeline:
 
     # -- route -----------------------------------------------------------------------------
 
+    async def deliver(self, call: ChatCall, out: EventSink, *, restart_after_output: bool = False) -> None:
+        """Run one call, handing each of its events to `out` (the events of `stream`, in the
+        same order, the last one `Finished` or `StreamFailed`), in the caller's own task.
+
+        Raises:
+            BackendError: before any content: nobody can answer (as `stream` raises).
+            Exception: whatever `out.send` raises; the request is ended at once.
+        """
+        await self._run(await self._resolve(call), out, restart_after_output)
+
     async def _produce(
         self,
         target: _Target,
@@ -192,27 +218,31 @@ class ChatPipeline:
         restart_after_output: bool,
         failure: list[Exception],
     ) -> None:
-        """Route the call, sending its events to `out`; a failure before any content goes to
-        `failure` (the stream raises it), one after it ends the stream with `StreamFailed`."""
-        progress = _Progress()
+        """`_run` in the stream's own task: its errors go to `failure` (the stream raises them
+        where the caller iterates, not out of a task group)."""
         async with out:
             try:
-                outcome = await self._route(target, out, progress, restart_after_output)
-            except BackendError as error:
-                if progress.content_delivered:
-                    await out.send(StreamFailed(error))
-                else:
-                    failure.append(error)
-                return
-            except Exception as error:  # raised where the caller iterates, not in a task group
+                await self._run(target, out, restart_after_output)
+            except Exception as error:
                 failure.append(error)
-                return
-            await out.send(Finished(outcome))
+
+    async def _run(self, target: _Target, out: EventSink, restart_after_output: bool) -> None:
+        """Route the call, sending its events to `out`; a failure before any content is
+        raised, one after it ends the events with `StreamFailed`."""
+        progress = _Progress()
+        try:
+            outcome = await self._route(target, out, progress, restart_after_output)
+        except BackendError as error:
+            if not progress.content_delivered:
+                raise
+            await out.send(StreamFailed(error))
+            return
+        await out.send(Finished(outcome))
 
     async def _route(
         self,
         target: _Target,
-        out: ObjectSendStream[ChatEvent],
+        out: EventSink,
         progress: _Progress,
         restart_after_output: bool,
     ) -> ChatOutcome:
@@ -298,7 +328,7 @@ class ChatPipeline:
         call: ChatCall,
         model: str,
         account: AccountRef,
-        out: ObjectSendStream[ChatEvent],
+        out: EventSink,
         progress: _Progress,
     ) -> _Timed:
         """One upstream request, its events passed on as they come."""
@@ -391,7 +421,7 @@ class _Relay:
 
     __slots__ = ("_answering", "_out", "_progress", "_tool_calls", "started")
 
-    def __init__(self, out: ObjectSendStream[ChatEvent], answering: Answering, progress: _Progress) -> None:
+    def __init__(self, out: EventSink, answering: Answering, progress: _Progress) -> None:
         self._out = out
         self._answering = answering
         self._progress = progress

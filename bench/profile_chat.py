@@ -1,0 +1,131 @@
+"""Where does one `Backend.chat` spend its time? A profiler's view of the in-process path.
+
+`overhead.py` says *how much* the product adds per call; this script says *where*. It runs
+`Backend.chat` against the emulator (in its own process, as every benchmark here does, so that
+the emulator does not compete with the profiled loop for the GIL) and either:
+
+- prints cProfile's top functions by own time and by cumulative time (``--profile``), summed
+  over the calls after a warm-up; or
+- times the same calls without a profiler (default), beside the direct `httpx2` call that
+  sends the same body, so a change can be checked at once without the minute of
+  ``overhead.py``.
+
+Calls are spaced (``--period``, 60 ms by default) like `overhead.py`'s, for two reasons: the
+product paces every account below Puter's limit (200 requests per 10 s for a paid account), and
+between spaced calls caches are cold as they are for a real user, which a hot loop would hide.
+
+Run: ``.venv/bin/python bench/profile_chat.py [--profile] [--calls N] [--period S] [--top N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import statistics
+import time
+
+import anyio
+import httpx2
+
+from _common import EmulatorProcess, machine_info, print_table, private_home, summarize
+from puter_mcp.core import Backend, ChatCall
+from puter_mcp.puter.wire import ChatMessage, ChatRequest
+from puter_mcp.settings import load_settings
+
+MODEL = "gpt-5-nano"
+PROMPT = "Say hello to the benchmark."
+
+
+async def run(calls: int, period: float, profile: bool, top: int) -> None:
+    print(f"machine: {machine_info()}")
+    with EmulatorProcess() as emulator, private_home() as home:
+        product = emulator.add_account("profile_product", "paid")
+        direct_account = emulator.add_account("profile_direct", "paid")
+        home.save_account("profile_product", product["token"], "paid")
+        settings, paths = load_settings(paths=home.paths, env=home.env(emulator.url))
+        async with Backend.create(settings, paths, env={}) as backend, httpx2.AsyncClient(timeout=60) as http:
+            call = ChatCall.build(message=PROMPT, model=MODEL)
+            emulator.clear_requests()
+            await backend.chat(call)
+            sent_model = next(r["model"] for r in emulator.requests() if r["driver_method"] == "complete")
+            body = ChatRequest(messages=[ChatMessage(role="user", content=PROMPT)], model=sent_model)
+            driver_call = body.to_driver_call(stream=True)
+            headers = {
+                "Authorization": f"Bearer {direct_account['token']}",
+                "Accept": "application/x-ndjson, application/json",
+            }
+
+            async def direct() -> None:
+                async with http.stream(
+                    "POST", emulator.url + "/drivers/call", json=driver_call, headers=headers
+                ) as response:
+                    async for line in response.aiter_lines():
+                        if line:
+                            json.loads(line)
+
+            for _ in range(20):  # warm-up: connections, catalogue, the state database
+                await backend.chat(call)
+                await direct()
+                await anyio.sleep(period)
+
+            profiler = cProfile.Profile() if profile else None
+            product_ms: list[float] = []
+            direct_ms: list[float] = []
+            cpu_ms: dict[str, list[float]] = {"product": [], "direct": []}
+            for index in range(calls):
+                # Alternate which goes first, so that neither always meets a fresher cache.
+                order = ("product", "direct") if index % 2 == 0 else ("direct", "product")
+                for name in order:
+                    cpu_before = time.process_time()
+                    started = time.perf_counter()
+                    if name == "product":
+                        if profiler is not None:
+                            profiler.enable()
+                        await backend.chat(call)
+                        if profiler is not None:
+                            profiler.disable()
+                        product_ms.append((time.perf_counter() - started) * 1000)
+                    else:
+                        await direct()
+                        direct_ms.append((time.perf_counter() - started) * 1000)
+                    cpu_ms[name].append((time.process_time() - cpu_before) * 1000)
+                await anyio.sleep(period)
+
+    rows = []
+    for name, values, cpu in (
+        ("Backend.chat", product_ms, cpu_ms["product"]),
+        ("direct httpx2", direct_ms, cpu_ms["direct"]),
+    ):
+        s = summarize(values)
+        rows.append([name, s.n, s.median, s.p95, statistics.fmean(cpu)])
+    added = [p - d for p, d in zip(product_ms, direct_ms, strict=True)]
+    s = summarize(added)
+    added_cpu = statistics.fmean(cpu_ms["product"]) - statistics.fmean(cpu_ms["direct"])
+    rows.append(["Backend.chat - direct (paired)", s.n, s.median, s.p95, added_cpu])
+    print_table(
+        ["wall ms per call" + (" (under cProfile)" if profile else ""), "n", "median", "p95", "CPU ms (mean)"],
+        rows,
+    )
+    if profiler is not None:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+    else:
+        print(f"median added: {statistics.median(added):.3f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Profile Backend.chat in-process against the emulator")
+    parser.add_argument("--profile", action="store_true", help="run under cProfile and print the top")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--period", type=float, default=0.06, help="seconds between rounds")
+    parser.add_argument("--top", type=int, default=40, help="rows of each profile table")
+    args = parser.parse_args()
+    anyio.run(run, args.calls, args.period, args.profile, args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
