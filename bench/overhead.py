@@ -446,7 +446,7 @@ def explain_cold_start(runs: int) -> None:
     )
 
 
-async def explain_per_call(emulator: EmulatorProcess, calls: int) -> None:
+async def explain_per_call(emulator: EmulatorProcess, calls: int, keep: Path | None = None) -> None:
     product_account = emulator.add_account("bench_profiled_product", "paid")
     forward_account = emulator.add_account("bench_profiled_forward", "paid")
     with private_home() as home, tempfile.TemporaryDirectory() as scratch:
@@ -497,6 +497,10 @@ async def explain_per_call(emulator: EmulatorProcess, calls: int) -> None:
                 while not all(path.exists() for path in outputs.values()):  # noqa: ASYNC110 (another process)
                     await anyio.sleep(0.05)
             await anyio.sleep(0.2)  # let the dumps finish writing
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                for path in outputs.values():
+                    (keep / path.name).write_bytes(path.read_bytes())
         totals: dict[str, collections.Counter[str]] = {}
         for name, path in outputs.items():
             counter: collections.Counter[str] = collections.Counter()
@@ -523,7 +527,7 @@ async def explain_per_call(emulator: EmulatorProcess, calls: int) -> None:
 # -- main --------------------------------------------------------------------------------
 
 
-async def run(sizes: Sizes, explain: bool) -> None:
+async def run(sizes: Sizes, explain: bool, keep: Path | None) -> None:
     print(f"machine: {machine_info()}")
     with EmulatorProcess() as emulator, private_home() as home:
         print(f"emulator: {emulator.url} (its own process)")
@@ -535,13 +539,16 @@ async def run(sizes: Sizes, explain: bool) -> None:
         print(f"\n(measured in {time.perf_counter() - started:.0f} s; machine after: {machine_info()})")
         if explain:
             explain_cold_start(5)
-            await explain_per_call(emulator, 100)
+            await explain_per_call(emulator, 100, keep)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="puter-mcp's cold start and added latency per call")
     parser.add_argument("--quick", action="store_true", help="a smaller run")
     parser.add_argument("--explain", action="store_true", help="also show where the time goes")
+    parser.add_argument(
+        "--keep-profiles", type=Path, help="with --explain: keep the servers' raw cProfile output in this directory"
+    )
     parser.add_argument("--cold-runs", type=int, help="spawns of each server")
     parser.add_argument("--rounds", type=int, help="measured rounds of calls (one call per variant)")
     args = parser.parse_args(argv)
@@ -553,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup_rounds=sizes.warmup_rounds,
             period=sizes.period,
         )
-    anyio.run(run, sizes, args.explain)
+    anyio.run(run, sizes, args.explain, args.keep_profiles)
     return 0
 
 

@@ -32,20 +32,27 @@ import httpx2
 from _common import EmulatorProcess, machine_info, print_table, private_home, summarize
 from puter_mcp.core import Backend, ChatCall
 from puter_mcp.puter.wire import ChatMessage, ChatRequest
+from puter_mcp.routing.state import MemoryStateStore
 from puter_mcp.settings import load_settings
 
 MODEL = "gpt-5-nano"
 PROMPT = "Say hello to the benchmark."
 
 
-async def run(calls: int, period: float, profile: bool, top: int) -> None:
+async def run(
+    calls: int, period: float, profile: bool, top: int, dump: str | None, memory_state: bool
+) -> None:
     print(f"machine: {machine_info()}")
     with EmulatorProcess() as emulator, private_home() as home:
         product = emulator.add_account("profile_product", "paid")
         direct_account = emulator.add_account("profile_direct", "paid")
         home.save_account("profile_product", product["token"], "paid")
         settings, paths = load_settings(paths=home.paths, env=home.env(emulator.url))
-        async with Backend.create(settings, paths, env={}) as backend, httpx2.AsyncClient(timeout=60) as http:
+        store = MemoryStateStore() if memory_state else None
+        async with (
+            Backend(settings, paths, store=store) as backend,
+            httpx2.AsyncClient(timeout=60) as http,
+        ):
             call = ChatCall.build(message=PROMPT, model=MODEL)
             emulator.clear_requests()
             await backend.chat(call)
@@ -109,6 +116,8 @@ async def run(calls: int, period: float, profile: bool, top: int) -> None:
         rows,
     )
     if profiler is not None:
+        if dump:
+            profiler.dump_stats(dump)
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(top)
         stats.sort_stats("cumulative").print_stats(top)
@@ -122,8 +131,14 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--period", type=float, default=0.06, help="seconds between rounds")
     parser.add_argument("--top", type=int, default=40, help="rows of each profile table")
+    parser.add_argument(
+        "--memory-state",
+        action="store_true",
+        help="use the in-memory state store instead of SQLite (to tell the shared state's share)",
+    )
+    parser.add_argument("--dump", help="with --profile: also write the raw profile to this file")
     args = parser.parse_args()
-    anyio.run(run, args.calls, args.period, args.profile, args.top)
+    anyio.run(run, args.calls, args.period, args.profile, args.top, args.dump, args.memory_state)
     return 0
 
 

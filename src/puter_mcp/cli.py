@@ -320,8 +320,6 @@ class _Failure(Exception):
 
 def _run(coro_fn: Callable[[], Any]) -> Any:
     """Run a coroutine; the errors meant for people become a message and exit code 1."""
-    from puter_mcp.accounts.login import LoginError
-    from puter_mcp.accounts.store import AccountsError
     from puter_mcp.core import BackendError
     from puter_mcp.wording import CLI_MODELS_HINT, describe_error
 
@@ -329,8 +327,15 @@ def _run(coro_fn: Callable[[], Any]) -> Any:
         return anyio.run(coro_fn)
     except BackendError as exc:
         raise _Failure(describe_error(exc, models_hint=CLI_MODELS_HINT)) from exc
-    except (LoginError, AccountsError) as exc:
-        raise _Failure(str(exc)) from exc
+    except Exception as exc:
+        # Imported only on failure: the sign-in module pulls in the Puter client and the
+        # routing state, which a starting server does not need yet (its start-up is measured).
+        from puter_mcp.accounts.login import LoginError
+        from puter_mcp.accounts.store import AccountsError
+
+        if isinstance(exc, LoginError | AccountsError):
+            raise _Failure(str(exc)) from exc
+        raise
 
 
 # -- serving -----------------------------------------------------------------------------
