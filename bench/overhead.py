@@ -446,6 +446,12 @@ def explain_cold_start(runs: int) -> None:
     )
 
 
+def _copy_profiles(paths: list[Path], into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        (into / path.name).write_bytes(path.read_bytes())
+
+
 async def explain_per_call(emulator: EmulatorProcess, calls: int, keep: Path | None = None) -> None:
     product_account = emulator.add_account("bench_profiled_product", "paid")
     forward_account = emulator.add_account("bench_profiled_forward", "paid")
@@ -498,9 +504,7 @@ async def explain_per_call(emulator: EmulatorProcess, calls: int, keep: Path | N
                     await anyio.sleep(0.05)
             await anyio.sleep(0.2)  # let the dumps finish writing
             if keep is not None:
-                keep.mkdir(parents=True, exist_ok=True)
-                for path in outputs.values():
-                    (keep / path.name).write_bytes(path.read_bytes())
+                _copy_profiles(list(outputs.values()), keep)
         totals: dict[str, collections.Counter[str]] = {}
         for name, path in outputs.items():
             counter: collections.Counter[str] = collections.Counter()
@@ -547,7 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run")
     parser.add_argument("--explain", action="store_true", help="also show where the time goes")
     parser.add_argument(
-        "--keep-profiles", type=Path, help="with --explain: keep the servers' raw cProfile output in this directory"
+        "--keep-profiles",
+        type=Path,
+        help="with --explain: keep the servers' raw cProfile output in this directory",
     )
     parser.add_argument("--cold-runs", type=int, help="spawns of each server")
     parser.add_argument("--rounds", type=int, help="measured rounds of calls (one call per variant)")

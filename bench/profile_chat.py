@@ -112,7 +112,13 @@ async def run(
     added_cpu = statistics.fmean(cpu_ms["product"]) - statistics.fmean(cpu_ms["direct"])
     rows.append(["Backend.chat - direct (paired)", s.n, s.median, s.p95, added_cpu])
     print_table(
-        ["wall ms per call" + (" (under cProfile)" if profile else ""), "n", "median", "p95", "CPU ms (mean)"],
+        [
+            "wall ms per call" + (" (under cProfile)" if profile else ""),
+            "n",
+            "median",
+            "p95",
+            "CPU ms (mean)",
+        ],
         rows,
     )
     if profiler is not None:

@@ -17,8 +17,8 @@ event loop, and a call makes several events (see bench/README.md for what that s
 from __future__ import annotations
 
 import json
+import secrets
 import time
-import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -53,6 +53,9 @@ from puter_mcp.routing.router import NOT_FAILURES, AccountRef, AttemptLog, Route
 from puter_mcp.settings import Settings
 
 __all__ = ["ChatPipeline", "EventSink"]
+
+_RESOLUTIONS_KEPT = 256
+"""Names resolved per catalogue before the memory starts again (callers may send any name)."""
 
 
 class EventSink(Protocol):
@@ -120,6 +123,11 @@ class ChatPipeline:
         self.chains = every_chain
         self.sandbox = sandbox
         self._clock = clock
+        # What each name resolved to in the catalogue `_resolved_in`: a name's models depend
+        # only on the catalogue, the chains and the free fallback, and a catalogue is never
+        # changed (a refresh makes a new one), so most calls skip resolving the same name again.
+        self._resolved_in: Catalogue | None = None
+        self._resolutions: dict[tuple[str, bool], chains.ResolvedChain[ModelInfo]] = {}
 
     async def stream(
         self, call: ChatCall, *, restart_after_output: bool = False
@@ -178,13 +186,7 @@ class ChatPipeline:
                 if call.reasoning_effort is None and choice.reasoning_effort:
                     call = call.model_copy(update={"reasoning_effort": choice.reasoning_effort})
             else:
-                resolved = chains.resolve(
-                    target,
-                    catalogue,
-                    chains=self.chains,
-                    fallback_to_free=fallback_to_free,
-                    closest=catalogue.closest,
-                )
+                resolved = self._resolve_name(target, catalogue, fallback_to_free)
         except chains.UnknownModelError as exc:
             closest = f"; closest: {', '.join(exc.closest)}" if exc.closest else ""
             raise ModelNotFound(
@@ -198,6 +200,28 @@ class ChatPipeline:
                 model=target,
             )
         return _Target(call, requested, accounts, catalogue, resolved, auto)
+
+    def _resolve_name(
+        self, name: str, catalogue: Catalogue, fallback_to_free: bool
+    ) -> chains.ResolvedChain[ModelInfo]:
+        """`chains.resolve`, remembered per catalogue (an unknown name is not remembered)."""
+        if catalogue is not self._resolved_in:
+            self._resolved_in = catalogue
+            self._resolutions.clear()
+        key = (name, fallback_to_free)
+        resolved = self._resolutions.get(key)
+        if resolved is None:
+            resolved = chains.resolve(
+                name,
+                catalogue,
+                chains=self.chains,
+                fallback_to_free=fallback_to_free,
+                closest=catalogue.closest,
+            )
+            if len(self._resolutions) >= _RESOLUTIONS_KEPT:
+                self._resolutions.clear()
+            self._resolutions[key] = resolved
+        return resolved
 
     # -- route -----------------------------------------------------------------------------
 
@@ -274,7 +298,7 @@ class ChatPipeline:
                     "output_tokens": timed.result.usage.output_tokens,
                     "cost_usd": timed.result.cost_usd,
                 },
-                request_id=uuid.uuid4().hex[:12],
+                request_id=secrets.token_hex(6),
             )
         except RoutingFailed as failure:
             if not failure.partial_text and progress.received:
