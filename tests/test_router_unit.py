@@ -16,7 +16,7 @@ from puter_mcp.puter.errors import FailureKind, PuterError
 from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Scope
 from puter_mcp.routing.pacing import Pacer, PacingLimits
 from puter_mcp.routing.router import AccountRef, Router, RoutingFailed, Strategy
-from puter_mcp.routing.state import MemoryStateStore
+from puter_mcp.routing.state import Attempt, MemoryStateStore
 
 pytestmark = pytest.mark.anyio
 
@@ -556,3 +556,49 @@ async def test_a_call_that_only_meets_cooldowns_reports_their_kind_and_what_it_s
     routed = await rig.router.route(["m1", "m2", "m3"], fresh, Upstream())
     assert routed.model == "m3"
     assert routed.passed_over == {"m1": ["model_unknown"], "m2": ["model_down"]}
+
+
+# --- attempt hooks -----------------------------------------------------------------------------
+
+
+async def test_every_attempt_is_reported_to_the_hooks_and_a_broken_hook_costs_nothing() -> None:
+    rig = make_rig()
+    seen: list[Attempt] = []
+
+    def broken(attempt: Attempt) -> None:
+        raise RuntimeError("a statistics bug")
+
+    rig.router.add_hook(broken)
+    rig.router.add_hook(seen.append)
+    upstream = Upstream({("m", "a"): [fail(FailureKind.RATE_LIMITED)]})
+    routed = await rig.router.route(
+        ["m"],
+        accounts("a", "b"),
+        upstream,
+        request_id="r1",
+        on_success=lambda _: {"ttft_ms": 12.5, "input_tokens": 3, "output_tokens": 7, "cost_usd": 0.001},
+    )
+    assert routed.account.name == "b"
+    assert [(a.account, a.model, a.kind, a.request_id) for a in seen] == [
+        ("id-a", "m", FailureKind.RATE_LIMITED, "r1"),
+        ("id-b", "m", None, "r1"),
+    ]
+    success = seen[-1]
+    assert (success.ttft_ms, success.input_tokens, success.output_tokens, success.cost_usd) == (
+        12.5,
+        3,
+        7,
+        0.001,
+    )
+    assert success.time == T0 and success.latency_ms >= 0
+    # The router writes no record itself: the store's log is a hook, registered by the engine.
+    assert await rig.store.recent_attempts() == []
+
+
+async def test_the_stores_attempt_log_is_written_with_the_slots_release() -> None:
+    rig = make_rig()
+    rig.router.add_hook(rig.store.log_attempt)
+    await rig.router.route(["m"], accounts("a"), Upstream(), request_id="r2")
+    (attempt,) = await rig.store.recent_attempts()
+    assert (attempt.account, attempt.kind, attempt.request_id) == ("id-a", None, "r2")
+    assert (await rig.pacer.usage("id-a", ROOMY)).in_flight == 0
