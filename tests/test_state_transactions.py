@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from puter_mcp.core import Backend, ChatCall
-from puter_mcp.core.stores import open_store
+from puter_mcp.core.stores import check_store, open_store
 from puter_mcp.core.wiring import engine_of
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Verdict, verdict_of
@@ -173,6 +173,7 @@ async def test_the_store_setting_chooses_memory_and_refuses_a_network_url(tmp_pa
     settings, paths = load_settings(paths=paths, env={"PUTER_MCP_STATE": "memory"})
     store = open_store(settings, paths)
     assert isinstance(store, MemoryStateStore)
+    assert check_store(settings, paths).status == "ok"  # what doctor reports
     assert not paths.state_db.exists()  # nothing shared, nothing written
     with pytest.raises(ConfigError, match="reserved for a later version"):
         load_settings(paths=paths, env={"PUTER_MCP_STATE": "redis://localhost:6379/0"})
@@ -183,5 +184,6 @@ async def test_the_store_setting_chooses_memory_and_refuses_a_network_url(tmp_pa
     shared = open_store(sqlite_settings, paths)
     try:
         assert shared.describe() == f"sqlite:{paths.state_db}"
+        assert check_store(sqlite_settings, paths).status == "ok"
     finally:
         await shared.aclose()

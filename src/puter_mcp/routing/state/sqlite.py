@@ -853,7 +853,7 @@ def check_state_file(path: Path) -> StateFileCheck:
         return StateFileCheck("unreadable", f"{path} cannot be used ({error})")
     try:
         # A read, so that a file that opens but cannot be queried shows too.
-        store._read(_SELECT_COOLDOWNS, (store.origin,))  # pyright: ignore[reportPrivateUsage]
+        store._read(_SELECT_COOLDOWNS, (store.origin,))
     except STORE_ERRORS as error:
         return StateFileCheck("unreadable", f"{path} opens but cannot be read ({error})")
     finally:
