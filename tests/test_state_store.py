@@ -718,6 +718,14 @@ RACE_PRELUDE = """
             if (folder / "go").exists():
                 return
             time.sleep(0.01)
+    def stay_until_everyone_acted(count):
+        # A racer that ended early would free its places (its process is gone) before a slower
+        # one acts: the race would then measure scheduling, not the store.
+        (folder / f"acted-{name}").touch()
+        for _ in range(2000):  # bounded: 20 s at most
+            if len(list(folder.glob("acted-*"))) >= count:
+                return
+            time.sleep(0.01)
 """
 
 
@@ -784,6 +792,7 @@ async def test_processes_share_an_accounts_pacing_budget(tmp_path: Path) -> None
         async def main():
             wait_for_the_start()  # blocks the loop on purpose: nothing else runs here
             print(sum([isinstance(await pacer.try_acquire("acct", limits), Slot) for _ in range(3)]))
+            stay_until_everyone_acted(4)
         anyio.run(main)
     """
     granted = race(tmp_path, script, 4, str(db), str(T0))
