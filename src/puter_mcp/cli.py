@@ -51,7 +51,10 @@ def _count(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the `argv` it will parse, it leaves out the options of
+    `install` when `argv` cannot name it: the install package takes ~30 ms to import, and every
+    start of the server builds this parser."""
     parser = argparse.ArgumentParser(
         prog="puter-mcp",
         description="Puter.com's AI models inside every MCP client. With no command: serve MCP over stdio.",
@@ -165,10 +168,12 @@ def _build_parser() -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true", help="Print JSON.")
 
     from puter_mcp import logs
-    from puter_mcp.install import cli as install_cli
 
     install = commands.add_parser("install", help="Add puter-mcp to an MCP client's configuration.")
-    install_cli.configure_parser(install)
+    if argv is None or "install" in argv:
+        from puter_mcp.install import cli as install_cli
+
+        install_cli.configure_parser(install)
     # doctor's options are declared here: importing doctor itself (the Puter client and every
     # check) would slow the start-up of the server, which builds this parser too.
     doctor = commands.add_parser("doctor", help="Check the whole set-up; a fix for each problem.")
@@ -246,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from puter_mcp.emulator.runner import main as emulator_main
 
         return emulator_main(argv[1:])
-    parser = _build_parser()
+    parser = _build_parser(argv)
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if getattr(args, "sandbox", False) and command not in _SANDBOX_COMMANDS:
