@@ -20,11 +20,13 @@ Run: ``.venv/bin/python bench/profile_chat.py [--profile] [--calls N] [--period 
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import json
 import pstats
 import statistics
 import time
+from typing import Any
 
 import anyio
 import httpx2
@@ -77,7 +79,7 @@ async def run(
                 await direct()
                 await anyio.sleep(period)
 
-            profiler = cProfile.Profile() if profile else None
+            profilers = {"product": cProfile.Profile(), "direct": cProfile.Profile()} if profile else {}
             product_ms: list[float] = []
             direct_ms: list[float] = []
             cpu_ms: dict[str, list[float]] = {"product": [], "direct": []}
@@ -87,16 +89,18 @@ async def run(
                 for name in order:
                     cpu_before = time.process_time()
                     started = time.perf_counter()
+                    profiler = profilers.get(name)
+                    if profiler is not None:
+                        profiler.enable()
                     if name == "product":
-                        if profiler is not None:
-                            profiler.enable()
                         await backend.chat(call)
-                        if profiler is not None:
-                            profiler.disable()
-                        product_ms.append((time.perf_counter() - started) * 1000)
                     else:
                         await direct()
-                        direct_ms.append((time.perf_counter() - started) * 1000)
+                    if profiler is not None:
+                        profiler.disable()
+                    (product_ms if name == "product" else direct_ms).append(
+                        (time.perf_counter() - started) * 1000
+                    )
                     cpu_ms[name].append((time.process_time() - cpu_before) * 1000)
                 await anyio.sleep(period)
 
@@ -121,14 +125,59 @@ async def run(
         ],
         rows,
     )
-    if profiler is not None:
+    if profilers:
         if dump:
-            profiler.dump_stats(dump)
-        stats = pstats.Stats(profiler)
+            profilers["product"].dump_stats(dump)
+        by_package = {name: _by_package(profiler, calls) for name, profiler in profilers.items()}
+        packages = sorted(
+            set(by_package["product"]) | set(by_package["direct"]),
+            key=lambda package: -abs(by_package["product"][package] - by_package["direct"][package]),
+        )
+        print_table(
+            ["own time by package (ms per call, under cProfile)", "Backend.chat", "direct", "difference"],
+            [
+                [
+                    package,
+                    by_package["product"][package],
+                    by_package["direct"][package],
+                    by_package["product"][package] - by_package["direct"][package],
+                ]
+                for package in packages
+            ],
+        )
+        stats = pstats.Stats(profilers["product"])
         stats.sort_stats("tottime").print_stats(top)
         stats.sort_stats("cumulative").print_stats(top)
     else:
         print(f"median added: {statistics.median(added):.3f} ms")
+
+
+_PACKAGES = (
+    ("waiting in epoll (not CPU)", ("epoll",)),
+    ("sqlite3", ("sqlite3",)),
+    ("socket send/recv", ("_socket",)),
+    ("pydantic", ("pydantic",)),
+    ("puter_mcp.routing", ("puter_mcp/routing",)),
+    ("puter_mcp.core", ("puter_mcp/core",)),
+    ("puter_mcp.puter", ("puter_mcp/puter",)),
+    ("puter_mcp (other)", ("puter_mcp",)),
+    ("httpx2/httpcore2/h11", ("httpx2", "httpcore2", "h11")),
+    ("anyio", ("anyio",)),
+    ("asyncio", ("asyncio", "selectors")),
+    ("contextlib", ("contextlib",)),
+    ("json", ("json",)),
+)
+
+
+def _by_package(profiler: cProfile.Profile, calls: int) -> collections.Counter[str]:
+    """Own time per call, summed by package (the first matching marker decides)."""
+    totals: collections.Counter[str] = collections.Counter()
+    raw: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (filename, _line, function), (_cc, _nc, own_seconds, _cum, _callers) in raw.items():
+        where = f"{filename} {function}"
+        package = next((name for name, markers in _PACKAGES if any(m in where for m in markers)), "other")
+        totals[package] += own_seconds * 1000 / calls
+    return totals
 
 
 def main() -> int:
