@@ -1,9 +1,10 @@
 """The facade every front end uses: the MCP tools today, the HTTP gateway tomorrow.
 
-`Backend` offers four operations: `chat_stream` (the one way a chat runs), `chat` (built on
-it), `list_models` and `accounts_overview`, over one Puter client, the saved accounts, the
-shared routing state and the model catalogue. It knows no front end: failures come out as the
-errors of `puter_mcp.core.errors`, which each front end words for its users.
+`Backend` offers four operations: `chat_stream` (the one way a chat runs), `chat` (its events,
+folded into the whole answer), `list_models` and `accounts_overview`, over one Puter client,
+the saved accounts, the shared routing state and the model catalogue. It knows no front end:
+failures come out as the errors of `puter_mcp.core.errors`, which each front end words for
+its users.
 
 Creating a `Backend` costs nothing: the machinery (`puter_mcp.core.engine`) is imported and
 built on the first call, so a server answers `tools/list` as fast as a bare one.
