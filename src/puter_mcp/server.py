@@ -256,7 +256,8 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             raise _tool_error(exc) from exc
         return CallToolResult(
             content=[TextContent(type="text", text=chat_text(outcome))],
-            structured_content=outcome.metadata().model_dump(mode="json"),
+            # The metadata's fields, dumped straight from the outcome (no copy made and validated).
+            structured_content=outcome.model_dump(mode="json", exclude={"text"}),
         )
 
     @_tool(
