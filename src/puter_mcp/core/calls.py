@@ -227,7 +227,7 @@ class Turn(_Strict):
         return [part for part in self.parts if isinstance(part, ImagePart)]
 
 
-def _error_sentence(exc: ValidationError) -> tuple[str, str]:
+def _error_sentence(exc: ValidationError, within: str = "") -> tuple[str, str]:
     """The most telling complaint of a validation error, as (sentence, where).
 
     A value that may be a string or a list of parts fails both ways; the deepest complaint
@@ -242,6 +242,7 @@ def _error_sentence(exc: ValidationError) -> tuple[str, str]:
         and str(part) not in ("text", "image", "reasoning", "str")
     )
     message = error["msg"].removeprefix("Value error, ")
+    where = ".".join(part for part in (within, where) if part)
     return (f"bad chat argument `{where}`: {message}" if where else f"bad chat call: {message}"), where
 
 
@@ -308,7 +309,7 @@ class ChatCall(_Strict):
         cls,
         *,
         message: str | None = None,
-        messages: Sequence[Turn] | None = None,
+        messages: Sequence[Turn | Mapping[str, Any]] | None = None,
         model: str | None = None,
         system: str | None = None,
         temperature: float | None = None,
@@ -332,7 +333,15 @@ class ChatCall(_Strict):
             raise BadRequest("nothing to ask: give `message` (a string) or `messages` (a conversation)")
         if message is not None and not message.strip():
             raise BadRequest("`message` is empty (or only blanks): write the question to ask")
-        turns = [Turn(role="user", content=message)] if message is not None else list(messages or [])
+        turns: list[Turn] = []
+        if message is not None:
+            turns.append(Turn(role="user", content=message))
+        for index, given in enumerate(messages or []):
+            try:
+                turns.append(given if isinstance(given, Turn) else Turn.model_validate(given))
+            except ValidationError as exc:
+                sentence, where = _error_sentence(exc, within=f"messages.{index}")
+                raise BadRequest(sentence, argument=where) from exc
         if not any(turn.role == "user" for turn in turns):
             raise BadRequest("`messages` needs at least one message with role `user`")
         if files or images:
