@@ -207,8 +207,10 @@ class Turn(_Strict):
                 raise ValueError(f"images go in user turns, not in a {self.role} turn")
             if isinstance(part, ReasoningPart) and self.role != "assistant":
                 raise ValueError(f"reasoning goes in assistant turns, not in a {self.role} turn")
-        said = self.content.strip() if isinstance(self.content, str) else any(
-            not isinstance(part, TextPart) or part.text.strip() for part in self.content
+        said = (
+            self.content.strip()
+            if isinstance(self.content, str)
+            else any(not isinstance(part, TextPart) or part.text.strip() for part in self.content)
         )
         if not said and not self.tool_calls:
             raise ValueError(f"{'an' if self.role == 'assistant' else 'a'} {self.role} turn needs content")
