@@ -376,6 +376,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
 
 def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.accounts.login import run_login
+    from puter_mcp.core.stores import open_store
 
     token = args.token  # read by `_read_secrets`
     if token is not None and args.temp:
@@ -390,6 +391,8 @@ def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
             name=args.name,
             timeout=args.timeout,
             on_notice=_eprint,
+            # The account's cooldowns are cleared in the store every process uses.
+            open_state=lambda: open_store(settings, paths, on_warning=_eprint),
         )
 
     print(_run(run))
