@@ -13,14 +13,9 @@ from puter_mcp.install import Host, InstallContext, InstallRequest, install
 from puter_mcp.install.entries import current_installation
 from puter_mcp.install.host import normalise_platform
 from puter_mcp.settings import Paths, Settings
-from tests.conftest import Emulator, settings_for
+from tests.helpers import Emulator, settings_for
 
 TOOLS = "puter-chat, puter-models, puter-account"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from puter_mcp.emulator import EmulatorState, EmulatorThread
 from puter_mcp.emulator.catalogue import self_hosted_catalogue
 from puter_mcp.puter.errors import FailureKind, account_state, credit_advice
 from puter_mcp.server import build_server
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, save_accounts, settings_for
 
 
 @pytest.fixture
