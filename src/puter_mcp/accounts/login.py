@@ -27,6 +27,7 @@ import anyio
 import anyio.to_thread
 
 from puter_mcp.accounts.browser import TokenRejected, authme_url, listen_for_token
+from puter_mcp.accounts.identity import every_account_id
 from puter_mcp.accounts.store import (
     Account,
     AccountsError,
@@ -326,13 +327,12 @@ def _save_signed_in(
 def _clear_cooldowns(paths: Paths, account: Account, on_notice: Callable[[str], None], origin: str) -> None:
     """Forget every cooldown recorded against the account, in the state all processes share.
 
-    The backend names an account by its uuid, or ``user:<username>`` when the uuid is unknown;
-    both are cleared, since an account stored before its uuid was known was named the second way.
+    Every id the account's state may be kept under is cleared (`every_account_id`).
     """
     state = open_state_store(paths.state_db, origin=origin, on_warning=on_notice)
     try:
         book = CooldownBook(state)
-        for account_id in dict.fromkeys(filter(None, (account.uuid, f"user:{account.username}"))):
+        for account_id in every_account_id(account):
             book.signed_in(account_id)
     finally:
         state.close()
