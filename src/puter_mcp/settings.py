@@ -110,7 +110,12 @@ class CooldownSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """The HTTP transports of `puter-mcp serve`."""
+    """Serving HTTP: where to listen, the bearer token, the Host names answered off loopback.
+
+    About serving HTTP in general, not one protocol: the rules behind these keys live in
+    `puter_mcp.http_serving` (docs/http.md). `puter-mcp serve --transport http|sse` reads them
+    today; a face with settings of its own adds its own section beside this one.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
