@@ -94,9 +94,9 @@ def _settings(home: Home, emulator: EmulatorProcess, **update: Any) -> Settings:
     return settings.model_copy(update=update) if update else settings
 
 
-def _clear_cooldowns(backend: Backend) -> None:
-    for cooldown in engine_of(backend).store.list_cooldowns():
-        engine_of(backend).store.delete_cooldown(cooldown.key)
+async def _clear_cooldowns(backend: Backend) -> None:
+    for cooldown in await engine_of(backend).store.list_cooldowns():
+        await engine_of(backend).store.delete_cooldown(cooldown.key)
 
 
 def _chat_requests(emulator: EmulatorProcess) -> list[dict[str, Any]]:
@@ -152,7 +152,7 @@ async def failover_timing(
             for round_number in range(rounds):
                 shift = round_number % len(variants)
                 for variant in variants[shift:] + variants[:shift]:
-                    _clear_cooldowns(backend)
+                    await _clear_cooldowns(backend)
                     emulator.clear_faults()
                     if variant.fault:
                         emulator.add_fault(**variant.fault, times=1)
@@ -161,7 +161,7 @@ async def failover_timing(
                     variant.wall_ms.append((time.perf_counter() - started) * 1000)
                     _check_outcome(variant, outcome)
                 await anyio.sleep(0.05)
-            _clear_cooldowns(backend)
+            await _clear_cooldowns(backend)
             emulator.clear_faults()
     return variants
 
@@ -307,7 +307,7 @@ async def out_of_credits(emulator: EmulatorProcess, repeats: int) -> CreditRun:
             for _ in range(repeats):
                 # A pause first, so that no earlier request still holds an in-flight place.
                 await anyio.sleep(0.06)
-                _clear_cooldowns(backend)
+                await _clear_cooldowns(backend)
                 emulator.clear_requests()
                 ms, message = await _failing_call(backend, call)
                 run.row(FIRST_CALL).add(*_count(emulator), ms)
@@ -317,7 +317,7 @@ async def out_of_credits(emulator: EmulatorProcess, repeats: int) -> CreditRun:
                 run.row(NEXT_CALL).add(*_count(emulator), ms)
             await anyio.sleep(0.06)
             for _ in range(repeats):
-                _clear_cooldowns(backend)
+                await _clear_cooldowns(backend)
                 emulator.clear_requests()
                 ms, _ = await _failing_call(backend, call)
                 run.row(BACK_TO_BACK).add(*_count(emulator), ms)
@@ -328,7 +328,7 @@ async def out_of_credits(emulator: EmulatorProcess, repeats: int) -> CreditRun:
         async with Backend.create(_settings(home, emulator), home.paths, env={}) as backend:
             await engine_of(backend).catalogue()
             for _ in range(10):
-                _clear_cooldowns(backend)
+                await _clear_cooldowns(backend)
                 emulator.clear_requests()
                 ms, _ = await _failing_call(backend, call)
                 run.row(MIXED_TIERS).add(*_count(emulator), ms)

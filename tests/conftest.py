@@ -14,7 +14,7 @@ from puter_mcp.accounts.store import Account, AccountsStore
 from puter_mcp.core import Backend
 from puter_mcp.emulator import EmulatorState, EmulatorThread, serve_emulator
 from puter_mcp.emulator.state import Account as EmulatedAccount
-from puter_mcp.routing.state import MemoryStateStore, SQLiteStateStore, StateStore
+from puter_mcp.routing.state import FallbackStateStore, MemoryStateStore, SQLiteStateStore, StateStore
 from puter_mcp.settings import Paths, Settings, load_settings, resolve_paths
 
 
@@ -23,14 +23,25 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    """Each shared-state store in turn: they must behave alike."""
-    made: StateStore = (
-        MemoryStateStore() if request.param == "memory" else SQLiteStateStore(tmp_path / "s.db")
-    )
+def _unexpected_warning(message: str) -> None:
+    raise AssertionError(f"a healthy store warned: {message}")
+
+
+@pytest.fixture(params=["memory", "sqlite", "fallback-over-sqlite", "fallback-over-memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
+    """Each state store in turn, the fallback wrapper over each store included: they must
+    behave alike (the store contract)."""
+    made: StateStore
+    if request.param == "memory":
+        made = MemoryStateStore()
+    elif request.param == "sqlite":
+        made = SQLiteStateStore(tmp_path / "s.db")
+    elif request.param == "fallback-over-sqlite":
+        made = FallbackStateStore(SQLiteStateStore(tmp_path / "s.db"), on_warning=_unexpected_warning)
+    else:
+        made = FallbackStateStore(MemoryStateStore(), on_warning=_unexpected_warning)
     yield made
-    made.close()
+    await made.aclose()
 
 
 @pytest.fixture

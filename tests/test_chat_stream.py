@@ -178,7 +178,7 @@ async def test_stopping_early_releases_the_pacing_slot(emulator: Emulator, home:
             async for event in events:
                 if isinstance(event, CONTENT_EVENTS):
                     break
-        assert engine_of(backend).pacer.usage(account.id).in_flight == 0
+        assert (await engine_of(backend).pacer.usage(account.id)).in_flight == 0
         # And the backend answers the next call as usual.
         outcome = await backend.chat(ask())
     assert outcome.text

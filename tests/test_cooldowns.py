@@ -7,9 +7,10 @@ import math
 import random
 import shutil
 import tempfile
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import pytest
@@ -30,7 +31,10 @@ from puter_mcp.routing.cooldowns import (
 from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot
 from puter_mcp.routing.state import CooldownKey, MemoryStateStore, SQLiteStateStore, StateStore
 
+pytestmark = pytest.mark.anyio
+
 T0 = 1_700_000_000.0
+T = TypeVar("T")
 K = FailureKind
 
 
@@ -97,93 +101,95 @@ def test_policy_refuses_nonsense(kwargs: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize("kind", [K.MODEL_UNKNOWN, K.BAD_REQUEST])
-def test_kinds_without_scope_leave_nothing(book: CooldownBook, kind: FailureKind) -> None:
-    assert book.record_failure(kind, account="a", model="m") is None
-    assert book.store.list_cooldowns() == []
-    assert book.check(account="a", model="m").eligible
+async def test_kinds_without_scope_leave_nothing(book: CooldownBook, kind: FailureKind) -> None:
+    assert await book.record_failure(kind, account="a", model="m") is None
+    assert await book.store.list_cooldowns() == []
+    assert (await book.check(account="a", model="m")).eligible
 
 
 # -- RATE_LIMITED -------------------------------------------------------------------------
 
 
-def test_rate_limit_escalates_on_repeats_even_after_expiry(book: CooldownBook, clock: Clock) -> None:
+async def test_rate_limit_escalates_on_repeats_even_after_expiry(book: CooldownBook, clock: Clock) -> None:
     durations = []
     for _ in range(7):
-        cooldown = book.record_failure(K.RATE_LIMITED, account="a", model="m")
+        cooldown = await book.record_failure(K.RATE_LIMITED, account="a", model="m")
         assert cooldown is not None
         durations.append(cooldown.until - clock.now)
         clock.now = cooldown.until + 1.0  # it expired before the next one
     assert durations == [10, 30, 60, 120, 300, 300, 300]
 
 
-def test_rate_limit_blocks_the_account_on_every_model_only(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.RATE_LIMITED, account="a", model="m", reason="Too many requests.")
-    verdict = book.check(account="a", model="other")
+async def test_rate_limit_blocks_the_account_on_every_model_only(book: CooldownBook, clock: Clock) -> None:
+    await book.record_failure(K.RATE_LIMITED, account="a", model="m", reason="Too many requests.")
+    verdict = await book.check(account="a", model="other")
     assert (verdict.status, verdict.until, verdict.kind) == (Status.BLOCKED, T0 + 10, K.RATE_LIMITED)
     assert verdict.reason == "Too many requests."
-    assert book.check(account="b", model="m").eligible
+    assert (await book.check(account="b", model="m")).eligible
     clock.now = T0 + 10
-    assert book.check(account="a", model="m").eligible
+    assert (await book.check(account="a", model="m")).eligible
 
 
-def test_success_resets_escalation_but_not_a_running_rate_limit(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.RATE_LIMITED, account="a", model="m")
-    book.record_failure(K.RATE_LIMITED, account="a", model="m")  # 30 s
+async def test_success_resets_escalation_but_not_a_running_rate_limit(
+    book: CooldownBook, clock: Clock
+) -> None:
+    await book.record_failure(K.RATE_LIMITED, account="a", model="m")
+    await book.record_failure(K.RATE_LIMITED, account="a", model="m")  # 30 s
     clock.now += 1
-    book.record_success(account="a", model="m")  # e.g. a request sent before the 429s
-    assert blocked_until(book.check(account="a", model="m")) == T0 + 30
+    await book.record_success(account="a", model="m")  # e.g. a request sent before the 429s
+    assert blocked_until(await book.check(account="a", model="m")) == T0 + 30
     clock.now = T0 + 31
-    again = book.record_failure(K.RATE_LIMITED, account="a", model="m")
+    again = await book.record_failure(K.RATE_LIMITED, account="a", model="m")
     assert again is not None
     assert (again.until, again.level) == (T0 + 41, 1)
 
 
-def test_success_after_expiry_forgets_the_record(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.RATE_LIMITED, account="a", model="m")
+async def test_success_after_expiry_forgets_the_record(book: CooldownBook, clock: Clock) -> None:
+    await book.record_failure(K.RATE_LIMITED, account="a", model="m")
     clock.now += 11
-    book.record_success(account="a", model="m")
-    assert book.store.list_cooldowns() == []
+    await book.record_success(account="a", model="m")
+    assert await book.store.list_cooldowns() == []
 
 
-def test_rate_limit_escalation_is_forgotten_after_a_long_quiet_time(clock: Clock) -> None:
+async def test_rate_limit_escalation_is_forgotten_after_a_long_quiet_time(clock: Clock) -> None:
     policy = CooldownPolicy(rate_limited_memory=600.0)
     book = CooldownBook(MemoryStateStore(), policy, clock=clock)
-    book.record_failure(K.RATE_LIMITED, account="a", model="m")
+    await book.record_failure(K.RATE_LIMITED, account="a", model="m")
     clock.now = T0 + 10 + 599
-    second = book.record_failure(K.RATE_LIMITED, account="a", model="m")
+    second = await book.record_failure(K.RATE_LIMITED, account="a", model="m")
     assert second is not None
     assert second.level == 2
     clock.now = second.until + 600
-    third = book.record_failure(K.RATE_LIMITED, account="a", model="m")
+    third = await book.record_failure(K.RATE_LIMITED, account="a", model="m")
     assert third is not None
     assert (third.level, third.until - clock.now) == (1, 10)
 
 
-def test_a_burst_refused_together_is_one_rate_limit(book: CooldownBook, clock: Clock) -> None:
+async def test_a_burst_refused_together_is_one_rate_limit(book: CooldownBook, clock: Clock) -> None:
     """Four requests sent at T0 and refused one after the other do not climb to 120 s."""
     for delay in (0.1, 0.2, 0.3, 0.4):
         clock.now = T0 + delay
-        book.record_failure(K.RATE_LIMITED, account="a", model="m", started_at=T0)
-    (cooldown,) = book.store.list_cooldowns()
+        await book.record_failure(K.RATE_LIMITED, account="a", model="m", started_at=T0)
+    (cooldown,) = await book.store.list_cooldowns()
     assert (cooldown.level, cooldown.until) == (1, T0 + 10.4)
     # A request sent after the episode began (from a process that had not seen it) escalates.
     clock.now = T0 + 1
-    escalated = book.record_failure(K.RATE_LIMITED, account="a", model="m", started_at=T0 + 0.5)
+    escalated = await book.record_failure(K.RATE_LIMITED, account="a", model="m", started_at=T0 + 0.5)
     assert escalated is not None
     assert (escalated.level, escalated.until) == (2, T0 + 31)
 
 
-def test_cooldown_is_never_shortened_by_a_later_shorter_one(book: CooldownBook, clock: Clock) -> None:
+async def test_cooldown_is_never_shortened_by_a_later_shorter_one(book: CooldownBook, clock: Clock) -> None:
     for _ in range(4):
-        book.record_failure(K.RATE_LIMITED, account="a", model="m")  # 10+30+60+120: until T0+120
-    book.record_success(account="a", model="m")  # escalation back to the first step
+        await book.record_failure(K.RATE_LIMITED, account="a", model="m")  # 10+30+60+120: until T0+120
+    await book.record_success(account="a", model="m")  # escalation back to the first step
     clock.now += 5
-    merged = book.record_failure(K.RATE_LIMITED, account="a", model="m")
+    merged = await book.record_failure(K.RATE_LIMITED, account="a", model="m")
     assert merged is not None
     assert merged.until == T0 + 120  # not T0 + 15
-    book.record_failure(K.TRANSPORT, account="a", model="m")
+    await book.record_failure(K.TRANSPORT, account="a", model="m")
     clock.now += 10
-    transport = book.record_failure(K.TRANSPORT, account="a", model="m")
+    transport = await book.record_failure(K.TRANSPORT, account="a", model="m")
     assert transport is not None
     assert transport.until == T0 + 30
 
@@ -191,170 +197,174 @@ def test_cooldown_is_never_shortened_by_a_later_shorter_one(book: CooldownBook, 
 # -- MODEL_DOWN and probes ----------------------------------------------------------------
 
 
-def test_model_down_blocks_the_model_everywhere_until_one_probe(book: CooldownBook, clock: Clock) -> None:
-    down = book.record_failure(K.MODEL_DOWN, account="a", model="m", reason="upstream 503")
+async def test_model_down_blocks_the_model_everywhere_until_one_probe(
+    book: CooldownBook, clock: Clock
+) -> None:
+    down = await book.record_failure(K.MODEL_DOWN, account="a", model="m", reason="upstream 503")
     assert down is not None
     assert down.until == math.inf
     assert down.probe_at is not None
     assert T0 + 30 <= down.probe_at <= T0 + 60
-    assert blocked_until(book.check(account="b", model="m")) == down.probe_at
-    assert book.check(account="b", model="n").eligible
+    assert blocked_until(await book.check(account="b", model="m")) == down.probe_at
+    assert (await book.check(account="b", model="n")).eligible
     clock.now = down.probe_at
-    verdicts = [book.check(account=acc, model="m") for acc in ("a", "b", "c")]
+    verdicts = [await book.check(account=acc, model="m") for acc in ("a", "b", "c")]
     assert all(v.status is Status.PROBE_DUE and v.probe_kind is K.MODEL_DOWN for v in verdicts)
-    claims = [book.claim_probe(v.cooldown) for v in verdicts if v.cooldown is not None]
+    claims = [await book.claim_probe(v.cooldown) for v in verdicts if v.cooldown is not None]
     assert claims == [True, False, False]
     # The losers (and everyone else) see it blocked until the winner's lease runs out.
-    assert blocked_until(book.check(account="c", model="m")) == clock.now + 120
+    assert blocked_until(await book.check(account="c", model="m")) == clock.now + 120
     clock.now += 2
-    book.record_success(account="a", model="m")
-    assert book.check(account="c", model="m").eligible
+    await book.record_success(account="a", model="m")
+    assert (await book.check(account="c", model="m")).eligible
 
 
-def test_failed_probe_schedules_the_next_one(book: CooldownBook, clock: Clock) -> None:
-    down = book.record_failure(K.MODEL_DOWN, account="a", model="m")
+async def test_failed_probe_schedules_the_next_one(book: CooldownBook, clock: Clock) -> None:
+    down = await book.record_failure(K.MODEL_DOWN, account="a", model="m")
     assert down is not None
     assert down.probe_at is not None
     clock.now = down.probe_at + 1
-    assert book.claim_probe(down)
+    assert await book.claim_probe(down)
     clock.now += 3
-    again = book.record_failure(K.MODEL_DOWN, account="a", model="m")
+    again = await book.record_failure(K.MODEL_DOWN, account="a", model="m")
     assert again is not None
     assert again.probe_at is not None
     assert clock.now + 30 <= again.probe_at <= clock.now + 60
     assert again.probe_claimed_until is None
-    assert blocked_until(book.check(account="b", model="m")) == again.probe_at
+    assert blocked_until(await book.check(account="b", model="m")) == again.probe_at
 
 
-def test_probe_that_proved_nothing_is_released(book: CooldownBook, clock: Clock) -> None:
-    down = book.record_failure(K.MODEL_DOWN, account="a", model="m")
+async def test_probe_that_proved_nothing_is_released(book: CooldownBook, clock: Clock) -> None:
+    down = await book.record_failure(K.MODEL_DOWN, account="a", model="m")
     assert down is not None
     assert down.probe_at is not None
     clock.now = down.probe_at
-    assert book.claim_probe(down)
-    book.release_probe(down)  # e.g. the prober's account was rate-limited
-    verdict = book.check(account="b", model="m")
+    assert await book.claim_probe(down)
+    await book.release_probe(down)  # e.g. the prober's account was rate-limited
+    verdict = await book.check(account="b", model="m")
     assert verdict.probe_due
     assert verdict.cooldown is not None
-    assert book.claim_probe(verdict.cooldown)
+    assert await book.claim_probe(verdict.cooldown)
 
 
-def test_dead_probers_lease_runs_out(book: CooldownBook, clock: Clock) -> None:
-    down = book.record_failure(K.MODEL_DOWN, account="a", model="m")
+async def test_dead_probers_lease_runs_out(book: CooldownBook, clock: Clock) -> None:
+    down = await book.record_failure(K.MODEL_DOWN, account="a", model="m")
     assert down is not None
     assert down.probe_at is not None
     clock.now = down.probe_at
-    assert book.claim_probe(down)
+    assert await book.claim_probe(down)
     clock.now += 119
-    assert not book.claim_probe(down)
+    assert not await book.claim_probe(down)
     clock.now += 1
-    assert book.claim_probe(down)
+    assert await book.claim_probe(down)
 
 
-def test_stale_success_does_not_end_a_newer_outage(book: CooldownBook, clock: Clock) -> None:
+async def test_stale_success_does_not_end_a_newer_outage(book: CooldownBook, clock: Clock) -> None:
     clock.now = T0 + 5
-    book.record_failure(K.MODEL_DOWN, account="a", model="m")
-    book.record_success(account="b", model="m", started_at=T0)  # sent before the outage
-    assert not book.check(account="b", model="m").eligible
-    book.record_success(account="b", model="m", started_at=T0 + 6)
-    assert book.check(account="b", model="m").eligible
+    await book.record_failure(K.MODEL_DOWN, account="a", model="m")
+    await book.record_success(account="b", model="m", started_at=T0)  # sent before the outage
+    assert not (await book.check(account="b", model="m")).eligible
+    await book.record_success(account="b", model="m", started_at=T0 + 6)
+    assert (await book.check(account="b", model="m")).eligible
 
 
 # -- OUT_OF_CREDITS, AUTH, MODEL_FORBIDDEN, TRANSPORT -------------------------------------
 
 
-def test_out_of_credits_waits_for_a_usage_check_by_one_caller(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.OUT_OF_CREDITS, account="a", model="m")
-    assert blocked_until(book.check(account="a", model="n")) == T0 + 300
+async def test_out_of_credits_waits_for_a_usage_check_by_one_caller(book: CooldownBook, clock: Clock) -> None:
+    await book.record_failure(K.OUT_OF_CREDITS, account="a", model="m")
+    assert blocked_until(await book.check(account="a", model="n")) == T0 + 300
     clock.now = T0 + 300
-    verdict = book.check(account="a", model="n")
+    verdict = await book.check(account="a", model="n")
     assert verdict.probe_kind is K.OUT_OF_CREDITS
     assert verdict.cooldown is not None
-    assert book.claim_probe(verdict.cooldown)
-    assert not book.claim_probe(verdict.cooldown)
+    assert await book.claim_probe(verdict.cooldown)
+    assert not await book.claim_probe(verdict.cooldown)
     clock.now += 1
-    book.credit_checked("a", has_credit=False)
-    assert blocked_until(book.check(account="a", model="m")) == T0 + 601
+    await book.credit_checked("a", has_credit=False)
+    assert blocked_until(await book.check(account="a", model="m")) == T0 + 601
     clock.now = T0 + 601
-    verdict = book.check(account="a", model="m")
+    verdict = await book.check(account="a", model="m")
     assert verdict.cooldown is not None
-    assert book.claim_probe(verdict.cooldown)
-    book.credit_checked("a", has_credit=True)
-    assert book.check(account="a", model="m").eligible
+    assert await book.claim_probe(verdict.cooldown)
+    await book.credit_checked("a", has_credit=True)
+    assert (await book.check(account="a", model="m")).eligible
 
 
-def test_a_usage_check_can_find_no_credit_first(book: CooldownBook) -> None:
-    book.credit_checked("a", has_credit=False)
-    verdict = book.check(account="a", model="m")
+async def test_a_usage_check_can_find_no_credit_first(book: CooldownBook) -> None:
+    await book.credit_checked("a", has_credit=False)
+    verdict = await book.check(account="a", model="m")
     assert (verdict.kind, verdict.until) == (K.OUT_OF_CREDITS, T0 + 300)
 
 
-def test_auth_lasts_until_sign_in_which_clears_only_that_account(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.AUTH, account="a", model="m")
-    book.record_failure(K.MODEL_FORBIDDEN, account="a", model="m")
-    book.record_failure(K.RATE_LIMITED, account="b", model="m")
-    assert blocked_until(book.check(account="a", model="x")) == T0 + POLICY.credit_recheck
+async def test_auth_lasts_until_sign_in_which_clears_only_that_account(
+    book: CooldownBook, clock: Clock
+) -> None:
+    await book.record_failure(K.AUTH, account="a", model="m")
+    await book.record_failure(K.MODEL_FORBIDDEN, account="a", model="m")
+    await book.record_failure(K.RATE_LIMITED, account="b", model="m")
+    assert blocked_until(await book.check(account="a", model="x")) == T0 + POLICY.credit_recheck
     clock.now += 10 * 365 * 86400
     # Time alone never lifts it: only a /whoami check (the probe) or a new sign-in does.
-    verdict = book.check(account="a", model="x")
+    verdict = await book.check(account="a", model="x")
     assert verdict.probe_kind is K.AUTH
-    book.account_checked("a", K.AUTH)
-    assert blocked_until(book.check(account="a", model="x")) == clock.now + POLICY.credit_recheck
+    await book.account_checked("a", K.AUTH)
+    assert blocked_until(await book.check(account="a", model="x")) == clock.now + POLICY.credit_recheck
     clock.now = T0 + 1
-    book.signed_in("a")
-    assert book.check(account="a", model="m").eligible
-    assert not book.check(account="b", model="m").eligible
+    await book.signed_in("a")
+    assert (await book.check(account="a", model="m")).eligible
+    assert not (await book.check(account="b", model="m")).eligible
 
 
-def test_forbidden_and_transport_block_only_the_pair(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.MODEL_FORBIDDEN, account="a", model="pro")
-    book.record_failure(K.TRANSPORT, account="a", model="m")
-    assert blocked_until(book.check(account="a", model="pro")) == T0 + 6 * 3600
-    assert blocked_until(book.check(account="a", model="m")) == T0 + 15
-    assert book.check(account="b", model="pro").eligible
-    assert book.check(account="a", model="other").eligible
-    book.record_success(account="a", model="m")  # the pair works again
-    assert book.check(account="a", model="m").eligible
-    book.record_success(account="a", model="pro")  # no success ends a forbidden model
-    assert not book.check(account="a", model="pro").eligible
+async def test_forbidden_and_transport_block_only_the_pair(book: CooldownBook, clock: Clock) -> None:
+    await book.record_failure(K.MODEL_FORBIDDEN, account="a", model="pro")
+    await book.record_failure(K.TRANSPORT, account="a", model="m")
+    assert blocked_until(await book.check(account="a", model="pro")) == T0 + 6 * 3600
+    assert blocked_until(await book.check(account="a", model="m")) == T0 + 15
+    assert (await book.check(account="b", model="pro")).eligible
+    assert (await book.check(account="a", model="other")).eligible
+    await book.record_success(account="a", model="m")  # the pair works again
+    assert (await book.check(account="a", model="m")).eligible
+    await book.record_success(account="a", model="pro")  # no success ends a forbidden model
+    assert not (await book.check(account="a", model="pro")).eligible
 
 
 # -- combining several cooldowns ----------------------------------------------------------
 
 
-def test_the_cooldown_that_lifts_last_decides(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.TRANSPORT, account="a", model="m")  # T0 + 15
-    book.record_failure(K.RATE_LIMITED, account="a", model="m")  # T0 + 10
-    verdict = book.check(account="a", model="m")
+async def test_the_cooldown_that_lifts_last_decides(book: CooldownBook, clock: Clock) -> None:
+    await book.record_failure(K.TRANSPORT, account="a", model="m")  # T0 + 15
+    await book.record_failure(K.RATE_LIMITED, account="a", model="m")  # T0 + 10
+    verdict = await book.check(account="a", model="m")
     assert (verdict.until, verdict.kind) == (T0 + 15, K.TRANSPORT)
 
 
-def test_a_probe_is_due_only_when_nothing_else_blocks(book: CooldownBook, clock: Clock) -> None:
-    down = book.record_failure(K.MODEL_DOWN, account="a", model="m")
+async def test_a_probe_is_due_only_when_nothing_else_blocks(book: CooldownBook, clock: Clock) -> None:
+    down = await book.record_failure(K.MODEL_DOWN, account="a", model="m")
     assert down is not None
     assert down.probe_at is not None
     clock.now = down.probe_at
-    book.record_failure(K.RATE_LIMITED, account="a", model="m")
-    assert blocked_until(book.check(account="a", model="m")) == clock.now + 10
-    assert book.check(account="b", model="m").probe_kind is K.MODEL_DOWN
+    await book.record_failure(K.RATE_LIMITED, account="a", model="m")
+    assert blocked_until(await book.check(account="a", model="m")) == clock.now + 10
+    assert (await book.check(account="b", model="m")).probe_kind is K.MODEL_DOWN
 
 
-def test_the_accounts_credit_check_comes_before_a_model_probe(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.OUT_OF_CREDITS, account="a", model="m")
-    book.record_failure(K.MODEL_DOWN, account="a", model="m")
+async def test_the_accounts_credit_check_comes_before_a_model_probe(book: CooldownBook, clock: Clock) -> None:
+    await book.record_failure(K.OUT_OF_CREDITS, account="a", model="m")
+    await book.record_failure(K.MODEL_DOWN, account="a", model="m")
     clock.now = T0 + 300
-    verdict = book.check(account="a", model="m")
+    verdict = await book.check(account="a", model="m")
     assert verdict.probe_kind is K.OUT_OF_CREDITS
 
 
-def test_snapshot_lists_cooldowns_in_force_soonest_first(book: CooldownBook, clock: Clock) -> None:
-    book.record_failure(K.AUTH, account="x", model="m")
-    book.record_failure(K.TRANSPORT, account="a", model="m")
-    book.record_failure(K.RATE_LIMITED, account="b", model="m")
+async def test_snapshot_lists_cooldowns_in_force_soonest_first(book: CooldownBook, clock: Clock) -> None:
+    await book.record_failure(K.AUTH, account="x", model="m")
+    await book.record_failure(K.TRANSPORT, account="a", model="m")
+    await book.record_failure(K.RATE_LIMITED, account="b", model="m")
     clock.now += 3
-    book.record_failure(K.TRANSPORT, account="old", model="m")
+    await book.record_failure(K.TRANSPORT, account="old", model="m")
     clock.now = T0 + 16  # the first TRANSPORT and the rate limit are over
-    assert [(c.kind, c.account) for c in book.snapshot()] == [(K.TRANSPORT, "old"), (K.AUTH, "x")]
+    assert [(c.kind, c.account) for c in await book.snapshot()] == [(K.TRANSPORT, "old"), (K.AUTH, "x")]
 
 
 # -- the stateful test --------------------------------------------------------------------
@@ -525,6 +535,17 @@ class MirrorSlot:
     released: bool = False
 
 
+def done(step: Coroutine[Any, Any, T]) -> T:
+    """Run a store step from a synchronous rule. The memory and SQLite stores do their work
+    inline, so their coroutines finish without ever suspending; one that suspends is a bug."""
+    try:
+        step.send(None)
+    except StopIteration as finished:
+        return finished.value
+    step.close()
+    raise AssertionError("a store step suspended")
+
+
 class CooldownsAndPacing(RuleBasedStateMachine):
     """Random interleavings of failures, successes, sign-ins, credit checks, held requests,
     time passing and whole routed requests, checked against `Reference` after every step."""
@@ -569,7 +590,7 @@ class CooldownsAndPacing(RuleBasedStateMachine):
         )
 
     def acquire(self, account: str) -> Slot | None:
-        result = self.pacer.try_acquire(account, LIMITS)
+        result = done(self.pacer.try_acquire(account, LIMITS))
         if isinstance(result, Slot):
             assert not self.paced(account), "a slot was granted over the account's limits"
             self.slots[result.id] = MirrorSlot(account, result.started)
@@ -605,20 +626,20 @@ class CooldownsAndPacing(RuleBasedStateMachine):
     def attempt_by_another_request(self, account: str, model: str, outcome: str) -> None:
         """A request of another task or process ended on this pair (no slot of ours)."""
         if outcome == "ok":
-            self.book.record_success(account=account, model=model)
+            done(self.book.record_success(account=account, model=model))
             self.may_shrink |= self.ref.success(account, model, self.clock.now)
         elif outcome != "cancel":
             kind = FailureKind(outcome)
-            self.book.record_failure(kind, account=account, model=model)
+            done(self.book.record_failure(kind, account=account, model=model))
             self.ref.fail(kind, account, model, self.clock.now)
 
     @rule(account=st.sampled_from(ACCOUNTS), news=st.sampled_from(["signed in", "credit", "no credit"]))
     def account_news(self, account: str, news: str) -> None:
         if news == "signed in":
-            self.book.signed_in(account)
+            done(self.book.signed_in(account))
             self.may_shrink |= self.ref.sign_in(account)
         else:
-            self.book.credit_checked(account, news == "credit")
+            done(self.book.credit_checked(account, news == "credit"))
             self.may_shrink.add(self.ref.credit(account, news == "credit", self.clock.now))
 
     @rule(
@@ -635,7 +656,7 @@ class CooldownsAndPacing(RuleBasedStateMachine):
                 self.held.append(slot)
         elif self.held:
             slot = self.held.pop(index % len(self.held))
-            self.pacer.release(slot, counted=counted)
+            done(self.pacer.release(slot, counted=counted))
             self.released(slot, counted)
 
     @rule(outcomes=st.lists(WEIGHTED_OUTCOMES, min_size=1, max_size=6), max_attempts=st.integers(1, 4))
@@ -644,14 +665,14 @@ class CooldownsAndPacing(RuleBasedStateMachine):
 
     # -- a simple router -----------------------------------------------------------------
 
-    def select(self, unknown: set[str]) -> tuple[str, str, Slot] | None:
+    async def select(self, unknown: set[str]) -> tuple[str, str, Slot] | None:
         """The first usable (model, account), accounts least recently used first."""
-        last = self.store.last_used()
+        last = await self.store.last_used()
         for model in MODELS:
             if model in unknown:
                 continue
             for account in sorted(ACCOUNTS, key=lambda a: (last.get(a, 0.0), a)):
-                verdict = self.book.check(account=account, model=model)
+                verdict = await self.book.check(account=account, model=model)
                 if verdict.status is Status.BLOCKED:
                     continue
                 if verdict.probe_due and verdict.probe_kind is not K.MODEL_DOWN:
@@ -661,11 +682,11 @@ class CooldownsAndPacing(RuleBasedStateMachine):
                     continue
                 if verdict.probe_due:
                     assert verdict.cooldown is not None
-                    won = self.book.claim_probe(verdict.cooldown)
+                    won = await self.book.claim_probe(verdict.cooldown)
                     assert won == self.ref.claim(verdict.cooldown.key, self.clock.now)
                     event(f"route: probe {'won' if won else 'lost'}")
                     if not won:
-                        self.pacer.release(slot, counted=False)
+                        await self.pacer.release(slot, counted=False)
                         self.released(slot, counted=False)
                         continue
                 return account, model, slot
@@ -678,7 +699,7 @@ class CooldownsAndPacing(RuleBasedStateMachine):
         for outcome in outcomes:
             if attempts == max_attempts:
                 break
-            pick = self.select(unknown)
+            pick = await self.select(unknown)
             if pick is None:
                 event("route: nothing usable")
                 # Nothing was picked: then truly nothing is usable (no wait while one is).
@@ -707,16 +728,17 @@ class CooldownsAndPacing(RuleBasedStateMachine):
                         scope.cancel()  # the client went away mid-request
                         await anyio.sleep_forever()
                     elif outcome == "ok":
-                        self.book.record_success(account=account, model=model)
+                        await self.book.record_success(account=account, model=model)
                         self.may_shrink |= self.ref.success(account, model, self.clock.now)
                     else:
                         kind = FailureKind(outcome)
-                        self.book.record_failure(kind, account=account, model=model)
+                        await self.book.record_failure(kind, account=account, model=model)
                         self.ref.fail(kind, account, model, self.clock.now)
                         if kind is K.RATE_LIMITED:
                             counted = False
                 finally:
-                    self.pacer.release(slot, counted=counted)
+                    with anyio.CancelScope(shield=True):
+                        await self.pacer.release(slot, counted=counted)
             self.released(slot, counted)
             if outcome in ENDS_REQUEST:
                 break
@@ -728,7 +750,7 @@ class CooldownsAndPacing(RuleBasedStateMachine):
 
     @invariant()
     def book_matches_the_reference(self) -> None:
-        stored = {c.key: c for c in self.store.list_cooldowns()}
+        stored = {c.key: c for c in done(self.store.list_cooldowns())}
         assert set(stored) == set(self.ref.recs)
         for key, rec in self.ref.recs.items():
             got = stored[key]
@@ -743,13 +765,13 @@ class CooldownsAndPacing(RuleBasedStateMachine):
     def verdicts_match_the_reference(self) -> None:
         for account in ACCOUNTS:
             for model in MODELS:
-                verdict = self.book.check(account=account, model=model)
+                verdict = done(self.book.check(account=account, model=model))
                 assert (verdict.status, verdict.until) == self.ref.verdict(account, model, self.clock.now)
 
     @invariant()
     def cooldowns_are_never_shortened(self) -> None:
         now = self.clock.now
-        current = {c.key: c for c in self.store.list_cooldowns()}
+        current = {c.key: c for c in done(self.store.list_cooldowns())}
         for key, before in self.previous.items():
             if before.until <= now or key in self.may_shrink:
                 continue
@@ -765,17 +787,17 @@ class CooldownsAndPacing(RuleBasedStateMachine):
     @invariant()
     def in_flight_counts_only_requests_still_running(self) -> None:
         for account in ACCOUNTS:
-            usage = self.pacer.usage(account, LIMITS)
+            usage = done(self.pacer.usage(account, LIMITS))
             assert tuple(usage) == (len(self.window_starts(account)), self.in_flight(account))
 
     def teardown(self) -> None:
         try:
             for slot in self.held:
-                self.pacer.release(slot)
+                done(self.pacer.release(slot))
             for account in ACCOUNTS:
-                assert self.pacer.usage(account, LIMITS).in_flight == 0
+                assert done(self.pacer.usage(account, LIMITS)).in_flight == 0
         finally:
-            self.store.close()
+            done(self.store.aclose())
 
 
 class CooldownsAndPacingOnSQLite(CooldownsAndPacing):

@@ -56,8 +56,8 @@ def ask(model: str = MODEL, **extra: Any) -> ChatCall:
     return ChatCall.build(message="hello", model=model, **extra)
 
 
-def account_cooldowns(backend: Backend) -> list[tuple[Scope, FailureKind]]:
-    return [(c.scope, c.kind) for c in engine_of(backend).book.snapshot() if c.account is not None]
+async def account_cooldowns(backend: Backend) -> list[tuple[Scope, FailureKind]]:
+    return [(c.scope, c.kind) for c in await engine_of(backend).book.snapshot() if c.account is not None]
 
 
 # --- 401 -------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ async def test_a_passing_401_on_the_environment_account_does_not_sign_it_out(
         # /whoami accepted the token: the same account answered (with the next model), and
         # only the pair that saw the 401 rests for a moment.
         assert outcome.account == "env"
-        assert account_cooldowns(backend) == [(Scope.ACCOUNT_MODEL, FailureKind.TRANSPORT)]
+        assert await account_cooldowns(backend) == [(Scope.ACCOUNT_MODEL, FailureKind.TRANSPORT)]
         overview = await backend.accounts_overview()
         assert [a.state for a in overview.accounts] == ["active"]
         again = await backend.chat(ask(model="gpt-5-mini"))
@@ -121,7 +121,7 @@ async def test_a_402_on_an_account_with_credit_sets_aside_only_that_model(
         emulator.state.add_fault(Fault.INSUFFICIENT_FUNDS, model=MODEL, times=1)
         outcome = await backend.chat(ask())
         assert outcome.account == emulator.paid.username  # another model, same account
-        assert account_cooldowns(backend) == [(Scope.ACCOUNT_MODEL, FailureKind.OUT_OF_CREDITS)]
+        assert await account_cooldowns(backend) == [(Scope.ACCOUNT_MODEL, FailureKind.OUT_OF_CREDITS)]
         assert (await backend.chat(ask(model="gpt-5-mini"))).account == emulator.paid.username
 
 
@@ -132,7 +132,7 @@ async def test_an_empty_account_cools_down_and_comes_back_when_usage_shows_credi
         emulator.state.set_credits(emulator.paid.username, 0)
         outcome = await backend.chat(ask())
         assert outcome.account == emulator.free.username
-        assert account_cooldowns(backend) == [(Scope.ACCOUNT, FailureKind.OUT_OF_CREDITS)]
+        assert await account_cooldowns(backend) == [(Scope.ACCOUNT, FailureKind.OUT_OF_CREDITS)]
 
         emulator.state.set_credits(emulator.paid.username, 5)
         overview = await backend.accounts_overview()  # reads /metering/usage: credit again
@@ -160,7 +160,7 @@ async def test_concurrent_credit_checks_of_one_account_share_one_request(
 
 async def test_a_call_that_finds_a_probe_in_progress_waits_for_its_result() -> None:
     rig = make_rig()
-    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m")
+    await rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m")
     rig.clock.advance(40)  # the probe is due
     release = anyio.Event()
     upstream = Upstream()
@@ -189,10 +189,10 @@ async def test_a_call_that_finds_a_probe_in_progress_waits_for_its_result() -> N
 
 async def test_a_probe_wait_gives_up_when_the_prober_never_reports() -> None:
     rig = make_rig(max_wait=0.2)
-    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m")
+    await rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m")
     rig.clock.advance(40)
-    cooldown = rig.book.check(account="id-a", model="m").cooldown
-    assert cooldown is not None and rig.book.claim_probe(cooldown)  # a process that then died
+    cooldown = (await rig.book.check(account="id-a", model="m")).cooldown
+    assert cooldown is not None and await rig.book.claim_probe(cooldown)  # a process that then died
     upstream = Upstream()
     with pytest.raises(RoutingFailed) as caught:
         await rig.router.route(["m"], accounts("a"), upstream)

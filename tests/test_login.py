@@ -22,6 +22,7 @@ import pytest
 from puter_mcp.accounts.browser import TokenRejected, authme_url, listen_for_token
 from puter_mcp.accounts.login import LoginError, run_login
 from puter_mcp.accounts.store import Account, AccountsStore
+from puter_mcp.core.stores import open_store
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.cooldowns import CooldownBook
 from puter_mcp.routing.state import open_state_store
@@ -353,23 +354,29 @@ async def test_sign_in_clears_the_accounts_cooldowns(emulator: Emulator, home: P
     settings, paths = settings_for(emulator, home)
     state = open_state_store(paths.state_db, origin=settings.api_origin)
     book = CooldownBook(state)
-    book.record_failure(FailureKind.AUTH, account=emulator.paid.uuid, model="gpt-5-nano")
-    book.record_failure(FailureKind.RATE_LIMITED, account="user:paid_user", model="gpt-5-nano")
-    book.record_failure(FailureKind.AUTH, account=emulator.free.uuid, model="gpt-5-nano")
-    state.close()
+    await book.record_failure(FailureKind.AUTH, account=emulator.paid.uuid, model="gpt-5-nano")
+    await book.record_failure(FailureKind.RATE_LIMITED, account="user:paid_user", model="gpt-5-nano")
+    await book.record_failure(FailureKind.AUTH, account=emulator.free.uuid, model="gpt-5-nano")
+    await state.aclose()
 
-    await run_login(settings, paths, token=emulator.paid.token, on_notice=lambda _: None)
+    await run_login(
+        settings,
+        paths,
+        token=emulator.paid.token,
+        on_notice=lambda _: None,
+        open_state=lambda: open_store(settings, paths),  # as the CLI passes it
+    )
 
     state = open_state_store(paths.state_db, origin=settings.api_origin)
     try:
         book = CooldownBook(state)
-        assert book.check(account=emulator.paid.uuid, model="gpt-5-nano").eligible
-        assert book.check(account="user:paid_user", model="gpt-5-nano").eligible
+        assert (await book.check(account=emulator.paid.uuid, model="gpt-5-nano")).eligible
+        assert (await book.check(account="user:paid_user", model="gpt-5-nano")).eligible
         # Another account's cooldown is not touched.
-        other = book.check(account=emulator.free.uuid, model="gpt-5-nano")
+        other = await book.check(account=emulator.free.uuid, model="gpt-5-nano")
         assert not other.eligible and other.kind is FailureKind.AUTH
     finally:
-        state.close()
+        await state.aclose()
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from puter_mcp.routing.pacing import (
 )
 from puter_mcp.routing.state import StateStore
 
+pytestmark = pytest.mark.anyio
+
 T0 = 1_700_000_000.0
 
 
@@ -89,93 +91,95 @@ def test_limits_that_allow_nothing_are_refused(kwargs: dict[str, float]) -> None
 # -- acquiring and releasing --------------------------------------------------------------
 
 
-def test_in_flight_cap_then_release(pacer: Pacer, clock: Clock) -> None:
+async def test_in_flight_cap_then_release(pacer: Pacer, clock: Clock) -> None:
     limits = limits_for(Tier.TEMP)
-    first = slot_of(pacer.try_acquire("a", limits))
-    slot_of(pacer.try_acquire("a", limits))
-    assert pacer.try_acquire("a", limits) == 0.25  # only a hint: when a request ends is unknown
-    slot_of(pacer.try_acquire("b", limits))  # the next account is free
+    first = slot_of(await pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
+    assert await pacer.try_acquire("a", limits) == 0.25  # only a hint: when a request ends is unknown
+    slot_of(await pacer.try_acquire("b", limits))  # the next account is free
     clock.now += 1
-    pacer.release(first)
-    assert pacer.usage("a", limits) == WindowUsage(requests=2, in_flight=1)
-    slot_of(pacer.try_acquire("a", limits))
+    await pacer.release(first)
+    assert await pacer.usage("a", limits) == WindowUsage(requests=2, in_flight=1)
+    slot_of(await pacer.try_acquire("a", limits))
 
 
-def test_a_finished_request_keeps_its_place_while_puter_catches_up(store: StateStore, clock: Clock) -> None:
+async def test_a_finished_request_keeps_its_place_while_puter_catches_up(
+    store: StateStore, clock: Clock
+) -> None:
     pacer = Pacer(store, clock=clock, release_settle=0.05)
     limits = limits_for(Tier.TEMP)
-    first = slot_of(pacer.try_acquire("a", limits))
-    slot_of(pacer.try_acquire("a", limits))
-    pacer.release(first)
+    first = slot_of(await pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
+    await pacer.release(first)
     # Puter has not freed its place yet, so pacing still counts it ...
-    assert pacer.try_acquire("a", limits) == pytest.approx(0.05)  # exactly when it will be
+    assert await pacer.try_acquire("a", limits) == pytest.approx(0.05)  # exactly when it will be
     # ... but the request has finished: a status display does not call it in flight.
-    assert pacer.usage("a", limits).in_flight == 1
+    assert (await pacer.usage("a", limits)).in_flight == 1
     clock.now += 0.06
-    assert pacer.usage("a", limits).in_flight == 1
-    slot_of(pacer.try_acquire("a", limits))
+    assert (await pacer.usage("a", limits)).in_flight == 1
+    slot_of(await pacer.try_acquire("a", limits))
 
 
-def test_a_finished_request_is_not_shown_in_flight(store: StateStore, clock: Clock) -> None:
+async def test_a_finished_request_is_not_shown_in_flight(store: StateStore, clock: Clock) -> None:
     pacer = Pacer(store, clock=clock)
     limits = limits_for(Tier.TEMP)
-    slot = slot_of(pacer.try_acquire("a", limits))
-    assert pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=1)
-    pacer.release(slot)
-    assert pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=0)  # at the same instant
+    slot = slot_of(await pacer.try_acquire("a", limits))
+    assert await pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=1)
+    await pacer.release(slot)
+    assert await pacer.usage("a", limits) == WindowUsage(requests=1, in_flight=0)  # at the same instant
 
 
-def test_a_refused_request_gives_its_place_back_at_once(store: StateStore, clock: Clock) -> None:
+async def test_a_refused_request_gives_its_place_back_at_once(store: StateStore, clock: Clock) -> None:
     pacer = Pacer(store, clock=clock, release_settle=0.05)
     limits = limits_for(Tier.TEMP)
-    first = slot_of(pacer.try_acquire("a", limits))
-    slot_of(pacer.try_acquire("a", limits))
-    pacer.release(first, counted=False)
-    slot_of(pacer.try_acquire("a", limits))
+    first = slot_of(await pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
+    await pacer.release(first, counted=False)
+    slot_of(await pacer.try_acquire("a", limits))
 
 
-def test_full_window_answers_exactly_when_the_oldest_leaves(pacer: Pacer, clock: Clock) -> None:
+async def test_full_window_answers_exactly_when_the_oldest_leaves(pacer: Pacer, clock: Clock) -> None:
     limits = PacingLimits(requests_per_window=3, max_in_flight=10)
     for _ in range(3):
-        pacer.release(slot_of(pacer.try_acquire("a", limits)))
+        await pacer.release(slot_of(await pacer.try_acquire("a", limits)))
         clock.now += 2.0
-    wait = pacer.try_acquire("a", limits)
+    wait = await pacer.try_acquire("a", limits)
     assert wait == pytest.approx(limits.counting_window - 6.0)
     assert isinstance(wait, float)
     clock.now = math.nextafter(T0 + limits.counting_window, 0)
-    assert isinstance(pacer.try_acquire("a", limits), float)
+    assert isinstance(await pacer.try_acquire("a", limits), float)
     clock.now = T0 + limits.counting_window
-    slot_of(pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
 
 
-def test_full_window_and_full_in_flight_give_the_longer_wait(pacer: Pacer, clock: Clock) -> None:
+async def test_full_window_and_full_in_flight_give_the_longer_wait(pacer: Pacer, clock: Clock) -> None:
     limits = PacingLimits(requests_per_window=2, max_in_flight=2)
-    slot_of(pacer.try_acquire("a", limits))
-    slot_of(pacer.try_acquire("a", limits))
-    assert pacer.try_acquire("a", limits) == pytest.approx(limits.counting_window)
+    slot_of(await pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
+    assert await pacer.try_acquire("a", limits) == pytest.approx(limits.counting_window)
 
 
-def test_a_request_refused_with_429_is_given_back(pacer: Pacer) -> None:
+async def test_a_request_refused_with_429_is_given_back(pacer: Pacer) -> None:
     limits = PacingLimits(requests_per_window=1, max_in_flight=1)
-    pacer.release(slot_of(pacer.try_acquire("a", limits)), counted=False)
-    assert pacer.usage("a", limits) == WindowUsage(0, 0)
-    slot_of(pacer.try_acquire("a", limits))
+    await pacer.release(slot_of(await pacer.try_acquire("a", limits)), counted=False)
+    assert await pacer.usage("a", limits) == WindowUsage(0, 0)
+    slot_of(await pacer.try_acquire("a", limits))
 
 
-def test_lease_ends_a_slot_its_process_never_released(pacer: Pacer, clock: Clock) -> None:
+async def test_lease_ends_a_slot_its_process_never_released(pacer: Pacer, clock: Clock) -> None:
     limits = limits_for(Tier.TEMP)
-    slot_of(pacer.try_acquire("a", limits))
-    slot_of(pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
     clock.now += 899.0
-    assert isinstance(pacer.try_acquire("a", limits), float)
+    assert isinstance(await pacer.try_acquire("a", limits), float)
     clock.now += 1.0
-    slot_of(pacer.try_acquire("a", limits))
+    slot_of(await pacer.try_acquire("a", limits))
 
 
 # -- spreading a burst --------------------------------------------------------------------
 
 
-def test_a_burst_spreads_over_accounts_and_queues_only_when_all_are_full(
+async def test_a_burst_spreads_over_accounts_and_queues_only_when_all_are_full(
     pacer: Pacer, store: StateStore
 ) -> None:
     """The selection the router does: least recently used account first, first free slot."""
@@ -184,14 +188,14 @@ def test_a_burst_spreads_over_accounts_and_queues_only_when_all_are_full(
     taken: list[str] = []
     waits: list[float] = []
     for _ in range(7):
-        last = store.last_used()
+        last = await store.last_used()
         for account in sorted(accounts, key=lambda acc: (last.get(acc, 0.0), acc)):
-            result = pacer.try_acquire(account, limits)
+            result = await pacer.try_acquire(account, limits)
             if isinstance(result, Slot):
                 taken.append(result.account)
                 break
         else:
-            waits.append(min(wait_of(pacer.try_acquire(acc, limits)) for acc in accounts))
+            waits.append(min([wait_of(await pacer.try_acquire(acc, limits)) for acc in accounts]))
     assert len(set(taken[:3])) == 3  # the first three requests went to three accounts
     assert sorted(taken) == ["a", "a", "b", "b", "c", "c"]
     assert waits == [0.25]  # the seventh queues: every account is at its cap

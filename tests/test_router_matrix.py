@@ -116,9 +116,9 @@ class World:
     def usage_log(self) -> list[str | None]:
         return [r.username for r in self.emulator.state.requests if r.path == "/metering/usage"]
 
-    def cooldowns(self) -> list[tuple[Scope, str | None, str | None, FailureKind]]:
+    async def cooldowns(self) -> list[tuple[Scope, str | None, str | None, FailureKind]]:
         return sorted(
-            ((c.scope, c.account, c.model, c.kind) for c in engine_of(self.backend).book.snapshot()),
+            ((c.scope, c.account, c.model, c.kind) for c in await engine_of(self.backend).book.snapshot()),
             key=repr,
         )
 
@@ -256,7 +256,7 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
                 await w.chat(stream=stream)
             assert caught.value.kind is FailureKind.BAD_REQUEST
             assert w.chat_log() == [(w.model, paid)]  # nobody else would answer differently
-            assert w.cooldowns() == []
+            assert await w.cooldowns() == []
             assert f"could not get an answer for {ASKED!r}" in str(caught.value)
             return
 
@@ -286,7 +286,7 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
             *checks,
             (*answered_by, "ok"),
         ]
-        assert w.cooldowns() == expected_cooldowns
+        assert await w.cooldowns() == expected_cooldowns
         assert outcome.model_requested == ASKED
         if answered_by[0] == w.model:
             assert outcome.fallback is None
@@ -300,7 +300,7 @@ async def test_fault_matrix(emulator: Emulator, home: Path, case: Case, stream: 
         # byte, or once it notices that a client that gave up has gone).
         w.clock.advance(engine_of(w.backend).pacer.release_settle)
         for name in (paid, free):
-            assert engine_of(w.backend).pacer.usage(w.ids[name]).in_flight == 0
+            assert (await engine_of(w.backend).pacer.usage(w.ids[name])).in_flight == 0
         await settled(emulator)
 
 
@@ -371,7 +371,7 @@ async def test_out_of_credits_everywhere_stops_calling_until_the_recheck(
         assert first.value.kind is FailureKind.OUT_OF_CREDITS
         assert "out of credits on every usable account" in str(first.value).lower()
         assert "Try again in 300 s" in str(first.value)
-        assert w.cooldowns() == sorted(
+        assert await w.cooldowns() == sorted(
             ((Scope.ACCOUNT, w.ids[name], None, FailureKind.OUT_OF_CREDITS) for name in names), key=repr
         )
 
@@ -462,7 +462,7 @@ async def test_a_down_model_is_skipped_then_probed_by_exactly_one_request(
         assert probe.fallback is None and probe.text == expected_text(w.model)
 
         # The probe succeeded: the model is back for everyone.
-        assert w.cooldowns() == []
+        assert await w.cooldowns() == []
         emulator.state.clear_requests()
         assert (await w.chat()).model == w.model
         assert w.chat_log() == [(w.model, paid)]
@@ -481,7 +481,7 @@ async def test_a_failed_probe_keeps_the_model_cooling(emulator: Emulator, home: 
         emulator.state.clear_requests()
         await w.chat()  # and the next call skips the model again
         assert w.chat_log() == [(w.free_model, paid)]
-        assert w.cooldowns() == [(Scope.MODEL, None, w.model, FailureKind.MODEL_DOWN)]
+        assert await w.cooldowns() == [(Scope.MODEL, None, w.model, FailureKind.MODEL_DOWN)]
 
 
 # --- the fallback line -------------------------------------------------------------------------
@@ -516,27 +516,27 @@ async def test_rate_limits_escalate_and_reset_on_success(emulator: Emulator, hom
     async with world(emulator, home, **overrides) as w:
         account = w.ids[paid]
 
-        def rate_limit_left() -> float:
+        async def rate_limit_left() -> float:
             (cooldown,) = [
-                c for c in engine_of(w.backend).book.snapshot() if c.kind is FailureKind.RATE_LIMITED
+                c for c in await engine_of(w.backend).book.snapshot() if c.kind is FailureKind.RATE_LIMITED
             ]
             assert cooldown.account == account
             return cooldown.until - w.clock()
 
         emulator.state.add_fault(Fault.TOO_MANY_REQUESTS, account=paid)
         await w.chat()
-        assert 9 < rate_limit_left() <= 10
+        assert 9 < await rate_limit_left() <= 10
         w.clock.advance(11)
         emulator.state.add_fault(Fault.TOO_MANY_REQUESTS, account=paid)
         await w.chat()
-        assert 29 < rate_limit_left() <= 30  # a repeat escalates
+        assert 29 < await rate_limit_left() <= 30  # a repeat escalates
         w.clock.advance(31)
         emulator.state.clear_requests()
         outcome = await w.chat()  # paid answers: the escalation resets
         assert outcome.account == paid
         emulator.state.add_fault(Fault.TOO_MANY_REQUESTS, account=paid)
         await w.chat()
-        assert 9 < rate_limit_left() <= 10
+        assert 9 < await rate_limit_left() <= 10
 
 
 def requests(emulator: Emulator) -> list[tuple[str, int | None]]:

@@ -16,7 +16,7 @@ from puter_mcp.puter.errors import FailureKind, PuterError
 from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Scope
 from puter_mcp.routing.pacing import Pacer, PacingLimits
 from puter_mcp.routing.router import AccountRef, Router, RoutingFailed, Strategy
-from puter_mcp.routing.state import MemoryStateStore
+from puter_mcp.routing.state import Attempt, MemoryStateStore
 
 pytestmark = pytest.mark.anyio
 
@@ -150,9 +150,9 @@ async def test_round_robin_moves_on_once_per_call_whatever_the_retries() -> None
 async def test_least_recently_used_picks_the_account_idle_longest() -> None:
     rig = make_rig(strategy="least-recently-used")
     pool = accounts("a", "b", "c")
-    rig.store.touch("id-a", T0 - 10)
-    rig.store.touch("id-b", T0 - 30)
-    rig.store.touch("id-c", T0 - 20)
+    await rig.store.touch("id-a", T0 - 10)
+    await rig.store.touch("id-b", T0 - 30)
+    await rig.store.touch("id-c", T0 - 20)
     upstream = Upstream()
     answered: list[str] = []
     for _ in range(4):
@@ -204,7 +204,7 @@ async def test_a_failure_moves_to_the_candidate_its_scope_allows(
         ("m1", "a", kind.value),
         (*next_call, "ok"),
     ]
-    assert [c.scope for c in rig.book.snapshot()] == ([scope] if scope else [])
+    assert [c.scope for c in await rig.book.snapshot()] == ([scope] if scope else [])
     assert rig.sleeper.calls == []
 
 
@@ -216,7 +216,7 @@ async def test_bad_request_stops_after_one_attempt() -> None:
     assert upstream.calls == [("m1", "a")]
     assert caught.value.kind is FailureKind.BAD_REQUEST
     assert "flagged by moderation" in caught.value.message
-    assert rig.book.snapshot() == []
+    assert await rig.book.snapshot() == []
 
 
 async def test_an_unknown_model_is_not_tried_again_by_this_router() -> None:
@@ -265,7 +265,7 @@ async def test_the_deadline_ends_a_request_that_takes_too_long() -> None:
         await rig.router.route(["m"], accounts("a", "b"), slow_then_stuck)
     assert calls == ["a", "b"]
     assert "deadline of 30 s passed" in caught.value.message
-    assert rig.pacer.usage("id-b").in_flight == 0
+    assert (await rig.pacer.usage("id-b")).in_flight == 0
 
 
 async def test_no_sleep_while_another_candidate_is_eligible() -> None:
@@ -273,8 +273,8 @@ async def test_no_sleep_while_another_candidate_is_eligible() -> None:
     pool = accounts("a", "b")
     # a is rate-limited (10 s) and m1 is down everywhere (40 s): both would free up within
     # max_wait, but (m2, b) is usable now, so nobody waits.
-    rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m1")
-    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")
+    await rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m1")
+    await rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")
     upstream = Upstream()
     routed = await rig.router.route(["m1", "m2"], pool, upstream)
     assert upstream.calls == [("m2", "b")]
@@ -286,7 +286,7 @@ async def test_no_sleep_while_another_candidate_is_eligible() -> None:
 async def test_waits_when_the_only_candidate_frees_up_within_max_wait() -> None:
     rig = make_rig(max_wait=15.0)
     pool = accounts("a")
-    rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m")  # 10 s
+    await rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m")  # 10 s
     upstream = Upstream()
     routed = await rig.router.route(["m"], pool, upstream)
     assert rig.sleeper.calls == [pytest.approx(10.0)]
@@ -300,7 +300,7 @@ async def test_fails_at_once_with_retry_at_when_the_wait_does_not_fit(
     max_wait: float, deadline: float
 ) -> None:
     rig = make_rig(max_wait=max_wait, deadline=deadline)
-    rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m")  # until T0 + 10
+    await rig.book.record_failure(FailureKind.RATE_LIMITED, account="id-a", model="m")  # until T0 + 10
     upstream = Upstream()
     with pytest.raises(RoutingFailed) as caught:
         await rig.router.route(["m"], accounts("a"), upstream)
@@ -312,7 +312,7 @@ async def test_fails_at_once_with_retry_at_when_the_wait_does_not_fit(
 
 async def test_an_account_that_must_sign_in_again_fails_until_its_token_is_checked_again() -> None:
     rig = make_rig()
-    rig.book.record_failure(FailureKind.AUTH, account="id-a", model="m")
+    await rig.book.record_failure(FailureKind.AUTH, account="id-a", model="m")
     upstream = Upstream()
     with pytest.raises(RoutingFailed) as caught:
         await rig.router.route(["m"], accounts("a"), upstream)
@@ -355,7 +355,7 @@ async def test_replay_after_output_tries_the_next_candidate_and_keeps_the_partia
 async def test_a_down_model_is_probed_by_exactly_one_request() -> None:
     rig = make_rig()
     pool = accounts("a", "b")
-    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")  # probe at T0 + 40
+    await rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")  # probe at T0 + 40
     upstream = Upstream()
     assert (await rig.router.route(["m1", "m2"], pool, upstream)).model == "m2"
     rig.clock.advance(41)
@@ -388,14 +388,14 @@ async def test_a_down_model_is_probed_by_exactly_one_request() -> None:
     assert sorted(results) == ["m1", "m2", "m2"]
     # The probe succeeded: the model is back for everyone.
     assert (await rig.router.route(["m1", "m2"], pool, upstream)).model == "m1"
-    assert rig.book.snapshot() == []
+    assert await rig.book.snapshot() == []
 
 
 async def test_an_empty_account_is_rechecked_once_when_due() -> None:
     rig = make_rig(max_wait=0.0)
     pool = accounts("a", "b")
     for name in "ab":
-        rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account=f"id-{name}", model="m")
+        await rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account=f"id-{name}", model="m")
     checks: list[str] = []
     credit = {"a": False, "b": False}
 
@@ -431,7 +431,7 @@ async def test_an_empty_account_is_not_waited_for_even_when_its_recheck_is_near(
     # call fails at once (with that moment as the time to retry) instead of burning its deadline.
     rig = make_rig(max_wait=60.0)
     rig.book.policy = CooldownPolicy(model_down=(40.0, 40.0), credit_recheck=30.0)
-    rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account="id-a", model="m")
+    await rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account="id-a", model="m")
     upstream = Upstream()
     with pytest.raises(RoutingFailed) as caught:
         await rig.router.route(["m"], accounts("a"), upstream, check_credit=None)
@@ -442,7 +442,7 @@ async def test_an_empty_account_is_not_waited_for_even_when_its_recheck_is_near(
 
 async def test_a_credit_check_must_fit_in_the_calls_deadline() -> None:
     rig = make_rig(deadline=0.2)
-    rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account="id-a", model="m")
+    await rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account="id-a", model="m")
     rig.clock.advance(301)  # the re-check is due
 
     async def slow_check(account: AccountRef) -> bool:
@@ -453,7 +453,7 @@ async def test_a_credit_check_must_fit_in_the_calls_deadline() -> None:
         with pytest.raises(RoutingFailed):
             await rig.router.route(["m"], accounts("a"), Upstream(), check_credit=slow_check)
     # The check proved nothing, so the next call may check again at once.
-    verdict = rig.book.check(account="id-a", model="m")
+    verdict = await rig.book.check(account="id-a", model="m")
     assert verdict.probe_due
 
 
@@ -489,7 +489,7 @@ async def test_a_queued_request_is_woken_by_a_slot_another_request_frees() -> No
             group.start_soon(second)
             await anyio.wait_all_tasks_blocked()
             assert order == ["start"]  # the second request queues rather than failing
-            assert rig.pacer.usage("id-a").in_flight == 1
+            assert (await rig.pacer.usage("id-a")).in_flight == 1
             finish_first.set()
     assert order == ["start", "end", "start", "end"]
     assert len(waited) == 1 and waited[0] > 0
@@ -510,16 +510,16 @@ async def test_in_flight_returns_to_zero_after_cancellation() -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(rig.router.route, ["m"], pool, hang)
             await started.wait()
-            assert rig.pacer.usage("id-a").in_flight == 1
+            assert (await rig.pacer.usage("id-a")).in_flight == 1
             group.cancel_scope.cancel()
-    assert rig.pacer.usage("id-a").in_flight == 0
-    assert rig.pacer.usage("id-b").in_flight == 0
+    assert (await rig.pacer.usage("id-a")).in_flight == 0
+    assert (await rig.pacer.usage("id-b")).in_flight == 0
 
 
 async def test_a_cancelled_probe_lets_the_next_request_probe_at_once() -> None:
     rig = make_rig()
     pool = accounts("a")
-    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")
+    await rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-a", model="m1")
     rig.clock.advance(41)
     probing = anyio.Event()
 
@@ -537,14 +537,14 @@ async def test_a_cancelled_probe_lets_the_next_request_probe_at_once() -> None:
     upstream = Upstream()
     routed = await rig.router.route(["m1", "m2"], pool, upstream)
     assert routed.model == "m1"
-    assert rig.book.snapshot() == []
+    assert await rig.book.snapshot() == []
 
 
 async def test_a_call_that_only_meets_cooldowns_reports_their_kind_and_what_it_skipped() -> None:
     rig = make_rig(max_wait=0.0)
     pool = accounts("a", "b")
     for name in "ab":
-        rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account=f"id-{name}", model="m")
+        await rig.book.record_failure(FailureKind.OUT_OF_CREDITS, account=f"id-{name}", model="m")
     with pytest.raises(RoutingFailed) as caught:
         await rig.router.route(["m"], pool, Upstream())
     assert caught.value.kind is FailureKind.OUT_OF_CREDITS
@@ -552,7 +552,53 @@ async def test_a_call_that_only_meets_cooldowns_reports_their_kind_and_what_it_s
 
     fresh = accounts("c")
     await rig.router.route(["m1", "m3"], fresh, Upstream({("m1", "c"): [fail(FailureKind.MODEL_UNKNOWN)]}))
-    rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-c", model="m2")
+    await rig.book.record_failure(FailureKind.MODEL_DOWN, account="id-c", model="m2")
     routed = await rig.router.route(["m1", "m2", "m3"], fresh, Upstream())
     assert routed.model == "m3"
     assert routed.passed_over == {"m1": ["model_unknown"], "m2": ["model_down"]}
+
+
+# --- attempt hooks -----------------------------------------------------------------------------
+
+
+async def test_every_attempt_is_reported_to_the_hooks_and_a_broken_hook_costs_nothing() -> None:
+    rig = make_rig()
+    seen: list[Attempt] = []
+
+    def broken(attempt: Attempt) -> None:
+        raise RuntimeError("a statistics bug")
+
+    rig.router.add_hook(broken)
+    rig.router.add_hook(seen.append)
+    upstream = Upstream({("m", "a"): [fail(FailureKind.RATE_LIMITED)]})
+    routed = await rig.router.route(
+        ["m"],
+        accounts("a", "b"),
+        upstream,
+        request_id="r1",
+        on_success=lambda _: {"ttft_ms": 12.5, "input_tokens": 3, "output_tokens": 7, "cost_usd": 0.001},
+    )
+    assert routed.account.name == "b"
+    assert [(a.account, a.model, a.kind, a.request_id) for a in seen] == [
+        ("id-a", "m", FailureKind.RATE_LIMITED, "r1"),
+        ("id-b", "m", None, "r1"),
+    ]
+    success = seen[-1]
+    assert (success.ttft_ms, success.input_tokens, success.output_tokens, success.cost_usd) == (
+        12.5,
+        3,
+        7,
+        0.001,
+    )
+    assert success.time == T0 and success.latency_ms >= 0
+    # The router writes no record itself: the store's log is a hook, registered by the engine.
+    assert await rig.store.recent_attempts() == []
+
+
+async def test_the_stores_attempt_log_is_written_with_the_slots_release() -> None:
+    rig = make_rig()
+    rig.router.add_hook(rig.store.log_attempt)
+    await rig.router.route(["m"], accounts("a"), Upstream(), request_id="r2")
+    (attempt,) = await rig.store.recent_attempts()
+    assert (attempt.account, attempt.kind, attempt.request_id) == ("id-a", None, "r2")
+    assert (await rig.pacer.usage("id-a", ROOMY)).in_flight == 0

@@ -43,7 +43,7 @@ async def main() -> None:
             "account": outcome.account,
             "fallback": outcome.fallback,
             "attempts": [[a.model, a.account, a.outcome] for a in outcome.attempts],
-            "cooldowns": [[c.scope.value, c.kind.value] for c in engine_of(backend).book.snapshot()],
+            "cooldowns": [[c.scope.value, c.kind.value] for c in await engine_of(backend).book.snapshot()],
         }))
 
 anyio.run(main)

@@ -43,14 +43,17 @@ async def test_cooldowns_are_kept_per_api_origin(emulator: Emulator, home: Path)
             Backend.create(settings, paths, env={}) as same_puter,
         ):
             await first.chat(ChatCall.build(message="hello", model=MODEL))
-            learned = [(c.scope, c.account) for c in engine_of(first).book.snapshot()]
+            learned = [(c.scope, c.account) for c in await engine_of(first).book.snapshot()]
             assert (Scope.ACCOUNT, emulator.paid.uuid) in learned
 
-            assert engine_of(other_puter).book.snapshot() == []
-            assert engine_of(other_puter).store.last_used() == {}
-            assert engine_of(other_puter).store.recent_attempts() == []
-            assert [(c.scope, c.account) for c in engine_of(same_puter).book.snapshot()] == learned
-            assert engine_of(same_puter).store.recent_attempts() == engine_of(first).store.recent_attempts()
+            assert await engine_of(other_puter).book.snapshot() == []
+            assert await engine_of(other_puter).store.last_used() == {}
+            assert await engine_of(other_puter).store.recent_attempts() == []
+            assert [(c.scope, c.account) for c in await engine_of(same_puter).book.snapshot()] == learned
+            assert (
+                await engine_of(same_puter).store.recent_attempts()
+                == await engine_of(first).store.recent_attempts()
+            )
             overview = await other_puter.accounts_overview()
             assert all(status.state == "active" for status in overview.accounts)
 

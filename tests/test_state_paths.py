@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from puter_mcp.cli import main
@@ -47,7 +48,7 @@ def test_the_log_is_not_inside_the_state_directory(tmp_path: Path, layout: str) 
 @posix_only
 def test_state_and_log_directories_are_owner_only(tmp_path: Path, loose_umask: None) -> None:
     paths = resolve_paths({"PUTER_MCP_HOME": str(tmp_path / "home")})
-    open_state_store(paths.state_db).close()
+    anyio.run(open_state_store(paths.state_db).aclose)
     ensure_log_file(paths.log_file)
     for directory in (tmp_path / "home", paths.state_dir, paths.log_dir):
         assert mode(directory) == 0o700, directory

@@ -158,6 +158,20 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--reasoning-effort", choices=["low", "medium", "high"])
     chat.add_argument("--no-fallback", action="store_true", help="Do not fall back to free models.")
+    chat.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="A text file to include as context (repeatable).",
+    )
+    chat.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="An image for the model (repeatable).",
+    )
     chat.add_argument("--json", action="store_true", help="Print the whole result as JSON at the end.")
     chat.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -376,6 +390,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
 
 def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.accounts.login import run_login
+    from puter_mcp.core.stores import open_store
 
     token = args.token  # read by `_read_secrets`
     if token is not None and args.temp:
@@ -390,6 +405,8 @@ def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
             name=args.name,
             timeout=args.timeout,
             on_notice=_eprint,
+            # The account's cooldowns are cleared in the store every process uses.
+            open_state=lambda: open_store(settings, paths, on_warning=_eprint),
         )
 
     print(_run(run))
@@ -493,6 +510,8 @@ def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from pathlib import Path
+
     from puter_mcp.core import ChatCall
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
 
@@ -506,6 +525,10 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
             f"the question from {source} is empty: write it after `chat`, or pipe it to `chat -`", 2
         )
 
+    # A terminal's relative paths are the person's own: made absolute from where they stand.
+    files = [str(Path(path).absolute()) for path in args.file]
+    images = [image if "://" in image else str(Path(image).absolute()) for image in args.image]
+
     async def run() -> Any:
         call = ChatCall.build(
             message=prompt,
@@ -515,6 +538,8 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
             max_tokens=args.max_tokens,
             reasoning_effort=args.reasoning_effort,
             fallback=False if args.no_fallback else None,
+            files=files,
+            images=images,
         )
         async with open_backend(settings, paths, sandbox=sandbox) as backend:
             return await _print_stream(

@@ -34,7 +34,7 @@ from puter_mcp.core import (
     ModelsPage,
     ModelsQuery,
     StreamProgress,
-    Turn,
+    ToolCallRecord,
 )
 from puter_mcp.display import accounts_text, chat_text, models_text
 from puter_mcp.stdio_serving import AnsweringReadStream
@@ -60,6 +60,14 @@ class ChatTurn(BaseModel):
 
     role: Literal["user", "assistant", "system"] = Field(description="Who said it.")
     content: str = Field(description="What was said.")
+
+
+class ChatResultMetadata(ChatMetadata):
+    """`puter-chat`'s structured content: the answer's metadata, and any tool calls the model made."""
+
+    tool_calls: list[ToolCallRecord] | None = Field(
+        default=None, description="The tools the model asked to call, when it called any."
+    )
 
 
 def _tool_error(exc: BackendError) -> ToolError:
@@ -231,13 +239,27 @@ def build_server(backend: Backend) -> MCPServer[Any]:
                 description="Allow falling back to free models when the asked ones fail (default: the config's fallback_to_free, on unless changed)."
             ),
         ] = None,
-    ) -> Annotated[CallToolResult, ChatMetadata]:
+        files: Annotated[
+            list[str] | None,
+            Field(
+                description="Absolute paths of UTF-8 text files to include as context, each marked with "
+                "its path (at most 256 KiB each, 1 MiB in all)."
+            ),
+        ] = None,
+        images: Annotated[
+            list[str] | None,
+            Field(
+                description="Images for the model to look at: absolute paths (PNG, JPEG, GIF or WebP, "
+                "at most 5 MB) or https URLs. Only models that take images answer (a chain keeps those)."
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, ChatResultMetadata]:
         """Ask one of Puter's AI models and return its answer.
 
         If the model is rate-limited, down or out of credits, the next model of its chain (or another
         account) answers instead, and the first line of the answer says which model answered and why.
         """
-        turns = [Turn(role=turn.role, content=turn.content) for turn in messages] if messages else None
+        turns = [turn.model_dump() for turn in messages] if messages else None
         try:
             call = ChatCall.build(
                 message=message,
@@ -249,13 +271,18 @@ def build_server(backend: Backend) -> MCPServer[Any]:
                 reasoning_effort=reasoning_effort,
                 thinking_budget=thinking_budget,
                 fallback=fallback,
+                files=files or (),
+                images=images or (),
             )
             outcome = await _with_heartbeat(ctx, backend.settings.progress_interval, backend.chat, call)
         except BackendError as exc:
             raise _tool_error(exc) from exc
+        structured = outcome.metadata().model_dump(mode="json")
+        if outcome.tool_calls:
+            structured["tool_calls"] = [call.model_dump(mode="json") for call in outcome.tool_calls]
         return CallToolResult(
             content=[TextContent(type="text", text=chat_text(outcome))],
-            structured_content=outcome.metadata().model_dump(mode="json"),
+            structured_content=structured,
         )
 
     @_tool(

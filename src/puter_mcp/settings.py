@@ -149,6 +149,10 @@ class Settings(BaseModel):
         default=3.0, gt=0, le=5.0, description="Seconds between progress heartbeats."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    state: str = Field(
+        default="sqlite",
+        description="Where shared state lives: sqlite (one file per user) or memory (this process).",
+    )
     account_tiers: dict[str, StatedTier] = Field(
         default_factory=dict, description="Tier per account name, when /whoami guesses wrong."
     )
@@ -157,6 +161,19 @@ class Settings(BaseModel):
     cooldowns: CooldownSettings = CooldownSettings()
     http: HttpSettings = HttpSettings()
     chains: dict[str, Any] = Field(default_factory=dict, description="User-defined virtual models.")
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        if value.startswith(("redis://", "rediss://", "unix://")):
+            # The URL form names a store shared by several hosts, which a later version adds.
+            raise ValueError(
+                f"{value.split('://', 1)[0]}:// state stores are reserved for a later version "
+                'of puter-mcp; use "sqlite" (the default) or "memory"'
+            )
+        if value not in ("sqlite", "memory"):
+            raise ValueError(f'must be "sqlite" or "memory", got {value!r}')
+        return value
 
     @field_validator("api_origin", "gui_origin")
     @classmethod
@@ -234,6 +251,7 @@ ENV_VARS: Mapping[str, str] = {
     "PUTER_MCP_MODELS_CACHE_TTL": "models_cache_ttl",
     "PUTER_MCP_PROGRESS_INTERVAL": "progress_interval",
     "PUTER_MCP_LOG_LEVEL": "log_level",
+    "PUTER_MCP_STATE": "state",
     "PUTER_MCP_STRATEGY": "routing.strategy",
     "PUTER_MCP_MAX_ATTEMPTS": "routing.max_attempts",
     "PUTER_MCP_DEADLINE": "routing.deadline",

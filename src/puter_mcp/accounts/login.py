@@ -38,10 +38,13 @@ from puter_mcp.accounts.store import (
 from puter_mcp.puter.client import PuterClient, Timeouts, WhoAmI
 from puter_mcp.puter.errors import FailureKind, PuterError
 from puter_mcp.routing.cooldowns import CooldownBook
-from puter_mcp.routing.state import open_state_store
+from puter_mcp.routing.state import StateStore
 from puter_mcp.settings import Paths, Settings
 
-__all__ = ["DEFAULT_TIMEOUT", "LoginError", "run_login", "save_token"]
+__all__ = ["DEFAULT_TIMEOUT", "LoginError", "StateOpener", "run_login", "save_token"]
+
+StateOpener = Callable[[], StateStore]
+"""Opens the shared state store (the caller knows which one: see `puter_mcp.core.stores`)."""
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds the browser sign-in waits for the user (5 min)."""
@@ -80,6 +83,7 @@ async def run_login(
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (the user's wait for the browser, not a call's)
     open_browser: Callable[[str], bool] = webbrowser.open,
     on_notice: Callable[[str], None] = _eprint,
+    open_state: StateOpener | None = None,
 ) -> str:
     """Sign in and save the account; return the sentence to print.
 
@@ -90,6 +94,8 @@ async def run_login(
         timeout: seconds the browser flow waits for the user.
         open_browser: opens a URL; `webbrowser.open` honours the ``BROWSER`` variable.
         on_notice: receives progress and warnings meant for the terminal.
+        open_state: opens the shared state, whose cooldowns of the account are cleared once it
+            is saved; None: no shared state to clear.
 
     With neither `token` nor `temp`, signs in through the browser.
 
@@ -105,9 +111,13 @@ async def run_login(
             raise LoginError(f"{exc}; nothing was signed in.") from None
     async with _client_for(settings) as puter:
         if token is not None:
-            return await save_token(settings, paths, token, name=name, client=puter, on_notice=on_notice)
+            return await save_token(
+                settings, paths, token, name=name, client=puter, on_notice=on_notice, open_state=open_state
+            )
         if temp:
-            return await _sign_up_temp(settings, paths, puter, name=name, on_notice=on_notice)
+            return await _sign_up_temp(
+                settings, paths, puter, name=name, on_notice=on_notice, open_state=open_state
+            )
         return await _browser_sign_in(
             settings,
             paths,
@@ -116,6 +126,7 @@ async def run_login(
             timeout=timeout,
             open_browser=open_browser,
             on_notice=on_notice,
+            open_state=open_state,
         )
 
 
@@ -127,6 +138,7 @@ async def save_token(
     name: str | None = None,
     client: PuterClient | None = None,
     on_notice: Callable[[str], None] = _eprint,
+    open_state: StateOpener | None = None,
 ) -> str:
     """Check `token` with ``/whoami`` and save its account; return a sentence for the user.
 
@@ -148,7 +160,7 @@ async def save_token(
     finally:
         if own_client:
             await puter.aclose()
-    return _save_signed_in(paths, token, who, name=name, on_notice=on_notice, origin=settings.api_origin)
+    return await _save_signed_in(paths, token, who, name=name, on_notice=on_notice, open_state=open_state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,6 +187,7 @@ async def _sign_up_temp(
     *,
     name: str | None,
     on_notice: Callable[[str], None],
+    open_state: StateOpener | None,
 ) -> str:
     """Create a temporary account on the GUI host and save it."""
     try:
@@ -191,7 +204,7 @@ async def _sign_up_temp(
             f"{settings.gui_origin} did not create a temporary account: {exc.message}. Sign in with "
             f"`puter-mcp login` (browser) or {_PASTE_ADVICE}."
         ) from None
-    return _save_signed_in(paths, token, who, name=name, on_notice=on_notice, origin=settings.api_origin)
+    return await _save_signed_in(paths, token, who, name=name, on_notice=on_notice, open_state=open_state)
 
 
 async def _browser_sign_in(
@@ -203,6 +216,7 @@ async def _browser_sign_in(
     timeout: float,  # noqa: ASYNC109 (applied to the browser wait only, see below)
     open_browser: Callable[[str], bool],
     on_notice: Callable[[str], None],
+    open_state: StateOpener | None,
 ) -> str:
     """Puter's CLI sign-in: open authme in the browser and wait for the redirect with a token."""
     if not timeout > 0:
@@ -221,10 +235,11 @@ async def _browser_sign_in(
                 "(retry the sign-in from the address above)."
             )
             raise
-        # No await from here on: the account is saved and recorded in one step, so the
-        # timeout cannot cancel between the two and report a failure for a saved sign-in.
-        sentence = _save_signed_in(
-            paths, token, who, name=name, on_notice=on_notice, origin=settings.api_origin
+        # Shielded (see `_save_signed_in`) and no await after it: the account is saved and
+        # recorded in one step, so the timeout cannot cancel between the two and report a
+        # failure for a saved sign-in.
+        sentence = await _save_signed_in(
+            paths, token, who, name=name, on_notice=on_notice, open_state=open_state
         )
         saved.append(sentence)
         return sentence
@@ -287,19 +302,37 @@ async def _open_in_browser(
 # Saving
 
 
-def _save_signed_in(
+async def _save_signed_in(
     paths: Paths,
     token: str,
     who: WhoAmI,
     *,
     name: str | None,
     on_notice: Callable[[str], None],
-    origin: str,
+    open_state: StateOpener | None,
 ) -> str:
     """Store the account and clear its cooldowns; return the sentence for the user.
 
-    Synchronous on purpose (see `_browser_sign_in`); the file work is milliseconds.
+    Shielded from cancellation (see `_browser_sign_in`): the work is milliseconds, and a sign-in
+    saved but not cleared from the shared state would stay blocked.
     """
+    sentence = ""  # a shielded scope never swallows an exception; pyright cannot tell
+    with anyio.CancelScope(shield=True):
+        sentence = await _save_and_clear(
+            paths, token, who, name=name, on_notice=on_notice, open_state=open_state
+        )
+    return sentence
+
+
+async def _save_and_clear(
+    paths: Paths,
+    token: str,
+    who: WhoAmI,
+    *,
+    name: str | None,
+    on_notice: Callable[[str], None],
+    open_state: StateOpener | None,
+) -> str:
     store = AccountsStore(paths.accounts_file)
     account = Account.create(
         name=name, username=who.username, uuid=who.uuid, token=token, is_temp=who.is_temp, tier=who.tier
@@ -313,7 +346,8 @@ def _save_signed_in(
             saved, replaced = store.add_or_replace(account, overwrite_corrupt=True)
     except AccountsError as exc:
         raise LoginError(f"Puter accepted the sign-in, but the account could not be saved: {exc}") from None
-    _clear_cooldowns(paths, saved, on_notice, origin)
+    if open_state is not None:
+        await _clear_cooldowns(open_state, saved)
     verb = "Updated the token of" if replaced else "Signed in as"
     kind = " (temporary account)" if who.is_temp else ""
     sentence = f"{verb} {who.username}{kind}; saved as account {saved.name!r} in {paths.accounts_file}."
@@ -324,15 +358,15 @@ def _save_signed_in(
     return sentence
 
 
-def _clear_cooldowns(paths: Paths, account: Account, on_notice: Callable[[str], None], origin: str) -> None:
+async def _clear_cooldowns(open_state: StateOpener, account: Account) -> None:
     """Forget every cooldown recorded against the account, in the state all processes share.
 
     Every id the account's state may be kept under is cleared (`every_account_id`).
     """
-    state = open_state_store(paths.state_db, origin=origin, on_warning=on_notice)
+    state = open_state()
     try:
         book = CooldownBook(state)
         for account_id in every_account_id(account):
-            book.signed_in(account_id)
+            await book.signed_in(account_id)
     finally:
-        state.close()
+        await state.aclose()

@@ -10,7 +10,6 @@ after it, the stream ends with `StreamFailed`, unless the caller asked to restar
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -24,7 +23,14 @@ from puter_mcp.accounts.secrets import redact
 from puter_mcp.core.accounts_view import AccountsView
 from puter_mcp.core.calls import ChatCall
 from puter_mcp.core.catalogue_cache import CatalogueCache
-from puter_mcp.core.errors import BackendError, ModelNotFound, NoCandidateLeft, NotSignedIn, UpstreamRefused
+from puter_mcp.core.errors import (
+    BackendError,
+    BadRequest,
+    ModelNotFound,
+    NoCandidateLeft,
+    NotSignedIn,
+    UpstreamRefused,
+)
 from puter_mcp.core.events import (
     Answering,
     AttemptStarted,
@@ -36,7 +42,8 @@ from puter_mcp.core.events import (
     ToolCallDelta,
     UsageUpdate,
 )
-from puter_mcp.core.results import AttemptRecord, AutoInfo, ChatOutcome, UsageInfo
+from puter_mcp.core.results import AttemptRecord, AutoInfo, ChatOutcome, ToolCallRecord, UsageInfo
+from puter_mcp.core.upstream import chat_request
 from puter_mcp.puter import wire
 from puter_mcp.puter.catalogue import Catalogue, ModelInfo
 from puter_mcp.puter.client import PuterClient
@@ -155,7 +162,11 @@ class ChatPipeline:
         try:
             if requested.casefold() == chains.AUTO:
                 choice, resolved = chains.resolve_auto(
-                    call.last_user_message(), catalogue, chains=self.chains, fallback_to_free=fallback_to_free
+                    call.last_user_message(),
+                    catalogue,
+                    chains=self.chains,
+                    fallback_to_free=fallback_to_free,
+                    needs=call.needs(),
                 )
                 auto = AutoInfo(category=choice.category, chain=choice.chain, reason=choice.reason)
                 target = choice.chain
@@ -168,7 +179,10 @@ class ChatPipeline:
                     chains=self.chains,
                     fallback_to_free=fallback_to_free,
                     closest=catalogue.closest,
+                    needs=call.needs(),
                 )
+        except chains.UnmetNeedsError as exc:
+            raise BadRequest(str(exc), argument="model") from exc
         except chains.UnknownModelError as exc:
             closest = f"; closest: {', '.join(exc.closest)}" if exc.closest else ""
             raise ModelNotFound(
@@ -260,6 +274,10 @@ class ChatPipeline:
         answered = result.model or routed.model
         return ChatOutcome(
             text=result.text,
+            tool_calls=[
+                ToolCallRecord(id=c.id, name=c.name, arguments=c.arguments, arguments_json=c.arguments_json)
+                for c in result.tool_calls
+            ],
             model_requested=target.requested,
             model=answered,
             chain=resolved.chain,
@@ -302,13 +320,7 @@ class ChatPipeline:
         progress: _Progress,
     ) -> _Timed:
         """One upstream request, its events passed on as they come."""
-        request = wire.ChatRequest(
-            messages=[wire.ChatMessage(role=turn.role, content=turn.content) for turn in call.messages],
-            model=model,
-            temperature=call.temperature,
-            max_tokens=call.max_tokens,
-            reasoning_effort=call.reasoning_effort,
-        )
+        request = chat_request(call, model)
         started = time.monotonic()
         accumulator = wire.ChatAccumulator(max_tokens=request.max_tokens)
         ttft: float | None = None
@@ -408,7 +420,7 @@ class _Relay:
                 converted = ReasoningDelta(text)
             case wire.ToolCallEvent(call=call):
                 # Puter sends each tool call whole: one delta carries all of it.
-                converted = ToolCallDelta(self._tool_calls, call.id, call.name, json.dumps(call.arguments))
+                converted = ToolCallDelta(self._tool_calls, call.id, call.name, call.arguments_json)
                 self._tool_calls += 1
             case wire.UsageEvent(usage=usage, cost_usd=cost):
                 await self._out.send(UsageUpdate(usage.input_tokens, usage.output_tokens, cost))

@@ -68,6 +68,9 @@ class Engine:
             deadline=settings.routing.deadline,
             max_wait=settings.routing.max_wait,
             clock=clock,
+            # The store's attempt log is one of the router's hooks; it writes each record with
+            # the release of the attempt's slot, in the same transaction.
+            hooks=[store.log_attempt],
         )
         self.catalogue_cache = CatalogueCache(settings, paths, client, self.accounts, clock=clock)
         self.pipeline = ChatPipeline(
@@ -83,7 +86,7 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        self.store.close()
+        await self.store.aclose()
 
     def chat_stream(
         self, call: ChatCall, *, restart_after_output: bool = False

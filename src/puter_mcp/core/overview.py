@@ -52,13 +52,13 @@ async def accounts_overview(
         except PuterError as exc:
             status.error = redact(exc.message, [token])
             if exc.kind in (FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED):
-                book.account_checked(state_id, exc.kind, reason=exc.message)
+                await book.account_checked(state_id, exc.kind, reason=exc.message)
             return
         status.username = status.username or who.username
         status.is_temp = who.is_temp
         status.tier = status.tier or who.tier
         accounts.learn(state_id, who)
-        book.account_checked(state_id, None if who.email_confirmed else FailureKind.EMAIL_UNCONFIRMED)
+        await book.account_checked(state_id, None if who.email_confirmed else FailureKind.EMAIL_UNCONFIRMED)
         try:
             usage = await client.usage(token)
         except PuterError as exc:
@@ -69,7 +69,7 @@ async def accounts_overview(
             allowance_usd=usage.allowance_usd,
             used_usd=usage.used_usd,
         )
-        book.credit_checked(state_id, usage.remaining_usd > 0)
+        await book.credit_checked(state_id, usage.remaining_usd > 0)
 
     async with anyio.create_task_group() as group:
         for status, state_id, token in refs:
@@ -77,7 +77,7 @@ async def accounts_overview(
 
     names = {state_id: status.name for status, state_id, _ in refs}
     model_cooldowns: list[CooldownInfo] = []
-    for cooldown in book.snapshot():
+    for cooldown in await book.snapshot():
         info = CooldownInfo(
             scope=cooldown.scope.value,
             account=names.get(cooldown.account, cooldown.account) if cooldown.account else None,
@@ -96,7 +96,7 @@ async def accounts_overview(
         else:
             model_cooldowns.append(info)
     for status, state_id, _ in refs:
-        status.requests_in_window, status.in_flight = pacer.usage(state_id)
+        status.requests_in_window, status.in_flight = await pacer.usage(state_id)
     return AccountsOverview(
         accounts=statuses,
         model_cooldowns=model_cooldowns,

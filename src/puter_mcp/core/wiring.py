@@ -7,7 +7,6 @@ through the facade, which offers only what a front end calls.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -15,20 +14,16 @@ from typing import TYPE_CHECKING
 from puter_mcp.accounts.store import AccountsStore
 from puter_mcp.core.engine import Engine
 from puter_mcp.core.errors import BackendError
+from puter_mcp.core.stores import open_store
 from puter_mcp.puter.client import PuterClient, Timeouts
 from puter_mcp.routing import chains
-from puter_mcp.routing.state import StateStore, open_state_store
+from puter_mcp.routing.state import StateStore
 from puter_mcp.settings import Paths, Settings
 
 if TYPE_CHECKING:
     from puter_mcp.core.backend import Backend
 
 __all__ = ["build_engine", "engine_of", "puter_client"]
-
-logger = logging.getLogger(__name__)
-
-_ATTEMPTS_KEPT = 30 * 86400.0
-_EXPIRED_COOLDOWNS_KEPT = 86400.0  # long enough to remember a rate-limit escalation
 
 
 def puter_client(settings: Settings) -> PuterClient:
@@ -59,7 +54,7 @@ def build_engine(
     except chains.ChainConfigError as exc:
         raise BackendError(str(exc)) from exc
     if store is None:
-        store = _open_store(settings, paths, on_warning, clock)
+        store = open_store(settings, paths, on_warning=on_warning, clock=clock)
     return Engine(
         settings,
         paths,
@@ -71,18 +66,6 @@ def build_engine(
         sandbox=sandbox,
         clock=clock,
     )
-
-
-def _open_store(
-    settings: Settings, paths: Paths, on_warning: Callable[[str], None] | None, clock: Callable[[], float]
-) -> StateStore:
-    """The shared state, keyed by the Puter this engine talks to (docs/state.md)."""
-    store = open_state_store(
-        paths.state_db, origin=settings.api_origin, on_warning=on_warning or logger.warning
-    )
-    # Attempt records are for status and benchmarks, not an archive: keep a month.
-    store.prune(now=clock(), attempts_max_age=_ATTEMPTS_KEPT, cooldowns_max_age=_EXPIRED_COOLDOWNS_KEPT)
-    return store
 
 
 def engine_of(backend: Backend) -> Engine:

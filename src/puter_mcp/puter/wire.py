@@ -101,6 +101,9 @@ class ChatRequest(BaseModel):
     reasoning_effort: ReasoningEffort | None = None
     tools: list[dict[str, Any]] | None = None
     """Tool definitions in OpenAI's function format (``{"type": "function", "function": ...}``)."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``auto``, ``none``, ``required`` or ``{"type": "function", "function": {"name": ...}}``."""
+    stop: str | list[str] | None = None
     provider: str | None = None
     """Pins one of Puter's providers for the model; usually left unset."""
 
@@ -121,6 +124,10 @@ class ChatRequest(BaseModel):
             args["temperature"] = self.temperature
         if self.tools:
             args["tools"] = self.tools
+        if self.tool_choice is not None:
+            args["tool_choice"] = self.tool_choice
+        if self.stop is not None:
+            args["stop"] = self.stop
         if self.reasoning_effort is not None:
             # Puter reads an effort level; Anthropic-style `thinking` budgets are ignored by it.
             args["reasoning"] = {"effort": self.reasoning_effort}
@@ -180,13 +187,38 @@ def reasoning_effort(effort: str | None, thinking_budget: int | None) -> Reasoni
 
 
 class ToolCall(BaseModel):
-    """A tool the model asked to call, with its arguments already decoded."""
+    """A tool the model asked to call, with its arguments decoded and as the model wrote them."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     name: str
     arguments: dict[str, Any]
+    raw_arguments: str = ""
+    """The JSON text of the arguments: OpenAI-shaped answers give it; for Anthropic-shaped ones
+    (an object) it is that object written as JSON. Empty when the call was built without it."""
+
+    @property
+    def arguments_json(self) -> str:
+        return self.raw_arguments or json.dumps(self.arguments)
+
+    def __eq__(self, other: object) -> bool:
+        # The raw text is one spelling of `arguments`: two calls that decode the same are equal.
+        if not isinstance(other, ToolCall):
+            return NotImplemented
+        return (self.id, self.name, self.arguments) == (other.id, other.name, other.arguments)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.name, json.dumps(self.arguments, sort_keys=True)))
+
+
+def _raw_arguments(raw: Any) -> str:
+    """The arguments as JSON text (an object is written out; a string is kept as sent)."""
+    if isinstance(raw, str):
+        return raw or "{}"
+    if raw is None:
+        return "{}"
+    return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
 
 
 class Usage(BaseModel):
@@ -432,6 +464,7 @@ def _from_anthropic(message: Mapping[str, Any]) -> tuple[str, str | None, list[T
                     id=str(block.get("id") or ""),
                     name=name,
                     arguments=_decode_arguments(block.get("input"), tool_name=name),
+                    raw_arguments=_raw_arguments(block.get("input")),
                 )
             )
     reasoning = "".join(thoughts) or None
@@ -467,6 +500,7 @@ def _from_openai(choice: Mapping[str, Any]) -> tuple[str, str | None, list[ToolC
                 id=str(raw_call.get("id") or ""),
                 name=name,
                 arguments=_decode_arguments(function.get("arguments"), tool_name=name),
+                raw_arguments=_raw_arguments(function.get("arguments")),
             )
         )
     reasoning = _str_or_none(message.get("reasoning")) or _str_or_none(message.get("reasoning_content"))
@@ -613,6 +647,7 @@ def parse_stream_line(line: bytes | str) -> StreamEvent | None:
             id=str(data.get("id") or ""),
             name=name,
             arguments=_decode_arguments(data.get("input"), tool_name=name),
+            raw_arguments=_raw_arguments(data.get("input")),
         )
         return ToolCallEvent(call)
     if kind == "usage":

@@ -1,8 +1,12 @@
 """The cooldown book: which (account, model) pairs must not be tried now, and until when.
 
-Pure logic over a `StateStore` (so every puter-mcp process of the user sees the same book),
-with an injectable clock and random generator so that tests are deterministic. The rules come
-from docs/architecture.md ("Failure kinds", "Rules the router keeps"):
+The rules are pure functions: `verdict_of` decides from a pair's cooldowns, and the book builds
+each change as a `CooldownChange` (a function from the old record to the new). The book applies
+them to a `StateStore` (so every puter-mcp process of the user sees the same book), or hands
+them to the router, which applies them in the store's own steps (`StateStore.acquire` with the
+book's `judge`, `StateStore.settle` with its changes). The clock and the random generator are
+injectable so that tests are deterministic. The rules come from docs/architecture.md
+("Failure kinds", "Rules the router keeps"):
 
 - RATE_LIMITED blocks the account, escalating on repeats (10, 30, 60, 120, 300 s), reset by a
   success on the account.
@@ -29,11 +33,18 @@ import enum
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 from puter_mcp.puter.errors import FailureKind
-from puter_mcp.routing.state import Cooldown, CooldownKey, Scope, StateStore
+from puter_mcp.routing.state import (
+    Cooldown,
+    CooldownChange,
+    CooldownChanges,
+    CooldownKey,
+    Scope,
+    StateStore,
+)
 
 __all__ = [
     "Cooldown",
@@ -43,6 +54,7 @@ __all__ = [
     "Status",
     "Verdict",
     "scope_of",
+    "verdict_of",
 ]
 
 _SCOPES: dict[FailureKind, Scope] = {
@@ -70,6 +82,7 @@ _SEVERITY: dict[FailureKind, int] = {
 
 # Account-wide refusals that last until a check (``/metering/usage`` or ``/whoami``) lifts them.
 _CHECKED_LATER = frozenset({FailureKind.OUT_OF_CREDITS, FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED})
+_ACCOUNT_REFUSALS = (FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED)  # what a working /whoami ends
 
 
 def scope_of(kind: FailureKind) -> Scope | None:
@@ -147,6 +160,8 @@ class Verdict:
         kind: the kind of the cooldown that decides (None when eligible).
         reason: that cooldown's reason (empty when eligible).
         cooldown: the deciding record; for PROBE_DUE, the one to pass to `claim_probe`.
+        claim: for PROBE_DUE, when the verdict was asked for by a caller that may probe (see
+            `CooldownBook.judge`): the probe a store's `acquire` claims for it.
     """
 
     status: Status
@@ -154,6 +169,18 @@ class Verdict:
     kind: FailureKind | None = None
     reason: str = ""
     cooldown: Cooldown | None = None
+    claim: CooldownKey | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def take_slot(self) -> bool:
+        """The pair may be tried, or this is its probe by a request (MODEL_DOWN); an account's
+        probe is a check of ``/metering/usage`` or ``/whoami``, which takes no slot."""
+        return self.status is Status.ELIGIBLE or (self.claim is not None and self.kind not in _CHECKED_LATER)
+
+    @property
+    def claim_until(self) -> float:
+        """A claimed probe keeps others off until the verdict's `until` (check + probe lease)."""
+        return self.until
 
     @property
     def eligible(self) -> bool:
@@ -179,6 +206,28 @@ def _free_at(cooldown: Cooldown) -> float:
     return min(cooldown.until, max(cooldown.probe_at, claimed))
 
 
+def verdict_of(
+    cooldowns: Sequence[Cooldown], *, now: float, probe_lease: float, claim_probes: bool = False
+) -> Verdict:
+    """May a pair be tried now, given the cooldowns that apply to it? See `Verdict`.
+
+    A pair blocked by several cooldowns is free only when all have lifted, so the one that lifts
+    last decides. When every cooldown that applies is waiting for a probe, the verdict is
+    PROBE_DUE with the account's probe first (the credit check must pass before a request on
+    this account can probe anything else); with `claim_probes`, it names that probe to claim.
+    """
+    active = [c for c in cooldowns if c.active(now)]
+    if not active:
+        return Verdict(Status.ELIGIBLE, now)
+    deciding = max(active, key=lambda c: (_free_at(c), _SEVERITY[c.kind]))
+    free_at = _free_at(deciding)
+    if free_at > now:
+        return Verdict(Status.BLOCKED, free_at, deciding.kind, deciding.reason, deciding)
+    probe = min(active, key=lambda c: (c.scope is not Scope.ACCOUNT, -_SEVERITY[c.kind]))
+    claim = probe.key if claim_probes else None
+    return Verdict(Status.PROBE_DUE, now + probe_lease, probe.kind, probe.reason, probe, claim)
+
+
 class CooldownBook:
     """Records failures and successes and says which pairs may be tried.
 
@@ -202,9 +251,106 @@ class CooldownBook:
         self._clock = clock
         self._rng = rng or random.Random()
 
+    # -- changes (pure: the router applies them in the store's own steps) -------------------
+
+    def failure_changes(
+        self,
+        kind: FailureKind,
+        *,
+        account: str,
+        model: str,
+        reason: str = "",
+        started_at: float | None = None,
+    ) -> list[tuple[CooldownKey, CooldownChange]]:
+        """The change a failed attempt on (account, model) calls for (see `record_failure`)."""
+        scope = scope_of(kind)
+        if scope is None:
+            return []
+        now = self._clock()
+        key = _key(scope, kind, account, model)
+        reason = reason or _default_reason(kind)
+        if kind is FailureKind.RATE_LIMITED:
+            return [(key, lambda old: self._rate_limited(key, old, now, reason, started_at))]
+        fresh = self._fresh(key, now, reason)
+        return [(key, lambda old: _merge(old, fresh, now))]
+
+    def success_changes(
+        self, *, account: str, model: str, started_at: float | None = None
+    ) -> list[tuple[CooldownKey, CooldownChange]]:
+        """The changes a successful attempt calls for (see `record_success`). Each leaves an
+        absent record absent, so a store writes nothing for the usual success."""
+        now = self._clock()
+
+        def newer(cooldown: Cooldown) -> bool:
+            return started_at is not None and started_at < cooldown.since
+
+        def reset_escalation(old: Cooldown | None) -> Cooldown | None:
+            if old is None or newer(old):
+                return old
+            return replace(old, level=0) if old.active(now) else None
+
+        def end(old: Cooldown | None) -> Cooldown | None:
+            return old if old is None or newer(old) else None
+
+        return [
+            (_key(Scope.ACCOUNT, FailureKind.RATE_LIMITED, account, model), reset_escalation),
+            (_key(Scope.MODEL, FailureKind.MODEL_DOWN, account, model), end),
+            (_key(Scope.ACCOUNT_MODEL, FailureKind.TRANSPORT, account, model), end),
+        ]
+
+    def credit_changes(self, account: str, has_credit: bool) -> list[tuple[CooldownKey, CooldownChange]]:
+        """The change a ``/metering/usage`` check calls for (see `credit_checked`)."""
+        key = _key(Scope.ACCOUNT, FailureKind.OUT_OF_CREDITS, account, None)
+        if has_credit:
+            return [(key, _gone)]
+        now = self._clock()
+        fresh = self._fresh(key, now, _default_reason(FailureKind.OUT_OF_CREDITS))
+        return [(key, lambda old: _merge(old, fresh, now, push_probe=True))]
+
+    def account_changes(
+        self, account: str, found: FailureKind | None, *, reason: str = ""
+    ) -> list[tuple[CooldownKey, CooldownChange]]:
+        """The changes a ``/whoami`` check calls for (see `account_checked`)."""
+        if found is None:
+            return [(_key(Scope.ACCOUNT, k, account, None), _gone) for k in _ACCOUNT_REFUSALS]
+        now = self._clock()
+        key = _key(Scope.ACCOUNT, found, account, None)
+        fresh = self._fresh(key, now, reason or _default_reason(found))
+        return [(key, lambda old: _merge(old, fresh, now, push_probe=True))]
+
+    def unaffordable_changes(
+        self, *, account: str, model: str, reason: str = ""
+    ) -> list[tuple[CooldownKey, CooldownChange]]:
+        """The change a refusal for want of credit calls for when the account has credit left
+        (see `record_unaffordable`)."""
+        now = self._clock()
+        key = CooldownKey(Scope.ACCOUNT_MODEL, account, model, FailureKind.OUT_OF_CREDITS)
+        fresh = Cooldown(
+            *key,
+            until=now + self.policy.credit_recheck,
+            reason=reason or "this account's credit left does not cover this model's request",
+            since=now,
+        )
+        return [(key, lambda old: _merge(old, fresh, now))]
+
+    @staticmethod
+    def probe_release(cooldown: Cooldown) -> list[tuple[CooldownKey, CooldownChange]]:
+        """The change that gives a claimed probe back (see `release_probe`)."""
+        return [(cooldown.key, lambda old: None if old is None else replace(old, probe_claimed_until=None))]
+
+    def judge(self, *, claim_probes: bool = True) -> Callable[[list[Cooldown]], Verdict]:
+        """The verdict rule as of now, for a store's `acquire` (see `verdict_of`)."""
+        now = self._clock()
+        lease = self.policy.probe_lease
+        return lambda cooldowns: verdict_of(cooldowns, now=now, probe_lease=lease, claim_probes=claim_probes)
+
     # -- recording -------------------------------------------------------------------------
 
-    def record_failure(
+    async def _apply(self, changes: CooldownChanges) -> Cooldown | None:
+        results = await self.store.update_cooldowns(changes) if changes else []
+        return results[-1] if results else None
+
+    async def record_failure(
         self,
         kind: FailureKind,
         *,
@@ -224,20 +370,12 @@ class CooldownBook:
         Returns:
             The stored record after merging (None for kinds that leave no cooldown).
         """
-        scope = scope_of(kind)
-        if scope is None:
-            return None
-        now = self._clock()
-        key = _key(scope, kind, account, model)
-        reason = reason or _default_reason(kind)
-        if kind is FailureKind.RATE_LIMITED:
-            return self.store.update_cooldown(
-                key, lambda old: self._rate_limited(key, old, now, reason, started_at)
-            )
-        fresh = self._fresh(key, now, reason)
-        return self.store.update_cooldown(key, lambda old: _merge(old, fresh, now))
+        changes = self.failure_changes(
+            kind, account=account, model=model, reason=reason, started_at=started_at
+        )
+        return await self._apply(changes)
 
-    def record_success(self, *, account: str, model: str, started_at: float | None = None) -> None:
+    async def record_success(self, *, account: str, model: str, started_at: float | None = None) -> None:
         """Record a successful attempt: reset the account's escalation and end the model's
         MODEL_DOWN and the pair's TRANSPORT cooldowns (this success was, or proves, a probe).
 
@@ -245,74 +383,29 @@ class CooldownBook:
         shows the account works, not that its window has room. With `started_at`, cooldowns
         that began after the request was sent are left alone: they are newer news.
         """
-        now = self._clock()
+        await self._apply(self.success_changes(account=account, model=model, started_at=started_at))
 
-        def newer(cooldown: Cooldown) -> bool:
-            return started_at is not None and started_at < cooldown.since
-
-        def reset_escalation(old: Cooldown | None) -> Cooldown | None:
-            if old is None or newer(old):
-                return old
-            return replace(old, level=0) if old.active(now) else None
-
-        def end(old: Cooldown | None) -> Cooldown | None:
-            return old if old is None or newer(old) else None
-
-        rate_key = _key(Scope.ACCOUNT, FailureKind.RATE_LIMITED, account, model)
-        changes = {
-            rate_key: reset_escalation,
-            _key(Scope.MODEL, FailureKind.MODEL_DOWN, account, model): end,
-            _key(Scope.ACCOUNT_MODEL, FailureKind.TRANSPORT, account, model): end,
-        }
-        # Most successes find nothing to change: one read spares three write transactions
-        # (this runs on every answered call).
-        present = {cooldown.key for cooldown in self.store.cooldowns_for(account, model)}
-        for key, change in changes.items():
-            if key in present:
-                self.store.update_cooldown(key, change)
-
-    def credit_checked(self, account: str, has_credit: bool) -> None:
+    async def credit_checked(self, account: str, has_credit: bool) -> None:
         """Record the result of a ``/metering/usage`` check (after winning its probe).
 
         With credit, the OUT_OF_CREDITS cooldown ends; without, the next check is pushed
         `credit_recheck` seconds on (and the cooldown is created if there was none).
         """
-        key = _key(Scope.ACCOUNT, FailureKind.OUT_OF_CREDITS, account, None)
-        if has_credit:
-            self.store.delete_cooldown(key)
-            return
-        now = self._clock()
-        fresh = self._fresh(key, now, _default_reason(FailureKind.OUT_OF_CREDITS))
-        self.store.update_cooldown(key, lambda old: _merge(old, fresh, now, push_probe=True))
+        await self._apply(self.credit_changes(account, has_credit))
 
-    def account_checked(self, account: str, found: FailureKind | None, *, reason: str = "") -> None:
+    async def account_checked(self, account: str, found: FailureKind | None, *, reason: str = "") -> None:
         """Record the result of a ``/whoami`` check (after a refusal, or winning its probe).
 
         `found` is what the check showed: None (the token works and the account may call), AUTH
         (the token is refused) or EMAIL_UNCONFIRMED. None ends both account-level refusals; a
         kind records (or keeps) its cooldown with the next check `credit_recheck` seconds on.
         """
-        if found is None:
-            for kind in (FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED):
-                self.store.delete_cooldown(_key(Scope.ACCOUNT, kind, account, None))
-            return
-        now = self._clock()
-        key = _key(Scope.ACCOUNT, found, account, None)
-        fresh = self._fresh(key, now, reason or _default_reason(found))
-        self.store.update_cooldown(key, lambda old: _merge(old, fresh, now, push_probe=True))
+        await self._apply(self.account_changes(account, found, reason=reason))
 
-    def record_unaffordable(self, *, account: str, model: str, reason: str = "") -> Cooldown | None:
+    async def record_unaffordable(self, *, account: str, model: str, reason: str = "") -> Cooldown | None:
         """A request was refused for want of credit, but the account has credit left: block only
         this model on this account (its requests cost more than what is left) for a while."""
-        now = self._clock()
-        key = CooldownKey(Scope.ACCOUNT_MODEL, account, model, FailureKind.OUT_OF_CREDITS)
-        fresh = Cooldown(
-            *key,
-            until=now + self.policy.credit_recheck,
-            reason=reason or "this account's credit left does not cover this model's request",
-            since=now,
-        )
-        return self.store.update_cooldown(key, lambda old: _merge(old, fresh, now))
+        return await self._apply(self.unaffordable_changes(account=account, model=model, reason=reason))
 
     def probing(self, cooldown: Cooldown) -> bool:
         """Whether someone is probing this cooldown now (its result is moments away)."""
@@ -324,35 +417,21 @@ class CooldownBook:
             and cooldown.probe_claimed_until > now
         )
 
-    def signed_in(self, account: str) -> None:
+    async def signed_in(self, account: str) -> None:
         """The account signed in again: forget everything recorded against it (its token was
         the cause of AUTH, and its subscription or credit may have changed too)."""
-        for cooldown in self.store.list_cooldowns():
-            if cooldown.account == account:
-                self.store.delete_cooldown(cooldown.key)
+        mine = [c.key for c in await self.store.list_cooldowns() if c.account == account]
+        await self._apply([(key, _gone) for key in mine])
 
     # -- asking ----------------------------------------------------------------------------
 
-    def check(self, *, account: str, model: str) -> Verdict:
-        """May (account, model) be tried now? See `Verdict`.
-
-        A pair blocked by several cooldowns is free only when all have lifted, so the one
-        that lifts last decides. When every cooldown that applies is waiting for a probe, the
-        verdict is PROBE_DUE with the account's probe first (the credit check must pass before
-        a request on this account can probe anything else).
-        """
+    async def check(self, *, account: str, model: str) -> Verdict:
+        """May (account, model) be tried now? See `verdict_of`."""
         now = self._clock()
-        active = [c for c in self.store.cooldowns_for(account, model) if c.active(now)]
-        if not active:
-            return Verdict(Status.ELIGIBLE, now)
-        deciding = max(active, key=lambda c: (_free_at(c), _SEVERITY[c.kind]))
-        free_at = _free_at(deciding)
-        if free_at > now:
-            return Verdict(Status.BLOCKED, free_at, deciding.kind, deciding.reason, deciding)
-        probe = min(active, key=lambda c: (c.scope is not Scope.ACCOUNT, -_SEVERITY[c.kind]))
-        return Verdict(Status.PROBE_DUE, now + self.policy.probe_lease, probe.kind, probe.reason, probe)
+        cooldowns = await self.store.cooldowns_for(account, model)
+        return verdict_of(cooldowns, now=now, probe_lease=self.policy.probe_lease)
 
-    def claim_probe(self, cooldown: Cooldown) -> bool:
+    async def claim_probe(self, cooldown: Cooldown) -> bool:
         """Try to become the one caller that probes this cooldown (atomic across processes).
 
         The winner probes and records the outcome (`record_success` / `record_failure` for
@@ -360,17 +439,17 @@ class CooldownBook:
         the winner's lease (`CooldownPolicy.probe_lease`) runs out.
         """
         now = self._clock()
-        return self.store.claim_probe(cooldown.key, now=now, lease_until=now + self.policy.probe_lease)
+        return await self.store.claim_probe(cooldown.key, now=now, lease_until=now + self.policy.probe_lease)
 
-    def release_probe(self, cooldown: Cooldown) -> None:
+    async def release_probe(self, cooldown: Cooldown) -> None:
         """Give a claimed probe back when it proved nothing (e.g. the probing request failed
         for another reason), so that another caller may probe at once."""
-        self.store.release_probe(cooldown.key)
+        await self.store.release_probe(cooldown.key)
 
-    def snapshot(self) -> list[Cooldown]:
+    async def snapshot(self) -> list[Cooldown]:
         """The cooldowns in force now, soonest to end first, for status displays."""
         now = self._clock()
-        active = [c for c in self.store.list_cooldowns() if c.active(now)]
+        active = [c for c in await self.store.list_cooldowns() if c.active(now)]
         return sorted(active, key=lambda c: (_free_at(c), c.scope.value, c.account or "", c.model or ""))
 
     # -- building records ------------------------------------------------------------------
@@ -431,6 +510,11 @@ def _merge(old: Cooldown | None, fresh: Cooldown, now: float, *, push_probe: boo
         probe_claimed_until=claimed,
         reason=fresh.reason or old.reason,
     )
+
+
+def _gone(old: Cooldown | None) -> Cooldown | None:
+    """The change that deletes a record."""
+    return None
 
 
 def _key(scope: Scope, kind: FailureKind, account: str | None, model: str | None) -> CooldownKey:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from puter_mcp.puter.tiers import Tier  # defined below routing; re-exported for pacing's callers
-from puter_mcp.routing.state import Slot, SlotRefusal, StateStore, WindowUsage
+from puter_mcp.routing.state import Slot, SlotRefusal, SlotRequest, StateStore, WindowUsage
 
 __all__ = [
     "DEFAULT_SAFETY_MARGIN",
@@ -32,6 +32,7 @@ __all__ = [
     "Tier",
     "WindowUsage",
     "limits_for",
+    "wait_hint",
 ]
 
 PUTER_WINDOW = 10.0
@@ -113,17 +114,10 @@ class Pacer:
         self.in_flight_hint = in_flight_hint
         self.release_settle = release_settle
 
-    def try_acquire(self, account: str, limits: PacingLimits) -> Slot | float:
-        """Take a slot on `account` now, or say in how many seconds one may free up.
-
-        Never waits. The answer in seconds is exact when the window is full (the moment
-        enough of our requests leave it) and `in_flight_hint` when only the in-flight cap is
-        reached. A granted slot also marks the account as used now (see
-        `StateStore.last_used`), so that a burst spreads over the accounts.
-        """
+    def slot_request(self, account: str, limits: PacingLimits) -> SlotRequest:
+        """A request for a slot on `account` now, for a store's `acquire` (or `try_acquire`)."""
         now = self._clock()
-        result = self.store.acquire_slot(
-            account,
+        return SlotRequest(
             slot_id=uuid.uuid4().hex,
             now=now,
             window=limits.counting_window,
@@ -131,23 +125,39 @@ class Pacer:
             max_in_flight=limits.max_in_flight,
             lease_until=now + self.lease_ttl,
         )
+
+    async def try_acquire(self, account: str, limits: PacingLimits) -> Slot | float:
+        """Take a slot on `account` now, or say in how many seconds one may free up.
+
+        Never waits. The answer in seconds is exact when the window is full (the moment
+        enough of our requests leave it) and `in_flight_hint` when only the in-flight cap is
+        reached. A granted slot also marks the account as used now (see
+        `StateStore.last_used`), so that a burst spreads over the accounts.
+        """
+        request = self.slot_request(account, limits)
+        result = await self.store.acquire_slot(
+            account,
+            slot_id=request.slot_id,
+            now=request.now,
+            window=request.window,
+            max_requests=request.max_requests,
+            max_in_flight=request.max_in_flight,
+            lease_until=request.lease_until,
+        )
         if isinstance(result, Slot):
             return result
-        return self._wait_hint(result, now)
+        return self.wait_hint(result, request.now)
 
-    def _wait_hint(self, refusal: SlotRefusal, now: float) -> float:
-        wait = 0.0
-        if refusal.window_frees_at is not None:
-            wait = max(wait, refusal.window_frees_at - now)
-        if refusal.in_flight_full:
-            # A place held only by a finished request frees at a known moment; one held by a
-            # running request frees when it ends, which cannot be known: poll for that.
-            settles = None if refusal.settled_at is None else refusal.settled_at - now
-            wait = max(wait, self.in_flight_hint if settles is None else min(settles, self.in_flight_hint))
-        # A refusal always means "not now": never answer 0, which would invite a busy loop.
-        return max(wait, 1e-3)
+    def wait_hint(self, refusal: SlotRefusal, now: float) -> float:
+        """Seconds until a refused slot may be granted (see `wait_hint`)."""
+        return wait_hint(refusal, now, in_flight_hint=self.in_flight_hint)
 
-    def release(self, slot: Slot, *, counted: bool = True) -> None:
+    def release_time(self, *, counted: bool) -> float:
+        """The moment a slot given back now stops holding its in-flight place (see `release`)."""
+        now = self._clock()
+        return now + self.release_settle if counted else now
+
+    async def release(self, slot: Slot, *, counted: bool = True) -> None:
         """End a request. `counted=False` for a request Puter refused with 429 (it does not
         count those, so the place in the window is given back). Releasing twice is harmless.
 
@@ -157,14 +167,28 @@ class Pacer:
         process or another) can reach Puter first and be refused with "Too many concurrent
         requests.", the 429 pacing exists to avoid.
         """
-        now = self._clock()
-        self.store.release_slot(slot.id, now=now + self.release_settle if counted else now, counted=counted)
+        await self.store.release_slot(slot.id, now=self.release_time(counted=counted), counted=counted)
 
-    def usage(self, account: str, limits: PacingLimits | None = None) -> WindowUsage:
+    async def usage(self, account: str, limits: PacingLimits | None = None) -> WindowUsage:
         """Requests in the counting window and requests running now, for status displays.
 
         A finished request still settling (see `release`) counts for pacing, not here: to a
         person, a request that has answered is no longer in flight.
         """
         window = (limits or limits_for(Tier.UNKNOWN)).counting_window
-        return self.store.window_usage(account, now=self._clock(), window=window)
+        return await self.store.window_usage(account, now=self._clock(), window=window)
+
+
+def wait_hint(refusal: SlotRefusal, now: float, *, in_flight_hint: float) -> float:
+    """Seconds until a refused slot may be granted: exact when the window is full (the moment
+    enough requests leave it), at most `in_flight_hint` when the in-flight cap is reached."""
+    wait = 0.0
+    if refusal.window_frees_at is not None:
+        wait = max(wait, refusal.window_frees_at - now)
+    if refusal.in_flight_full:
+        # A place held only by a finished request frees at a known moment; one held by a
+        # running request frees when it ends, which cannot be known: poll for that.
+        settles = None if refusal.settled_at is None else refusal.settled_at - now
+        wait = max(wait, in_flight_hint if settles is None else min(settles, in_flight_hint))
+    # A refusal always means "not now": never answer 0, which would invite a busy loop.
+    return max(wait, 1e-3)

@@ -23,6 +23,12 @@ The rules (docs/architecture.md, "Rules the router keeps"):
 - A call that finds a probe or a re-check in progress waits for its result rather than failing
   with the prober's lease as its retry time.
 
+Each candidate costs the shared store two steps: `StateStore.acquire` (the cooldown check, a
+probe claim when one is due, the pacing slot) and `StateStore.settle` (the slot given back with
+the cooldown change the answer calls for). Each attempt is reported to the router's hooks (as
+stamina reports retries to its instrumentation): the store's attempt log is one, registered
+where the router is built; the router writes no attempt record itself.
+
 Nothing here does I/O of its own: the request is the `send` callable, the credit check the
 `check_credit` callable and the token check the `check_account` callable, so the router can be
 tested with plain functions.
@@ -30,6 +36,7 @@ tested with plain functions.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -39,19 +46,30 @@ from typing import Generic, Literal, TypeVar
 import anyio
 
 from puter_mcp.puter.errors import FailureKind, PuterError
-from puter_mcp.routing.cooldowns import Cooldown, CooldownBook
+from puter_mcp.routing.cooldowns import Cooldown, CooldownBook, Verdict
 from puter_mcp.routing.pacing import Pacer, PacingLimits, Slot, Tier
-from puter_mcp.routing.state import Attempt, StateStore
+from puter_mcp.routing.state import (
+    Admitted,
+    Attempt,
+    CooldownChange,
+    CooldownChanges,
+    CooldownKey,
+    SlotRefusal,
+    StateStore,
+)
 
 __all__ = [
     "NOT_FAILURES",
     "AccountRef",
+    "AttemptHook",
     "AttemptLog",
     "Routed",
     "Router",
     "RoutingFailed",
     "Strategy",
 ]
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Strategy = Literal["round-robin", "least-recently-used", "fill-first"]
@@ -146,6 +164,10 @@ _WAITABLE = frozenset(
     {FailureKind.RATE_LIMITED, FailureKind.MODEL_DOWN, FailureKind.TRANSPORT, FailureKind.MODEL_FORBIDDEN}
 )
 
+AttemptHook = Callable[[Attempt], None]
+"""Told of every attempt as it ends (success or failure). It must not block: a hook that has
+I/O to do queues it (the store's attempt log writes with the slot's release)."""
+
 Send = Callable[[str, AccountRef], Awaitable[T]]
 CheckCredit = Callable[[AccountRef], Awaitable[bool]]
 CheckAccount = Callable[[AccountRef], Awaitable[FailureKind | None]]
@@ -165,13 +187,14 @@ class Router:
     Args:
         book: the cooldown book (shared state).
         pacer: per-account request pacing (shared state).
-        store: where attempts and last-used times are recorded.
+        store: the shared state the book and the pacer use (their steps are combined here).
         strategy: how accounts are ordered for a model.
         max_attempts: upstream requests one call may make at most.
         deadline: seconds one call may take in all.
         max_wait: longest wait for a cooling candidate before failing instead.
         clock: wall-clock seconds (shared with other processes through the store).
         sleep: injectable for tests.
+        hooks: told of every attempt (see `AttemptHook`, `add_hook`).
     """
 
     def __init__(
@@ -186,6 +209,7 @@ class Router:
         max_wait: float = 15.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        hooks: Sequence[AttemptHook] = (),
     ) -> None:
         self.book = book
         self.pacer = pacer
@@ -196,6 +220,7 @@ class Router:
         self.max_wait = max_wait
         self._clock = clock
         self._sleep = sleep
+        self._hooks: list[AttemptHook] = list(hooks)
         self._round_robin = 0
         self._unknown_models: set[str] = set()
         # Set whenever this process gives a pacing slot back, so queued requests wake at once
@@ -206,12 +231,24 @@ class Router:
 
     # -- selection -------------------------------------------------------------------------
 
-    def order_accounts(self, accounts: Sequence[AccountRef]) -> list[AccountRef]:
+    def add_hook(self, hook: AttemptHook) -> None:
+        """Tell `hook` of every attempt from now on."""
+        self._hooks.append(hook)
+
+    def _report(self, attempt: Attempt) -> None:
+        for hook in self._hooks:
+            try:
+                hook(attempt)
+            except Exception:
+                # Statistics must never cost an answer.
+                _log.exception("an attempt hook failed")
+
+    async def order_accounts(self, accounts: Sequence[AccountRef]) -> list[AccountRef]:
         """Accounts in the order this request tries them, by strategy."""
         if len(accounts) <= 1 or self.strategy == "fill-first":
             return list(accounts)
         if self.strategy == "least-recently-used":
-            last_used: Mapping[str, float] = self.store.last_used()
+            last_used: Mapping[str, float] = await self.store.last_used()
             return sorted(accounts, key=lambda account: last_used.get(account.id, 0.0))
         start = self._round_robin % len(accounts)
         self._round_robin += 1
@@ -242,49 +279,67 @@ class Router:
                     blocked.kinds.add(kind)
                     blocked.passed_over.setdefault(model, set()).add(kind.value)
                     continue
-                verdict = self.book.check(account=account.id, model=model)
+                admitted, asked_at = await self._admit(account, model)
+                verdict = admitted.decision
                 probe: Cooldown | None = None
-                if (
-                    verdict.probe_due
-                    and verdict.cooldown is not None
-                    and self.book.claim_probe(verdict.cooldown)
-                ):
+                if admitted.claimed and verdict.cooldown is not None:
                     if verdict.probe_kind is FailureKind.OUT_OF_CREDITS:
                         await self._recheck_credit(account, verdict.cooldown, check_credit, log, deadline)
-                        verdict = self.book.check(account=account.id, model=model)
+                        admitted, asked_at = await self._admit(account, model, claim_probes=False)
                     elif verdict.probe_kind in _ACCOUNT_CHECKED:
                         await self._recheck_account(account, verdict.cooldown, check_account, log, deadline)
                         # Ask the book again: with credit back the pair may be free (or blocked
                         # by something else); without, it is blocked until the next check, and
                         # that time must reach the caller as the moment to retry.
-                        verdict = self.book.check(account=account.id, model=model)
+                        admitted, asked_at = await self._admit(account, model, claim_probes=False)
                     else:
                         probe = verdict.cooldown  # this request is the one allowed through
-                if probe is None and not verdict.eligible:
-                    if verdict.cooldown is not None and self.book.probing(verdict.cooldown):
-                        # Someone is finding out right now: its answer is worth waiting for.
-                        end = verdict.until
-                        blocked.probing_until = min(blocked.probing_until or end, end)
-                    blocked.until = min(blocked.until, verdict.until)
-                    if verdict.kind in _WAITABLE:
-                        blocked.wait_until = min(blocked.wait_until, verdict.until)
-                    blocked.reasons.append(f"{model} on {account.name}: {verdict.reason or verdict.kind}")
-                    if verdict.kind is not None:
-                        blocked.kinds.add(verdict.kind)
-                        blocked.passed_over.setdefault(model, set()).add(verdict.kind.value)
-                    continue
-                slot = self.pacer.try_acquire(account.id, account.limits)
+                    verdict = admitted.decision
+                slot = admitted.slot
                 if isinstance(slot, Slot):
                     return _Pick(model, account, slot, probe, blocked.passed_over)
-                if probe is not None:
-                    self.book.release_probe(probe)
-                paced_here = slot if paced_here is None else min(paced_here, slot)
+                if isinstance(slot, SlotRefusal):
+                    # The store claims a probe only with a slot: nothing to give back here.
+                    wait = self.pacer.wait_hint(slot, asked_at)
+                    paced_here = wait if paced_here is None else min(paced_here, wait)
+                    continue
+                if verdict.cooldown is not None and self.book.probing(verdict.cooldown):
+                    # Someone is finding out right now: its answer is worth waiting for.
+                    end = verdict.until
+                    blocked.probing_until = min(blocked.probing_until or end, end)
+                blocked.until = min(blocked.until, verdict.until)
+                if verdict.kind in _WAITABLE:
+                    blocked.wait_until = min(blocked.wait_until, verdict.until)
+                blocked.reasons.append(f"{model} on {account.name}: {verdict.reason or verdict.kind}")
+                if verdict.kind is not None:
+                    blocked.kinds.add(verdict.kind)
+                    blocked.passed_over.setdefault(model, set()).add(verdict.kind.value)
             if paced_here is not None:
                 # Every usable account of the preferred model is at its cap: queue for it
                 # rather than hand the request to a worse model.
                 blocked.pacing_wait = paced_here
                 return blocked
         return blocked
+
+    async def _admit(
+        self, account: AccountRef, model: str, *, claim_probes: bool = True
+    ) -> tuple[Admitted[Verdict], float]:
+        """The store's first step for a candidate: the cooldown check, a due probe claimed (if
+        `claim_probes`) and a pacing slot, at once. Also returns when it was asked."""
+        request = self.pacer.slot_request(account.id, account.limits)
+        judge = self.book.judge(claim_probes=claim_probes)
+        return await self.store.acquire(account.id, model, judge=judge, slot=request), request.now
+
+    async def _give_back(self, slot: Slot, *, counted: bool, changes: CooldownChanges = ()) -> None:
+        """The store's second step: the slot given back with the cooldown changes (and the
+        attempt records the hooks logged). Shielded: it must happen even when the call is
+        being cancelled, or the account would keep a place in flight until the lease ends."""
+        with anyio.CancelScope(shield=True):
+            await self.store.settle(
+                slot.id, now=self.pacer.release_time(counted=counted), counted=counted, changes=changes
+            )
+        self._slot_freed.set()
+        self._slot_freed = anyio.Event()
 
     async def _recheck_credit(
         self,
@@ -295,7 +350,7 @@ class Router:
         deadline: float,
     ) -> bool:
         if check_credit is None:
-            self.book.release_probe(claimed)
+            await self.book.release_probe(claimed)
             return False
         started = time.monotonic()
         has_credit = False
@@ -310,10 +365,10 @@ class Router:
                 message = "credit is back" if has_credit else "still out of credits"
         if scope.cancelled_caught:
             # It proved nothing: let the next call check at once rather than in five minutes.
-            self.book.release_probe(claimed)
+            await self.book.release_probe(claimed)
             message = "the credit check did not finish before the call's deadline"
         else:
-            self.book.credit_checked(account.id, has_credit)
+            await self.book.credit_checked(account.id, has_credit)
         self._probe_finished()
         log.append(
             AttemptLog("-", account.name, "credit-check", (time.monotonic() - started) * 1000, message)
@@ -330,16 +385,16 @@ class Router:
     ) -> None:
         """The probe of a signed-out or unconfirmed account: ask ``/whoami`` whether it works."""
         if check_account is None:
-            self.book.release_probe(claimed)
+            await self.book.release_probe(claimed)
             return
         started = time.monotonic()
         found = await self._check_account_now(account, check_account, deadline)
         if found is _UNKNOWN:
-            self.book.release_probe(claimed)
+            await self.book.release_probe(claimed)
             message = "the account check did not give an answer"
         else:
             assert not isinstance(found, _Unknown)
-            self.book.account_checked(account.id, found)
+            await self.book.account_checked(account.id, found)
             message = "the token works again" if found is None else f"still {found.value}"
         self._probe_finished()
         log.append(
@@ -415,7 +470,7 @@ class Router:
         deadline = started + self.deadline
         # The accounts are ordered once per call: round-robin then moves on once per call,
         # however many retries the call needs.
-        ordered = self.order_accounts(accounts)
+        ordered = await self.order_accounts(accounts)
         log: list[AttemptLog] = []
         waited = 0.0
         probe_waited = 0.0
@@ -469,10 +524,30 @@ class Router:
             attempt_started = time.monotonic()
             counted = True
             answered = False  # Puter answered (well or not), rather than the call being cut off
+            settled = False  # the slot was given back
             try:
                 with anyio.fail_after(max(deadline - self._clock(), 0.001)):
                     value = await send(model, account)
                 answered = True
+                elapsed = (time.monotonic() - attempt_started) * 1000
+                stats = dict(on_success(value)) if on_success else {}
+                self._report(
+                    Attempt(
+                        time=self._clock(),
+                        account=account.id,
+                        model=model,
+                        kind=None,
+                        latency_ms=elapsed,
+                        ttft_ms=_float(stats.get("ttft_ms")),
+                        input_tokens=_int(stats.get("input_tokens")),
+                        output_tokens=_int(stats.get("output_tokens")),
+                        cost_usd=_float(stats.get("cost_usd")),
+                        request_id=request_id,
+                    )
+                )
+                success = self.book.success_changes(account=account.id, model=model, started_at=sent_at)
+                await self._give_back(pick.slot, counted=True, changes=success)
+                settled = True
             except TimeoutError:
                 raise self._failure(
                     f"the deadline of {self.deadline:g} s passed", log, last_error, partial, None
@@ -481,11 +556,25 @@ class Router:
                 answered = True
                 elapsed = (time.monotonic() - attempt_started) * 1000
                 counted = error.code != "too_many_requests"  # Puter does not count refused requests
-                self._record_attempt(model, account, error, elapsed, request_id, log)
-                await self._settle(error, model, account, sent_at, check_credit, check_account, deadline, log)
+                self._report(
+                    Attempt(
+                        time=self._clock(),
+                        account=account.id,
+                        model=model,
+                        kind=error.kind,
+                        latency_ms=elapsed,
+                        request_id=request_id,
+                    )
+                )
+                log.append(AttemptLog(model, account.name, error.kind.value, elapsed, error.message))
+                changes = await self._failure_changes(
+                    error, model, account, sent_at, check_credit, check_account, deadline, log
+                )
+                if pick.probe is not None and error.kind is not pick.probe.kind:
+                    changes += self.book.probe_release(pick.probe)  # it proved nothing about the model
+                await self._give_back(pick.slot, counted=counted, changes=changes)
+                settled = True
                 if pick.probe is not None:
-                    if error.kind is not pick.probe.kind:
-                        self.book.release_probe(pick.probe)  # it proved nothing about the model
                     self._probe_finished()
                 last_error = error
                 if error.partial_text:
@@ -504,32 +593,14 @@ class Router:
                     ) from error
                 continue
             finally:
-                if pick.probe is not None and not answered:
-                    # Cut off by the deadline or a cancellation: the probe proved nothing, so
-                    # let the next request probe now rather than after the probe's lease.
-                    self.book.release_probe(pick.probe)
-                self.pacer.release(pick.slot, counted=counted)
-                self._slot_freed.set()
-                self._slot_freed = anyio.Event()
-            elapsed = (time.monotonic() - attempt_started) * 1000
-            self.book.record_success(account=account.id, model=model, started_at=sent_at)
+                if not settled:
+                    # Cut off by the deadline or a cancellation: a probe proved nothing, so let
+                    # the next request probe now rather than after the probe's lease.
+                    cut_off = pick.probe is not None and not answered
+                    release = self.book.probe_release(pick.probe) if cut_off and pick.probe else []
+                    await self._give_back(pick.slot, counted=counted, changes=release)
             if pick.probe is not None:
                 self._probe_finished()
-            stats = dict(on_success(value)) if on_success else {}
-            self.store.record_attempt(
-                Attempt(
-                    time=self._clock(),
-                    account=account.id,
-                    model=model,
-                    kind=None,
-                    latency_ms=elapsed,
-                    ttft_ms=_float(stats.get("ttft_ms")),
-                    input_tokens=_int(stats.get("input_tokens")),
-                    output_tokens=_int(stats.get("output_tokens")),
-                    cost_usd=_float(stats.get("cost_usd")),
-                    request_id=request_id,
-                )
-            )
             log.append(AttemptLog(model, account.name, "ok", elapsed))
             passed_over = {name: sorted(kinds) for name, kinds in pick.passed_over.items() if name != model}
             return Routed(value, model, account, log, waited, passed_over)
@@ -543,7 +614,7 @@ class Router:
             await anyio.sleep(self.pacer.release_settle)
         return time.monotonic() - started
 
-    async def _settle(
+    async def _failure_changes(
         self,
         error: PuterError,
         model: str,
@@ -553,8 +624,8 @@ class Router:
         check_account: CheckAccount | None,
         deadline: float,
         log: list[AttemptLog],
-    ) -> None:
-        """Put the cooldown a failure calls for, after confirming an account-wide refusal.
+    ) -> list[tuple[CooldownKey, CooldownChange]]:
+        """The cooldown a failure calls for, after confirming an account-wide refusal.
 
         A 401 is not proof that the token is dead (a proxy, a deploy, a restart upstream can
         answer one): ``/whoami`` decides. A 402 for one costly request is not proof that the
@@ -569,7 +640,7 @@ class Router:
             found = await self._check_account_now(account, check_account, deadline)
             if found is _UNKNOWN or found is None:
                 why = "the account check did not answer" if found is _UNKNOWN else "/whoami accepts the token"
-                book.record_failure(
+                changes = book.failure_changes(
                     FailureKind.TRANSPORT,
                     account=account.id,
                     model=model,
@@ -579,53 +650,32 @@ class Router:
                 message = "the token works (/whoami accepts it)" if found is None else why
             else:
                 assert not isinstance(found, _Unknown)
-                book.record_failure(found, account=account.id, model=model, reason=reason, started_at=sent_at)
+                changes = book.failure_changes(
+                    found, account=account.id, model=model, reason=reason, started_at=sent_at
+                )
                 message = f"confirmed: {found.value}"
             log.append(
                 AttemptLog("-", account.name, "account-check", (time.monotonic() - started) * 1000, message)
             )
-            return
+            return changes
         if kind is FailureKind.OUT_OF_CREDITS and check_credit is not None:
             started = time.monotonic()
             has_credit = await self._check_credit_now(account, check_credit, deadline)
             if has_credit:
-                book.record_unaffordable(account=account.id, model=model, reason=reason)
+                changes = book.unaffordable_changes(account=account.id, model=model, reason=reason)
                 message = "credit left: only this model is set aside on this account"
             else:
-                book.record_failure(kind, account=account.id, model=model, reason=reason, started_at=sent_at)
+                changes = book.failure_changes(
+                    kind, account=account.id, model=model, reason=reason, started_at=sent_at
+                )
                 if has_credit is False:
-                    book.credit_checked(account.id, False)
+                    changes += book.credit_changes(account.id, False)
                 message = "no credit left" if has_credit is False else "the credit check did not answer"
             log.append(
                 AttemptLog("-", account.name, "credit-check", (time.monotonic() - started) * 1000, message)
             )
-            return
-        book.record_failure(kind, account=account.id, model=model, reason=reason, started_at=sent_at)
-
-    def _record_attempt(
-        self,
-        model: str,
-        account: AccountRef,
-        error: PuterError,
-        elapsed_ms: float,
-        request_id: str,
-        log: list[AttemptLog],
-    ) -> None:
-        self.store.record_attempt(
-            Attempt(
-                time=self._clock(),
-                account=account.id,
-                model=model,
-                kind=error.kind,
-                latency_ms=elapsed_ms,
-                ttft_ms=None,
-                input_tokens=None,
-                output_tokens=None,
-                cost_usd=None,
-                request_id=request_id,
-            )
-        )
-        log.append(AttemptLog(model, account.name, error.kind.value, elapsed_ms, error.message))
+            return changes
+        return book.failure_changes(kind, account=account.id, model=model, reason=reason, started_at=sent_at)
 
     def _nothing_left(self, models: Sequence[str], blocked: _Blocked) -> str:
         if all(model in self._unknown_models for model in models):

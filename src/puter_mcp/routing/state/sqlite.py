@@ -1,0 +1,867 @@
+"""The SQLite store: one file in WAL mode, shared by every puter-mcp process of the user.
+
+Claude Desktop, Zed and Cursor each start their own puter-mcp process. If each kept its
+cooldowns and pacing in memory, one process would happily send requests on an account that
+another has just seen rate-limited, and together they would exceed Puter's per-account limits.
+So this state lives in one SQLite database in the state directory (docs/state.md).
+
+A chat call costs two short write transactions here: `acquire` (the cooldown check, a probe
+claim when one is due, the pacing slot) and `settle` (the slot given back, the cooldown change,
+the attempt record). Cooldowns are cached in memory and read again only when another
+connection has committed since they were last read, which ``PRAGMA data_version`` tells: it
+changes only when another connection commits, so a process working alone never re-reads them.
+
+The store's work is inline (microseconds), so its coroutines never yield; the `threading.Lock`
+is never held across an ``await``. `release_process_slots` is the synchronous path for the
+signal handlers (see `puter_mcp.runtime`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from puter_mcp.files import ensure_private_dir
+from puter_mcp.puter.errors import FailureKind
+from puter_mcp.routing.owners import Owner, is_running, this_process
+from puter_mcp.routing.state.protocol import CooldownChanges, WarningSink
+from puter_mcp.routing.state.records import (
+    DEFAULT_ORIGIN,
+    SLOT_HISTORY,
+    Admitted,
+    Attempt,
+    Cooldown,
+    CooldownChange,
+    CooldownKey,
+    D,
+    Judge,
+    Scope,
+    Slot,
+    SlotRefusal,
+    SlotRequest,
+    StateStoreError,
+    WindowUsage,
+    applies_to,
+    check_key,
+    probe_claimable,
+    refusal,
+    with_claim,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STORE_ERRORS",
+    "Housekeeping",
+    "SQLiteStateStore",
+    "StateFileCheck",
+    "check_state_file",
+    "is_corruption",
+    "release_process_slots",
+]
+
+SCHEMA_VERSION = 2
+"""Stored in ``PRAGMA user_version``; bump it (with a migration) whenever the tables change."""
+
+STORE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, StateStoreError)
+"""What a failing SQLite store raises (and `FallbackStateStore` turns into memory)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Housekeeping:
+    """Old records to forget when the store opens (see `SQLiteStateStore.prune`)."""
+
+    now: float
+    attempts_max_age: float
+    cooldowns_max_age: float
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cooldowns (
+    origin TEXT NOT NULL DEFAULT '', -- the Puter API origin the record was learned against
+    scope TEXT NOT NULL,
+    account TEXT NOT NULL,          -- '' when the scope has no account
+    model TEXT NOT NULL,            -- '' when the scope has no model
+    kind TEXT NOT NULL,
+    until REAL NOT NULL,            -- may be +Inf
+    probe_at REAL,
+    level INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    since REAL NOT NULL,
+    probe_claimed_until REAL,
+    PRIMARY KEY (origin, scope, account, model, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slots (
+    id TEXT PRIMARY KEY,
+    origin TEXT NOT NULL DEFAULT '',
+    account TEXT NOT NULL,
+    started REAL NOT NULL,
+    lease_until REAL NOT NULL,
+    released_at REAL,
+    host TEXT NOT NULL DEFAULT '',  -- the owner process (see routing/owners.py)
+    pid INTEGER NOT NULL DEFAULT 0,
+    pid_started TEXT
+);
+CREATE INDEX IF NOT EXISTS slots_by_account ON slots (origin, account, started);
+CREATE INDEX IF NOT EXISTS slots_by_owner ON slots (host, pid) WHERE released_at IS NULL;
+CREATE TABLE IF NOT EXISTS last_used (
+    origin TEXT NOT NULL DEFAULT '',
+    account TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (origin, account)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL,
+    account TEXT NOT NULL,
+    model TEXT NOT NULL,
+    kind TEXT,                      -- NULL for a success
+    latency_ms REAL NOT NULL,
+    ttft_ms REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    request_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at);
+"""
+
+_MIGRATE_FROM_1 = """
+DROP TABLE IF EXISTS cooldowns;
+DROP TABLE IF EXISTS slots;
+DROP TABLE IF EXISTS last_used;
+ALTER TABLE attempts ADD COLUMN origin TEXT NOT NULL DEFAULT ''
+"""
+"""Schema 1 had no origin. Its cooldowns, slots and last-use times cannot be told apart by
+Puter, and a cooldown applied to the wrong Puter is worse than one learned again, so they go
+(they last minutes anyway); the attempt history is kept, under the unknown origin ''."""
+
+# Written out in full (no string formatting) so every statement can be read as it runs.
+_SELECT_COOLDOWNS = (
+    "SELECT scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until"
+    " FROM cooldowns WHERE origin = ?"
+)
+_UPSERT_COOLDOWN = (
+    "INSERT OR REPLACE INTO cooldowns"
+    " (origin, scope, account, model, kind, until, probe_at, level, reason, since, probe_claimed_until)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DELETE_COOLDOWN = (
+    "DELETE FROM cooldowns WHERE origin = ? AND scope = ? AND account = ? AND model = ? AND kind = ?"
+)
+# The account's slots that matter now: in the window, or holding an in-flight place.
+_SELECT_SLOTS = (
+    "SELECT id, started, released_at, lease_until, host, pid, pid_started FROM slots"
+    " WHERE origin = ? AND account = ?"
+    " AND (started + ? > ? OR ((released_at IS NULL OR released_at > ?) AND lease_until > ?))"
+)
+_INSERT_SLOT = (
+    "INSERT INTO slots (id, origin, account, started, lease_until, host, pid, pid_started)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_LAST_USED = (
+    "INSERT INTO last_used (origin, account, at) VALUES (?, ?, ?)"
+    " ON CONFLICT (origin, account) DO UPDATE SET at = MAX(at, excluded.at)"
+)
+_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (origin, at, account, model, kind, latency_ms, ttft_ms, input_tokens,"
+    " output_tokens, cost_usd, request_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_SELECT_ATTEMPTS = (
+    "SELECT at, account, model, kind, latency_ms, ttft_ms, input_tokens, output_tokens,"
+    " cost_usd, request_id FROM attempts WHERE origin = ? ORDER BY id DESC LIMIT ?"
+)
+_FORGET_OLD_SLOTS = "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)"
+
+
+def _key_params(key: CooldownKey) -> tuple[str, str, str, str]:
+    return (key.scope.value, key.account or "", key.model or "", key.kind.value)
+
+
+def _cooldown_from_row(row: tuple[Any, ...]) -> Cooldown:
+    scope, account, model, kind, until, probe_at, level, reason, since, claimed = row
+    return Cooldown(
+        scope=Scope(str(scope)),
+        account=str(account) or None,
+        model=str(model) or None,
+        kind=FailureKind(str(kind)),
+        until=float(until),
+        probe_at=None if probe_at is None else float(probe_at),
+        level=int(level),
+        reason=str(reason),
+        since=float(since),
+        probe_claimed_until=None if claimed is None else float(claimed),
+    )
+
+
+def _cooldown_params(c: Cooldown) -> tuple[Any, ...]:
+    return (*_key_params(c.key), c.until, c.probe_at, c.level, c.reason, c.since, c.probe_claimed_until)
+
+
+def _attempt_params(origin: str, a: Attempt) -> tuple[Any, ...]:
+    kind = None if a.kind is None else a.kind.value
+    return (
+        origin,
+        a.time,
+        a.account,
+        a.model,
+        kind,
+        a.latency_ms,
+        a.ttft_ms,
+        a.input_tokens,
+        a.output_tokens,
+        a.cost_usd,
+        a.request_id,
+    )
+
+
+def _attempt_from_row(row: tuple[Any, ...]) -> Attempt:
+    at, account, model, kind, latency, ttft, tokens_in, tokens_out, cost, request_id = row
+    return Attempt(
+        time=float(at),
+        account=str(account),
+        model=str(model),
+        kind=None if kind is None else FailureKind(str(kind)),
+        latency_ms=float(latency),
+        ttft_ms=None if ttft is None else float(ttft),
+        input_tokens=None if tokens_in is None else int(tokens_in),
+        output_tokens=None if tokens_out is None else int(tokens_out),
+        cost_usd=None if cost is None else float(cost),
+        request_id=str(request_id),
+    )
+
+
+def _abandoned(rows: list[tuple[Any, ...]], now: float) -> set[str]:
+    """The ids of the slots (rows of `_SELECT_SLOTS`) still holding a place although their
+    owner process is known to have ended."""
+    gone: set[str] = set()
+    verdicts: dict[Owner, bool] = {}
+    for slot_id, _started, released_at, lease_until, host, pid, pid_started in rows:
+        if released_at is not None or lease_until <= now:
+            continue
+        owner = Owner(str(host), int(pid), None if pid_started is None else str(pid_started))
+        if owner not in verdicts:
+            verdicts[owner] = is_running(owner)
+        if not verdicts[owner]:
+            gone.add(str(slot_id))
+    return gone
+
+
+def _applying(known: dict[CooldownKey, Cooldown], account: str, model: str) -> list[Cooldown]:
+    return [c for c in known.values() if applies_to(c, account, model)]
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file (and its directory) readable by its owner only.
+
+    The file holds account ids and request history, nothing secret, but it is nobody else's
+    business. SQLite gives the ``-wal`` and ``-shm`` files the main file's permissions.
+    """
+    ensure_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+class _CorruptDatabase(sqlite3.DatabaseError):
+    """``PRAGMA quick_check`` found damage."""
+
+
+def is_corruption(error: BaseException) -> bool:
+    """Whether `error` says the database file is damaged or not a database at all (as opposed
+    to locked, unreachable, or from a newer puter-mcp)."""
+    if isinstance(error, _CorruptDatabase):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlite3.DatabaseError)
+        and code is not None
+        and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    )
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _move_aside(path: Path, identity: tuple[int, int] | None) -> Path | None:
+    """Rename a corrupt database (and its ``-wal`` / ``-shm``) to ``<name>.corrupt-<time>``.
+
+    Nothing is moved when the file at `path` is no longer the one found corrupt: another
+    process has already moved it and made a new one. Returns where it went, or None.
+    """
+    if identity is None or _file_identity(path) != identity:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    number = 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    for suffix in ("-wal", "-shm"):
+        with suppress(OSError):
+            os.replace(path.with_name(path.name + suffix), target.with_name(target.name + suffix))
+    return target
+
+
+def _log_warning(message: str) -> None:
+    logging.getLogger(__name__).warning("%s", message)
+
+
+_STAT_INTERVAL = 1.0
+"""Seconds between two checks that the database file is still the one this process opened."""
+
+_open_stores: weakref.WeakSet[SQLiteStateStore] = weakref.WeakSet()
+
+
+def release_process_slots() -> int:
+    """Give back every slot this process holds, in every state database it has open.
+
+    For the SIGTERM / SIGHUP handlers (see `puter_mcp.runtime`): the process is about to end,
+    so whatever it still sends is abandoned. Synchronous, as a signal handler must be. Returns
+    how many slots were given back.
+    """
+    released = 0
+    for store in list(_open_stores):
+        with suppress(*STORE_ERRORS):
+            released += store.release_owned(now=time.time())
+    return released
+
+
+class SQLiteStateStore:
+    """The shared store: one SQLite file in WAL mode, used by every puter-mcp process.
+
+    WAL lets readers proceed while one process writes; every write runs in ``BEGIN IMMEDIATE``
+    so that it takes the write lock before reading, and two processes cannot both see "one slot
+    left" and both take it. A busy database is waited for at most `busy_timeout` seconds: our
+    transactions take microseconds, so a longer wait means something is wrong, and the caller
+    (see `FallbackStateStore`) is better off in memory.
+
+    Every record is keyed by `origin` (the Puter API origin), so one file serves several
+    Pupers (puter.com, a self-hosted one, the emulator) without mixing what each taught.
+
+    The file is checked when opened (``PRAGMA quick_check``): a damaged one is moved aside
+    (``state.db.corrupt-<time>``) and a new one created. While open, at most once a second,
+    the store checks that the path still names the file it opened; if the file was deleted
+    or replaced, it opens the one there now, so that it keeps sharing with the others.
+
+    Args:
+        path: the database file (created owner-only, with its directory, if missing).
+        origin: the Puter API origin whose records to see.
+        busy_timeout: seconds to wait for another process's write lock.
+        on_warning: receives one sentence when the file is moved aside or followed.
+        housekeeping: old records to forget once opened (attempts are not an archive).
+        trace: receives every SQL statement run after opening (tests count transactions).
+
+    Raises `sqlite3.Error` / `OSError` / `StateStoreError` from the constructor when the file
+    cannot be used; methods raise `sqlite3.Error` when an operation fails.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        origin: str = DEFAULT_ORIGIN,
+        busy_timeout: float = 0.5,
+        on_warning: WarningSink | None = None,
+        housekeeping: Housekeeping | None = None,
+        trace: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.origin = origin
+        self._busy_timeout = busy_timeout
+        self._warn = on_warning or _log_warning
+        self._trace = trace
+        self._lock = threading.Lock()
+        self._swept_at = -math.inf  # when finished slots were last cleared out
+        # This origin's cooldowns as last read, and the `PRAGMA data_version` they were read
+        # at: while the version stays, no other connection has committed, so they still hold.
+        self._cooldowns: dict[CooldownKey, Cooldown] | None = None
+        self._read_at_version = -1
+        self._queued: list[Attempt] = []  # see `log_attempt`
+        self._queue_lock = threading.Lock()
+        self.moved_aside: Path | None = None
+        """Where a corrupt file found by this store was moved, if it moved one."""
+        self._conn, self._identity = self._open_checked()
+        self._checked_at = time.monotonic()
+        if housekeeping is not None:
+            try:
+                self._prune(housekeeping.now, housekeeping.attempts_max_age, housekeeping.cooldowns_max_age)
+            except BaseException:
+                self.close()
+                raise
+        _open_stores.add(self)
+
+    # -- opening, checking, following the file ---------------------------------------------
+
+    def _connect(self) -> tuple[sqlite3.Connection, tuple[int, int] | None]:
+        _create_private_file(self.path)
+        identity = _file_identity(self.path)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        if self._trace is not None:
+            conn.set_trace_callback(self._trace)
+        self._cooldowns = None  # a new connection: what the old one read proves nothing
+        return conn, identity
+
+    def _open_checked(self) -> tuple[sqlite3.Connection, tuple[int, int] | None]:
+        """Connect; a corrupt file is moved aside (once) and a new one made."""
+        identity = _file_identity(self.path)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as error:
+            if not is_corruption(error):
+                raise
+            self._set_aside(error, identity)
+            return self._connect()
+
+    def _set_aside(self, error: BaseException, identity: tuple[int, int] | None) -> None:
+        moved = _move_aside(self.path, identity)
+        if moved is None:
+            return  # someone else moved it already
+        self.moved_aside = moved
+        self._warn(
+            f"puter-mcp: the shared state file {self.path} was damaged ({error}). It was moved "
+            f"aside to {moved} and a new one was created: cooldowns learned so far are forgotten "
+            "and will be learned again. Nothing else is needed; you may delete the moved file."
+        )
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise StateStoreError(f"{self.path} cannot be switched to WAL mode (got {mode!r})")
+        # NORMAL is durable enough for cooldowns in WAL mode and avoids an fsync per commit.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        check = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
+        if check != ["ok"]:
+            raise _CorruptDatabase("; ".join(check[:3]))
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StateStoreError(
+                f"{self.path} was written by a newer puter-mcp (schema {version}, this one "
+                f"knows {SCHEMA_VERSION})"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the write lock: another process may have just created it.
+            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if found < SCHEMA_VERSION:
+                script = (_MIGRATE_FROM_1 + ";" if found == 1 else "") + _SCHEMA
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _follow_file(self) -> None:
+        """Reopen the database if its file was deleted or replaced (checked once a second).
+
+        Called with the lock held. Without this, a process keeps writing to a file nobody else
+        can see any more, and the processes silently stop sharing.
+        """
+        now = time.monotonic()
+        if now - self._checked_at < _STAT_INTERVAL:
+            return
+        self._checked_at = now
+        try:
+            current = _file_identity(self.path)
+        except OSError:
+            return  # cannot tell; keep going with what is open
+        if current == self._identity:
+            return
+        what = "deleted" if current is None else "replaced"
+        old = self._conn
+        self._conn, self._identity = self._open_checked()
+        with suppress(sqlite3.Error):
+            old.close()
+        self._warn(
+            f"puter-mcp: the shared state file {self.path} was {what} while in use; this "
+            "process now uses the new file, so it keeps sharing cooldowns and pacing with the others."
+        )
+
+    async def recover(self, error: BaseException) -> bool:
+        """After an operation failed with `error`: if the file is damaged, move it aside and
+        start a new one. True if the store can be used again (the operation may be retried)."""
+        if not is_corruption(error):
+            return False
+        with self._lock:
+            self._set_aside(error, self._identity)
+            old = self._conn
+            self._conn, self._identity = self._open_checked()
+            with suppress(sqlite3.Error):
+                old.close()
+        return True
+
+    # -- transactions and the cooldown cache -----------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._follow_file()
+            yield self._conn
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """One write transaction (the lock held), taking SQLite's write lock before anything is
+        read; the attempts logged so far are written with it."""
+        conn.execute("BEGIN IMMEDIATE")
+        with self._queue_lock:
+            queued, self._queued = self._queued, []
+        try:
+            yield conn
+            if queued:
+                conn.executemany(_INSERT_ATTEMPT, [_attempt_params(self.origin, a) for a in queued])
+            conn.execute("COMMIT")
+        except BaseException:
+            # What the cache saw in this transaction did not happen; the attempts wait for
+            # the next write. The original error is the one worth reporting.
+            self._cooldowns = None
+            with self._queue_lock:
+                self._queued[:0] = queued
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._locked() as conn, self._transaction(conn):
+            yield conn
+
+    def _known_cooldowns(self, conn: sqlite3.Connection) -> dict[CooldownKey, Cooldown]:
+        """This origin's cooldowns, read again only if another connection committed since."""
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._cooldowns is None or version != self._read_at_version:
+            rows = conn.execute(_SELECT_COOLDOWNS, (self.origin,)).fetchall()
+            self._cooldowns = {c.key: c for c in map(_cooldown_from_row, rows)}
+            self._read_at_version = version
+        return self._cooldowns
+
+    def _put(self, conn: sqlite3.Connection, key: CooldownKey, new: Cooldown | None) -> None:
+        """Write one record (None: delete it), in the open transaction and in the cache.
+
+        Only inside a transaction, after `_known_cooldowns`: the write lock keeps the cache
+        exact until the commit."""
+        known = self._cooldowns
+        if new is None:
+            conn.execute(_DELETE_COOLDOWN, (self.origin, *_key_params(key)))
+            if known is not None:
+                known.pop(key, None)
+        else:
+            conn.execute(_UPSERT_COOLDOWN, (self.origin, *_cooldown_params(new)))
+            if known is not None:
+                known[key] = new
+
+    def _apply(self, conn: sqlite3.Connection, changes: CooldownChanges) -> list[Cooldown | None]:
+        results: list[Cooldown | None] = []
+        known = self._known_cooldowns(conn)
+        for key, change in changes:
+            current = known.get(key)
+            new = change(current)
+            check_key(new, key)
+            if new != current:  # most successes change nothing: no statement at all
+                self._put(conn, key, new)
+            results.append(new)
+        return results
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._locked() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    # -- the two steps of a call -----------------------------------------------------------
+
+    async def acquire(self, account: str, model: str, *, judge: Judge[D], slot: SlotRequest) -> Admitted[D]:
+        with self._locked() as conn:
+            # A blocked pair needs no write: decide from what is known before taking the lock.
+            early = judge(_applying(self._known_cooldowns(conn), account, model))
+            if not early.take_slot and early.claim is None:
+                return Admitted(early, None, claimed=False)
+            with self._transaction(conn):
+                known = self._known_cooldowns(conn)
+                decision = judge(_applying(known, account, model))
+                claim = decision.claim
+                current = None if claim is None else known.get(claim)
+                if claim is not None and (current is None or not probe_claimable(current, slot.now)):
+                    return Admitted(decision, None, claimed=False)
+                granted: Slot | SlotRefusal | None = None
+                if decision.take_slot:
+                    granted = self._take_slot(conn, account, slot)
+                    if isinstance(granted, SlotRefusal):
+                        return Admitted(decision, granted, claimed=False)
+                if claim is not None and current is not None:
+                    self._put(conn, claim, with_claim(current, decision.claim_until))
+                return Admitted(decision, granted, claimed=claim is not None)
+
+    async def settle(
+        self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()
+    ) -> list[Cooldown | None]:
+        with self._write() as conn:
+            self._release_slot(conn, slot_id, now=now, counted=counted)
+            return self._apply(conn, changes)
+
+    def log_attempt(self, attempt: Attempt) -> None:
+        with self._queue_lock:
+            self._queued.append(attempt)
+
+    # -- cooldowns -------------------------------------------------------------------------
+
+    async def cooldowns_for(self, account: str, model: str) -> list[Cooldown]:
+        with self._locked() as conn:
+            return _applying(self._known_cooldowns(conn), account, model)
+
+    async def list_cooldowns(self) -> list[Cooldown]:
+        with self._locked() as conn:
+            return list(self._known_cooldowns(conn).values())
+
+    async def update_cooldown(self, key: CooldownKey, change: CooldownChange) -> Cooldown | None:
+        return (await self.update_cooldowns([(key, change)]))[0]
+
+    async def update_cooldowns(self, changes: CooldownChanges) -> list[Cooldown | None]:
+        with self._write() as conn:
+            return self._apply(conn, changes)
+
+    async def delete_cooldown(self, key: CooldownKey) -> bool:
+        with self._write() as conn:
+            if key not in self._known_cooldowns(conn):
+                return False
+            self._put(conn, key, None)
+            return True
+
+    async def claim_probe(self, key: CooldownKey, *, now: float, lease_until: float) -> bool:
+        with self._write() as conn:
+            current = self._known_cooldowns(conn).get(key)
+            if current is None or not probe_claimable(current, now):
+                return False
+            self._put(conn, key, with_claim(current, lease_until))
+            return True
+
+    async def release_probe(self, key: CooldownKey) -> None:
+        with self._write() as conn:
+            current = self._known_cooldowns(conn).get(key)
+            if current is not None:
+                self._put(conn, key, with_claim(current, None))
+
+    # -- pacing ----------------------------------------------------------------------------
+
+    async def acquire_slot(
+        self,
+        account: str,
+        *,
+        slot_id: str,
+        now: float,
+        window: float,
+        max_requests: int,
+        max_in_flight: int,
+        lease_until: float,
+    ) -> Slot | SlotRefusal:
+        request = SlotRequest(slot_id, now, window, max_requests, max_in_flight, lease_until)
+        with self._write() as conn:
+            return self._take_slot(conn, account, request)
+
+    def _take_slot(self, c: sqlite3.Connection, account: str, request: SlotRequest) -> Slot | SlotRefusal:
+        now, window = request.now, request.window
+        if now - self._swept_at >= SLOT_HISTORY / 2:
+            # Housekeeping, not bookkeeping: finished slots older than any window go, every
+            # half minute at most rather than on every request (this runs once per call).
+            c.execute(_FORGET_OLD_SLOTS, (now - SLOT_HISTORY, now))
+            self._swept_at = now
+        # `started + window > now` (not `started > now - window`) so that the time we
+        # announce as "frees at" (started + window) is exactly when the slot leaves.
+        rows = c.execute(_SELECT_SLOTS, (self.origin, account, window, now, now, now)).fetchall()
+        gone = _abandoned(rows, now)
+        if gone:
+            # Their processes ended without giving them back (killed, crashed): the places
+            # are free now. The requests still count in the window: Puter counted them.
+            c.executemany("UPDATE slots SET released_at = ? WHERE id = ?", [(now, i) for i in gone])
+        starts = sorted(float(row[1]) for row in rows if row[1] + window > now)
+        holding = [
+            row[2] for row in rows if row[0] not in gone and (row[2] is None or row[2] > now) and row[3] > now
+        ]
+        if len(starts) < request.max_requests and len(holding) < request.max_in_flight:
+            me = this_process()
+            c.execute(
+                _INSERT_SLOT,
+                (
+                    request.slot_id,
+                    self.origin,
+                    account,
+                    now,
+                    request.lease_until,
+                    me.host,
+                    me.pid,
+                    me.started,
+                ),
+            )
+            c.execute(_UPSERT_LAST_USED, (self.origin, account, now))
+            return Slot(request.slot_id, account, now, request.lease_until)
+        settling = [float(released) for released in holding if released is not None]
+        return refusal(
+            starts,
+            len(holding),
+            window,
+            request.max_requests,
+            request.max_in_flight,
+            min(settling, default=None),
+        )
+
+    async def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
+        with self._write() as conn:
+            self._release_slot(conn, slot_id, now=now, counted=counted)
+
+    def _release_slot(self, conn: sqlite3.Connection, slot_id: str, *, now: float, counted: bool) -> None:
+        if counted:
+            conn.execute(
+                "UPDATE slots SET released_at = ? WHERE id = ? AND released_at IS NULL", (now, slot_id)
+            )
+        else:
+            conn.execute("DELETE FROM slots WHERE id = ?", (slot_id,))
+
+    def release_owned(self, *, now: float) -> int:
+        """Give back every slot this process still holds (any origin); how many there were.
+
+        Synchronous, and waits a bounded time for the store's lock: it runs while the process
+        is stopping, from a signal handler.
+        """
+        if not self._lock.acquire(timeout=2.0):
+            return 0
+        try:
+            me = this_process()
+            cursor = self._conn.execute(
+                "UPDATE slots SET released_at = ? WHERE host = ? AND pid = ? AND released_at IS NULL",
+                (now, me.host, me.pid),
+            )
+            return cursor.rowcount
+        finally:
+            self._lock.release()
+
+    async def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
+        rows = self._read(_SELECT_SLOTS, (self.origin, account, window, now, now, now))
+        gone = _abandoned(rows, now)
+        return WindowUsage(
+            requests=sum(1 for row in rows if row[1] + window > now),
+            # Running requests only: a finished one still settling (see `Pacer.release`) is
+            # not "in flight" to a person reading a status display.
+            in_flight=sum(1 for row in rows if row[2] is None and row[3] > now and row[0] not in gone),
+        )
+
+    # -- last use and attempts -------------------------------------------------------------
+
+    async def touch(self, account: str, now: float) -> None:
+        with self._write() as conn:
+            conn.execute(_UPSERT_LAST_USED, (self.origin, account, now))
+
+    async def last_used(self) -> dict[str, float]:
+        rows = self._read("SELECT account, at FROM last_used WHERE origin = ?", (self.origin,))
+        return {str(a): float(t) for a, t in rows}
+
+    async def record_attempt(self, attempt: Attempt) -> None:
+        self.log_attempt(attempt)
+        with self._write():
+            pass  # the transaction writes what is logged
+
+    async def recent_attempts(self, limit: int = 100) -> list[Attempt]:
+        self._flush()
+        rows = self._read(_SELECT_ATTEMPTS, (self.origin, max(limit, 0)))
+        return [_attempt_from_row(r) for r in rows]
+
+    def _flush(self) -> None:
+        if self._queued:
+            with self._write():
+                pass  # the transaction writes what is logged
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    async def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        self._prune(now, attempts_max_age, cooldowns_max_age)
+
+    def _prune(self, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        # By age, whatever the origin: old records of a Puter no longer used go too.
+        with self._write() as c:
+            c.execute("DELETE FROM attempts WHERE at < ?", (now - attempts_max_age,))
+            c.execute("DELETE FROM cooldowns WHERE until < ?", (now - cooldowns_max_age,))
+            c.execute(_FORGET_OLD_SLOTS, (now - SLOT_HISTORY, now))
+            self._cooldowns = None  # our own deletions do not move `data_version`
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write the attempts still logged, then close the file (synchronous: `doctor`)."""
+        _open_stores.discard(self)
+        with suppress(*STORE_ERRORS):
+            self._flush()
+        with self._lock:
+            self._conn.close()
+
+
+StateFileStatus = Literal["ok", "moved-aside", "unreadable"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateFileCheck:
+    """What `check_state_file` found: ``ok``, ``moved-aside`` (it was damaged; a new one now
+    stands in its place) or ``unreadable`` (this process would keep its state in memory)."""
+
+    status: StateFileStatus
+    detail: str
+
+
+def check_state_file(path: Path) -> StateFileCheck:
+    """Open the state database the way every process does, and say how that went (for doctor)."""
+    warnings: list[str] = []
+    try:
+        store = SQLiteStateStore(path, on_warning=warnings.append)
+    except STORE_ERRORS as error:
+        return StateFileCheck("unreadable", f"{path} cannot be used ({error})")
+    try:
+        # A read, so that a file that opens but cannot be queried shows too.
+        store._read(_SELECT_COOLDOWNS, (store.origin,))
+    except STORE_ERRORS as error:
+        return StateFileCheck("unreadable", f"{path} opens but cannot be read ({error})")
+    finally:
+        moved = store.moved_aside
+        with suppress(*STORE_ERRORS):
+            store.close()
+    if moved is not None:
+        return StateFileCheck(
+            "moved-aside", f"{path} was damaged: moved aside to {moved}, a new one was created"
+        )
+    return StateFileCheck("ok", f"{path} opens in SQLite and passes its integrity check")
