@@ -12,10 +12,8 @@ try. This module turns the one into the other, against the live catalogue, witho
   costs nothing (`free_tail_order` documents their order).
 - ``auto`` first picks a chain from the last user message (`puter_mcp.routing.auto`).
 
-It also validates user chains from ``config.toml``. Translating a reasoning request
-(``reasoning_effort`` or a thinking budget) into the one effort level Puter takes is Puter's
-rule, kept in `puter_mcp.puter.wire`; `reasoning_effort` is re-exported here for the callers
-that build a chat call from a chain's point of view.
+It also validates user chains from ``config.toml``. (Translating a reasoning request into the
+one effort level Puter takes is Puter's rule: `puter_mcp.puter.wire.reasoning_effort`.)
 
 The catalogue type lives in ``puter_mcp.puter.catalogue``; this module only needs the small
 `ModelCatalogue` protocol, so that routing stays testable with a tiny fake.
@@ -30,14 +28,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
-from puter_mcp.puter.wire import EFFORTS, reasoning_effort
 from puter_mcp.routing.auto import AutoChoice, AutoRouter
 
 __all__ = [
     "AUTO",
     "AUTO_DESCRIPTION",
     "BUILTIN_CHAINS",
-    "EFFORTS",
     "CatalogueModel",
     "ChainConfigError",
     "ModelCatalogue",
@@ -49,7 +45,6 @@ __all__ = [
     "free_tail_order",
     "merge_chains",
     "parse_user_chains",
-    "reasoning_effort",
     "resolve",
     "resolve_all",
     "resolve_auto",
