@@ -93,7 +93,7 @@ async def test_a_keep_alive_connection_is_held_to_the_deadline_again(backend: Ba
 
 async def test_the_mcp_transport_times_out_a_body_that_arrives_too_slowly(backend: Backend) -> None:
     head = (
-        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:1\r\nAuthorization: Bearer {HTTP_AUTH_TOKEN}\r\n"
         "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
         "Content-Length: 200\r\n\r\n{"
     ).encode()
