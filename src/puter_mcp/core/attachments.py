@@ -19,16 +19,14 @@ import base64
 from collections.abc import Sequence
 from pathlib import Path
 
-from puter_mcp.core.calls import ImagePart, ReasoningPart, TextPart, Turn
 from puter_mcp.core.errors import BadRequest
 
 __all__ = [
     "MAX_FILES_BYTES",
     "MAX_FILE_BYTES",
     "MAX_IMAGE_BYTES",
-    "attach",
     "file_context",
-    "image_part",
+    "image_url",
     "read_text_file",
 ]
 
@@ -133,18 +131,15 @@ def _media_type(data: bytes) -> str | None:
     return None
 
 
-def image_part(given: str) -> ImagePart:
-    """An image part for an https URL (sent as it is) or an absolute path (sent inline).
+def image_url(given: str) -> str:
+    """The URL an image is sent as: an https URL as it is, an absolute path inline (``data:``).
 
     Raises:
         BadRequest: an http (not https) URL; a relative, missing or unreadable path; a file
             larger than `MAX_IMAGE_BYTES`, or not a PNG, JPEG, GIF or WebP image.
     """
     if given.startswith("https://") or given.startswith("data:"):
-        try:
-            return ImagePart(url=given)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise BadRequest(f"images: {given[:60]!r} is not a usable image URL", argument="images") from exc
+        return given  # `ImagePart` checks its shape
     if "://" in given:
         raise BadRequest(
             f"images: {given!r} is not an https URL or an absolute path (the model's vendor fetches "
@@ -156,30 +151,4 @@ def image_part(given: str) -> ImagePart:
     media_type = _media_type(data)
     if media_type is None:
         raise BadRequest(f"images: {path} is not a PNG, JPEG, GIF or WebP image", argument="images")
-    return ImagePart(url=f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}")
-
-
-def attach(turns: Sequence[Turn], *, files: Sequence[str] = (), images: Sequence[str] = ()) -> list[Turn]:
-    """The turns with `files` as context and `images` as parts of the last user turn.
-
-    Raises:
-        BadRequest: a file or an image that cannot be sent (see `file_context`, `image_part`).
-    """
-    context = file_context(files) if files else ""
-    image_parts = [image_part(given) for given in images]
-    result = list(turns)
-    for index in range(len(result) - 1, -1, -1):
-        turn = result[index]
-        if turn.role != "user":
-            continue
-        parts: list[TextPart | ImagePart | ReasoningPart] = []
-        if context:
-            parts.append(TextPart(text=context))
-        if isinstance(turn.content, str):
-            parts.append(TextPart(text=turn.content))
-        else:
-            parts.extend(turn.content)
-        parts.extend(image_parts)
-        result[index] = turn.model_copy(update={"content": parts})
-        break
-    return result
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

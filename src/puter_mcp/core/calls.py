@@ -350,9 +350,7 @@ class ChatCall(_Strict):
         if not any(turn.role == "user" for turn in turns):
             raise BadRequest("`messages` needs at least one message with role `user`")
         if files or images:
-            from puter_mcp.core.attachments import attach
-
-            turns = attach(turns, files=files, images=images)
+            turns = _attach(turns, files=files, images=images)
         if system:
             turns = [Turn(role="system", content=system), *turns]
         from puter_mcp.puter.wire import reasoning_effort as effort_of
@@ -400,3 +398,37 @@ class ModelsQuery(BaseModel):
     virtual: bool = False
     limit: int = 10
     offset: int = 0
+
+
+def _attach(turns: Sequence[Turn], *, files: Sequence[str], images: Sequence[str]) -> list[Turn]:
+    """The turns with `files` as context and `images` as parts of the last user turn.
+
+    Raises:
+        BadRequest: a file or an image that cannot be sent (`puter_mcp.core.attachments`).
+    """
+    from puter_mcp.core.attachments import file_context, image_url
+
+    context = file_context(files) if files else ""
+    image_parts: list[ImagePart] = []
+    for given in images:
+        url = image_url(given)
+        try:
+            image_parts.append(ImagePart(url=url))
+        except ValidationError as exc:
+            raise BadRequest(f"images: {given[:60]!r} is not a usable image URL", argument="images") from exc
+    result = list(turns)
+    for index in range(len(result) - 1, -1, -1):
+        turn = result[index]
+        if turn.role != "user":
+            continue
+        parts: list[TextPart | ImagePart | ReasoningPart] = []
+        if context:
+            parts.append(TextPart(text=context))
+        if isinstance(turn.content, str):
+            parts.append(TextPart(text=turn.content))
+        else:
+            parts.extend(turn.content)
+        parts.extend(image_parts)
+        result[index] = turn.model_copy(update={"content": parts})
+        break
+    return result
