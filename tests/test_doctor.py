@@ -148,6 +148,17 @@ async def test_valid_environment_token_counts_as_an_account(setup: Setup) -> Non
 
 
 @pytest.mark.anyio
+async def test_a_tier_set_for_the_environment_token_is_shown_as_set_by_the_user(setup: Setup) -> None:
+    # `[account_tiers] env` paces the PUTER_AUTH_TOKEN account; doctor says so as it says for
+    # a saved account's tier.
+    setup.env["PUTER_AUTH_TOKEN"] = setup.emulator.free.token
+    settings = setup.settings.model_copy(update={"account_tiers": {"env": "paid"}})
+    report = await setup.check(settings)
+    detail = by_name(report)["environment token (PUTER_AUTH_TOKEN)"].detail
+    assert "tier paid (set by you; Puter says free)" in detail
+
+
+@pytest.mark.anyio
 async def test_unreachable_origin(setup: Setup) -> None:
     origin = closed_port_origin()
     settings = setup.settings.model_copy(update={"api_origin": origin, "gui_origin": origin})

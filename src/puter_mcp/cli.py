@@ -352,18 +352,18 @@ def _run(coro_fn: Callable[[], Any]) -> Any:
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
-    from puter_mcp.server import check_http_binding, serve_http, serve_stdio
+    from puter_mcp.server import serve_http, serve_stdio
 
     transport = getattr(args, "transport", "stdio")
     sandbox = bool(getattr(args, "sandbox", False))
     if sandbox:
         _eprint(SANDBOX_NOTICE)
     if transport != "stdio":
-        from puter_mcp.core import BackendError
+        from puter_mcp.http_serving import ServingError, check_binding
 
         try:
-            check_http_binding(settings.http.host, settings.http.auth_token)
-        except BackendError as exc:
+            check_binding(settings.http.host, settings.http.auth_token)
+        except ServingError as exc:
             raise _Failure(str(exc), exit_code=2) from exc
 
     async def run() -> None:

@@ -353,7 +353,7 @@ class ChatCall(_Strict):
             turns = _attach(turns, files=files, images=images)
         if system:
             turns = [Turn(role="system", content=system), *turns]
-        from puter_mcp.routing.chains import reasoning_effort as effort_of
+        from puter_mcp.puter.wire import reasoning_effort as effort_of
 
         try:
             effort = effort_of(reasoning_effort, thinking_budget)

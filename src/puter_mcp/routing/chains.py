@@ -12,8 +12,8 @@ try. This module turns the one into the other, against the live catalogue, witho
   costs nothing (`free_tail_order` documents their order).
 - ``auto`` first picks a chain from the last user message (`puter_mcp.routing.auto`).
 
-It also validates user chains from ``config.toml`` and translates a reasoning request
-(``reasoning_effort`` or a thinking budget) into the one effort level Puter takes.
+It also validates user chains from ``config.toml``. (Translating a reasoning request into the
+one effort level Puter takes is Puter's rule: `puter_mcp.puter.wire.reasoning_effort`.)
 
 The catalogue type lives in ``puter_mcp.puter.catalogue``; this module only needs the small
 `ModelCatalogue` protocol, so that routing stays testable with a tiny fake.
@@ -34,7 +34,6 @@ __all__ = [
     "AUTO",
     "AUTO_DESCRIPTION",
     "BUILTIN_CHAINS",
-    "EFFORTS",
     "CatalogueModel",
     "ChainConfigError",
     "ModelCatalogue",
@@ -46,7 +45,6 @@ __all__ = [
     "free_tail_order",
     "merge_chains",
     "parse_user_chains",
-    "reasoning_effort",
     "resolve",
     "resolve_all",
     "resolve_auto",
@@ -651,43 +649,3 @@ def resolve_all(
     return {
         name: resolve(name, catalogue, chains=chains, fallback_to_free=fallback_to_free) for name in chains
     }
-
-
-# --- reasoning ----------------------------------------------------------------------------------
-
-EFFORTS = ("low", "medium", "high")
-
-
-def reasoning_effort(effort: str | None, thinking_budget: int | None) -> str | None:
-    """The one reasoning effort to send to Puter, from either way a caller may ask for it.
-
-    Puter takes an effort level (low/medium/high) and silently ignores an Anthropic-style
-    thinking budget, so a budget is translated: up to 1024 tokens is low, up to 4096 medium,
-    more is high (Puter maps the levels back to 1024/4096/8192 for Claude).
-
-    Raises:
-        ValueError: both are given (they could disagree, and Puter must never get both), the
-            effort is not low/medium/high, or the budget is not a positive whole number.
-    """
-    if effort is not None and thinking_budget is not None:
-        raise ValueError(
-            "give either reasoning_effort or a thinking budget, not both: Puter takes a single "
-            "effort level and the two could disagree"
-        )
-    if effort is not None:
-        normalised = effort.strip().lower()
-        if normalised not in EFFORTS:
-            raise ValueError(f"reasoning_effort must be one of low, medium, high; got {effort!r}")
-        return normalised
-    if thinking_budget is not None:
-        if isinstance(thinking_budget, bool) or not isinstance(thinking_budget, int) or thinking_budget < 1:
-            raise ValueError(
-                f"a thinking budget must be a positive number of tokens, got {thinking_budget!r}; "
-                "leave it out for no extended reasoning"
-            )
-        if thinking_budget <= 1024:
-            return "low"
-        if thinking_budget <= 4096:
-            return "medium"
-        return "high"
-    return None
