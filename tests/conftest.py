@@ -1,21 +1,20 @@
-"""Shared fixtures: a Puter emulator on a real loopback port, a private home, a ready backend."""
+"""Shared fixtures: a Puter emulator on a real loopback port, a private home, a ready backend.
+
+Their helpers live in tests/helpers.py, which test files import; nothing imports this module.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
 
-from puter_mcp.accounts.store import Account, AccountsStore
 from puter_mcp.core import Backend
 from puter_mcp.emulator import EmulatorState, EmulatorThread, serve_emulator
-from puter_mcp.emulator.state import Account as EmulatedAccount
 from puter_mcp.routing.state import FallbackStateStore, MemoryStateStore, SQLiteStateStore, StateStore
-from puter_mcp.settings import Paths, Settings, load_settings, resolve_paths
+from tests.helpers import Emulator, Setup, save_accounts, settings_for
 
 
 @pytest.fixture
@@ -51,21 +50,6 @@ async def client(state: EmulatorState) -> AsyncIterator[httpx2.AsyncClient]:
         yield http
 
 
-@dataclass
-class Emulator:
-    """A running emulator and the accounts seeded in it."""
-
-    state: EmulatorState
-    url: str
-    paid: EmulatedAccount
-    free: EmulatedAccount
-    temp: EmulatedAccount
-
-    def chat_requests(self) -> list[Any]:
-        """The upstream chat requests the product made (the log tests count)."""
-        return [r for r in self.state.requests if r.driver_method == "complete"]
-
-
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     state = EmulatorState(seed=7)
@@ -85,29 +69,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def save_accounts(paths: Paths, *accounts: EmulatedAccount) -> None:
-    store = AccountsStore(paths.accounts_file)
-    for account in accounts:
-        store.add_or_replace(
-            Account.create(
-                username=account.username,
-                uuid=account.uuid,
-                token=account.token,
-                is_temp=account.tier.value == "temp",
-                tier=account.tier.value,
-            )
-        )
-
-
-def settings_for(emulator: Emulator, home: Path, **overrides: Any) -> tuple[Settings, Paths]:
-    paths = resolve_paths({"PUTER_MCP_HOME": str(home)})
-    env = {"PUTER_API_ORIGIN": emulator.url, "PUTER_GUI_ORIGIN": emulator.url}
-    settings, paths = load_settings(paths=paths, env=env)
-    if overrides:
-        settings = settings.model_copy(update=overrides)
-    return settings, paths
-
-
 @pytest.fixture
 async def backend(emulator: Emulator, home: Path) -> AsyncIterator[Backend]:
     """A backend signed in to the emulator's paid account only."""
@@ -115,3 +76,17 @@ async def backend(emulator: Emulator, home: Path) -> AsyncIterator[Backend]:
     save_accounts(paths, emulator.paid)
     async with Backend.create(settings, paths, env={}) as ready:
         yield ready
+
+
+@pytest.fixture
+def setup(emulator: Emulator, home: Path, tmp_path: Path) -> Setup:
+    """What `puter-mcp doctor` looks at, healthy: a valid config file, two signed-in accounts,
+    one configured client."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text('default_model = "auto"\n\n[routing]\nmax_attempts = 4\n')
+    settings, paths = settings_for(emulator, home)
+    save_accounts(paths, emulator.paid, emulator.free)
+    env = {"PUTER_API_ORIGIN": emulator.url, "PUTER_GUI_ORIGIN": emulator.url}
+    ready = Setup(emulator, settings, paths, tmp_path / "machine", env)
+    ready.claude_desktop(ready.launcher())
+    return ready

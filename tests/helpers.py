@@ -1,9 +1,55 @@
-"""Helpers shared by test files (imported by them, never by conftest.py)."""
+"""Helpers shared by test files and by conftest.py's fixtures.
+
+A test file imports what it shares from here, never from conftest.py or another test file: a
+test file that imported another would run that file's tests' fixtures and set-up in its own
+namespace, and moving a test would break its neighbours.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import signal
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import anyio.lowlevel
+import httpx2
+
+from puter_mcp import doctor
+from puter_mcp.accounts.store import Account, AccountsStore
+from puter_mcp.cli import _build_parser as build_cli_parser
+from puter_mcp.core import Backend, ChatCall
+from puter_mcp.doctor import Check, DoctorReport, run_checks
+from puter_mcp.emulator import EmulatorState
+from puter_mcp.emulator.state import Account as EmulatedAccount
+from puter_mcp.puter.client import PuterClient, Timeouts
+from puter_mcp.puter.errors import PuterError
+from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy
+from puter_mcp.routing.pacing import Pacer, PacingLimits
+from puter_mcp.routing.router import AccountRef, Router, Strategy
+from puter_mcp.routing.state import (
+    MemoryStateStore,
+    open_state_store,
+)
+from puter_mcp.server import serve_http
+from puter_mcp.settings import (
+    Paths,
+    RoutingSettings,
+    Settings,
+    load_settings,
+    resolve_paths,
+)
 
 
 def stop_with(server: subprocess.Popen[bytes], how: signal.Signals) -> int | None:
@@ -17,3 +63,437 @@ def stop_with(server: subprocess.Popen[bytes], how: signal.Signals) -> int | Non
             server.kill()
             server.wait()
     return server.returncode
+
+
+# --------------------------------------------------------------------------------------------
+# The emulator on a loopback port, and settings and accounts that point at it
+
+
+@dataclass
+class Emulator:
+    """A running emulator and the accounts seeded in it."""
+
+    state: EmulatorState
+    url: str
+    paid: EmulatedAccount
+    free: EmulatedAccount
+    temp: EmulatedAccount
+
+    def chat_requests(self) -> list[Any]:
+        """The upstream chat requests the product made (the log tests count)."""
+        return [r for r in self.state.requests if r.driver_method == "complete"]
+
+
+def save_accounts(paths: Paths, *accounts: EmulatedAccount) -> None:
+    store = AccountsStore(paths.accounts_file)
+    for account in accounts:
+        store.add_or_replace(
+            Account.create(
+                username=account.username,
+                uuid=account.uuid,
+                token=account.token,
+                is_temp=account.tier.value == "temp",
+                tier=account.tier.value,
+            )
+        )
+
+
+def settings_for(emulator: Emulator, home: Path, **overrides: Any) -> tuple[Settings, Paths]:
+    paths = resolve_paths({"PUTER_MCP_HOME": str(home)})
+    env = {"PUTER_API_ORIGIN": emulator.url, "PUTER_GUI_ORIGIN": emulator.url}
+    settings, paths = load_settings(paths=paths, env=env)
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    return settings, paths
+
+
+# --------------------------------------------------------------------------------------------
+# What `puter-mcp doctor` looks at, pointed at temporary places
+
+
+@dataclass
+class Setup:
+    """Everything doctor looks at, pointed at temporary places."""
+
+    emulator: Emulator
+    settings: Settings
+    paths: Paths
+    machine: Path
+    env: dict[str, str]
+
+    async def check(self, settings: Settings | None = None, *, use_settings: bool = True) -> DoctorReport:
+        return await run_checks(
+            (settings or self.settings) if use_settings else None,
+            self.paths,
+            env=self.env,
+            home=self.machine,
+            platform="linux",
+            which=lambda _name: None,
+            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
+            launch_clients=False,
+        )
+
+    def run(self, *argv: str, settings: Settings | None = None, use_settings: bool = True) -> int:
+        args = build_cli_parser().parse_args(["doctor", *argv])
+        return doctor.run(
+            args,
+            (settings or self.settings) if use_settings else None,
+            self.paths,
+            env=self.env,
+            home=self.machine,
+            platform="linux",
+            which=lambda _name: None,
+            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
+            launch_clients=False,
+        )
+
+    def launcher(self) -> Path:
+        """A real, executable launcher, as `puter-mcp install` would point a client at."""
+        path = self.machine / "bin" / "puter-mcp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\nexit 0\n")
+        path.chmod(0o755)
+        return path
+
+    def claude_desktop(self, command: Path, env: dict[str, str] | None = None) -> Path:
+        """A Claude Desktop config (Linux location) whose `puter` entry runs `command`."""
+        entry: dict[str, object] = {"command": str(command), "args": []}
+        if env is not None:
+            entry["env"] = env
+        path = self.machine / ".config" / "Claude" / "claude_desktop_config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"mcpServers": {"puter": entry}}))
+        return path
+
+
+def by_name(report: DoctorReport) -> dict[str, Check]:
+    return {check.name: check for check in report.checks}
+
+
+# --------------------------------------------------------------------------------------------
+# A router on its own: an injected clock and sleep, memory state, a scripted upstream
+
+
+T0 = 1_700_000_000.0
+
+
+ROOMY = PacingLimits(requests_per_window=1000, max_in_flight=100)
+
+
+class Clock:
+    """Wall-clock seconds that move only when told to."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Sleeper:
+    """The router's `sleep`: records every call and moves the clock instead of waiting."""
+
+    clock: Clock
+    calls: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        self.clock.advance(seconds)
+
+
+@dataclass
+class Rig:
+    """A router with its parts, so that tests can set up cooldowns and read them back."""
+
+    clock: Clock
+    sleeper: Sleeper
+    store: MemoryStateStore
+    book: CooldownBook
+    pacer: Pacer
+    router: Router
+
+
+def make_rig(
+    *,
+    strategy: Strategy = "fill-first",
+    max_attempts: int = 6,
+    deadline: float = 180.0,
+    max_wait: float = 15.0,
+    in_flight_hint: float = 0.25,
+) -> Rig:
+    clock = Clock()
+    sleeper = Sleeper(clock)
+    store = MemoryStateStore()
+    # A fixed MODEL_DOWN time, so that the probe moment is exact.
+    book = CooldownBook(store, CooldownPolicy(model_down=(40.0, 40.0)), clock=clock)
+    pacer = Pacer(store, clock=clock, in_flight_hint=in_flight_hint, release_settle=0.0)
+    router = Router(
+        book=book,
+        pacer=pacer,
+        store=store,
+        strategy=strategy,
+        max_attempts=max_attempts,
+        deadline=deadline,
+        max_wait=max_wait,
+        clock=clock,
+        sleep=sleeper,
+    )
+    return Rig(clock, sleeper, store, book, pacer, router)
+
+
+def accounts(*names: str, limits: PacingLimits = ROOMY) -> list[AccountRef]:
+    return [AccountRef(f"id-{name}", name, f"token-{name}", limits) for name in names]
+
+
+Call = tuple[str, str]  # (model, account name)
+
+
+class Upstream:
+    """A scripted `send`: failures by (model, account), else an answer naming both.
+
+    `script` maps a pair to the errors it raises, one per call, in order; a pair whose list
+    ran out (or that has none) answers.
+    """
+
+    def __init__(self, script: dict[Call, list[PuterError]] | None = None) -> None:
+        self.script = {pair: list(errors) for pair, errors in (script or {}).items()}
+        self.calls: list[Call] = []
+
+    async def __call__(self, model: str, account: AccountRef) -> str:
+        pair = (model, account.name)
+        self.calls.append(pair)
+        errors = self.script.get(pair)
+        if errors:
+            raise errors.pop(0)
+        return f"{model}@{account.name}"
+
+
+# --------------------------------------------------------------------------------------------
+# A backend with an injected clock
+
+
+class OffsetClock:
+    """Wall-clock time plus an offset a test can move forward (cooldowns, probes, re-checks)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@asynccontextmanager
+async def open_backend(
+    settings: Settings, paths: Paths, clock: Callable[[], float]
+) -> AsyncIterator[Backend]:
+    """`Backend.create`, but with an injected clock (create() takes none)."""
+    timeouts = settings.timeouts
+    client = PuterClient(
+        settings.api_origin,
+        gui_origin=settings.gui_origin,
+        timeouts=Timeouts(
+            connect=timeouts.connect, first_byte=timeouts.first_byte, idle=timeouts.idle, total=timeouts.total
+        ),
+    )
+    store = open_state_store(paths.state_db)
+    backend = Backend(
+        settings, paths, client=client, accounts=AccountsStore(paths.accounts_file), store=store, clock=clock
+    )
+    async with backend:
+        yield backend
+
+
+# --------------------------------------------------------------------------------------------
+# A backend over saved emulator accounts, tried in order
+
+
+FILL_FIRST = RoutingSettings(strategy="fill-first")
+
+
+@asynccontextmanager
+async def backend_for(
+    emulator: Emulator, home: Path, *saved: Any, env_token: str | None = None, **overrides: Any
+) -> AsyncIterator[tuple[Backend, OffsetClock]]:
+    settings, paths = settings_for(emulator, home, **{"routing": FILL_FIRST, **overrides})
+    save_accounts(paths, *saved)
+    clock = OffsetClock()
+    if env_token is None:
+        async with open_backend(settings, paths, clock) as backend:
+            yield backend, clock
+        return
+    async with Backend(settings, paths, env_token=env_token, clock=clock) as backend:
+        yield backend, clock
+
+
+MODEL = "gpt-5-nano"
+
+
+def ask(model: str = MODEL, **extra: Any) -> ChatCall:
+    return ChatCall.build(message="hello", model=model, **extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Puter's answers scripted over httpx2.MockTransport
+
+
+API = "http://api.puter.localhost:4100"
+
+
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+def lines(*objects: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(obj).encode() + b"\n" for obj in objects)
+
+
+STALL = object()
+
+
+class ScriptedStream(httpx2.AsyncByteStream):
+    """A response body that sends its chunks, sleeps or stalls as scripted, and records closing."""
+
+    def __init__(self, script: Sequence[bytes | float | object]) -> None:
+        self.script = script
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for step in self.script:
+            if isinstance(step, bytes):
+                await anyio.lowlevel.checkpoint()  # like a socket read: a point where timeouts fire
+                yield step
+            elif isinstance(step, float):
+                await anyio.sleep(step)
+            else:
+                await anyio.sleep_forever()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+# --------------------------------------------------------------------------------------------
+# The MCP server over HTTP in this process
+
+
+HTTP_AUTH_TOKEN = "a-long-enough-token-for-the-tests-0123456789"
+
+
+@asynccontextmanager
+async def served(backend: Backend, **options: Any) -> AsyncIterator[str]:
+    """`serve_http` in this process on a free loopback port; yields its /mcp URL."""
+    urls: list[str] = []
+    ready = anyio.Event()
+
+    def on_ready(url: str) -> None:
+        urls.append(url)
+        ready.set()
+
+    options = {"transport": "http", "host": "127.0.0.1", "port": 0, "auth_token": HTTP_AUTH_TOKEN, **options}
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: serve_http(backend, on_ready=on_ready, **options))
+        with anyio.fail_after(10):
+            await ready.wait()
+        yield urls[0]
+        group.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------------------------
+# The console script, started as a client starts it
+
+
+SCRIPT = shutil.which("puter-mcp", path=str(Path(sys.executable).parent)) or "puter-mcp"
+
+
+def script_env(home: Path, emulator: Emulator | None, **extra: str) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PUTER_MCP_HOME": str(home)}
+    if emulator is not None:
+        env["PUTER_API_ORIGIN"] = emulator.url
+        env["PUTER_GUI_ORIGIN"] = emulator.url
+    env.update(extra)
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# A scripted browser for the sign-in
+
+
+_JOIN_TIMEOUT = 20.0
+
+
+BROWSER_THREAD = "scripted-browser"
+
+
+Step = Callable[[httpx2.Client, str], httpx2.Response]
+
+
+def redirect_of(url: str) -> str:
+    """The listener address inside a sign-in address (`redirectURL`)."""
+    (redirect,) = parse_qs(urlsplit(url).query)["redirectURL"]
+    return redirect
+
+
+def follow_sign_in(client: httpx2.Client, url: str) -> httpx2.Response:
+    """What the user's browser does: open the address, Puter redirects back with a token."""
+    return client.get(url)
+
+
+def visit(path: str | None = None, query: str = "", *, state: bool = True) -> Step:
+    """GET the listener directly: on its secret path (None) or another one, with `query` after
+    the redirect's own query (its one-time state) unless `state` is False."""
+
+    def step(client: httpx2.Client, url: str) -> httpx2.Response:
+        parts = urlsplit(redirect_of(url))
+        full_query = "&".join(filter(None, (parts.query if state else "", query)))
+        return client.get(f"http://127.0.0.1:{parts.port}{parts.path if path is None else path}?{full_query}")
+
+    return step
+
+
+class ScriptedBrowser:
+    """Stands in for `webbrowser.open`: runs `steps` in a thread and records the answers."""
+
+    def __init__(self, *steps: Step, notices: list[str] | None = None) -> None:
+        self.steps = steps
+        self.opened: list[str] = []
+        self.notices = notices
+        self.notices_seen_when_opened: list[str] = []
+        self.responses: list[httpx2.Response] = []
+        self.errors: list[BaseException] = []
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, url: str) -> bool:
+        self.opened.append(url)
+        if self.notices is not None:
+            self.notices_seen_when_opened = list(self.notices)
+        self._thread = threading.Thread(target=self._run, args=(url,), name=BROWSER_THREAD, daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self, url: str) -> None:
+        try:
+            with httpx2.Client(timeout=10.0, follow_redirects=True) as client:
+                for step in self.steps:
+                    self.responses.append(step(client, url))
+        except BaseException as exc:  # re-raised by join(), in the test's thread
+            self.errors.append(exc)
+
+    def join(self) -> None:
+        assert self._thread is not None, "the browser was never opened"
+        self._thread.join(_JOIN_TIMEOUT)
+        assert not self._thread.is_alive()
+        if self.errors:
+            raise self.errors[0]
+
+    @property
+    def statuses(self) -> list[int]:
+        return [response.status_code for response in self.responses]
+
+
+def stored(home_paths_file: Path) -> list[Account]:
+    return AccountsStore(home_paths_file).load().accounts

@@ -18,17 +18,12 @@ from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import TIER_LIMITS, Tier
 from puter_mcp.routing.router import Strategy
 from puter_mcp.settings import RoutingSettings
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
 
 CALLS = 60
 MODEL = "gpt-5-nano"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def expected_text(model_id: str, prompt: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from puter_mcp.puter.wire import reasoning_effort
 from puter_mcp.routing.auto import DEFAULT_CATEGORY_CHAINS, QUICK_BUILDING_CHAIN
 from puter_mcp.routing.chains import (
     AUTO,
@@ -21,7 +22,6 @@ from puter_mcp.routing.chains import (
     free_tail_order,
     merge_chains,
     parse_user_chains,
-    reasoning_effort,
     resolve,
     resolve_all,
     resolve_auto,

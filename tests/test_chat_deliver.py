@@ -24,8 +24,7 @@ from puter_mcp.core.events import (
 )
 from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import Fault
-from tests.conftest import Emulator
-from tests.test_failures import backend_for
+from tests.helpers import Emulator, backend_for
 
 pytestmark = pytest.mark.anyio
 

@@ -25,8 +25,7 @@ from puter_mcp.core.events import (
 from puter_mcp.emulator import Fault
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.settings import RoutingSettings
-from tests.conftest import Emulator
-from tests.test_failures import backend_for
+from tests.helpers import Emulator, backend_for
 
 pytestmark = pytest.mark.anyio
 

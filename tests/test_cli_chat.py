@@ -10,7 +10,7 @@ import pytest
 from puter_mcp.cli import main
 from puter_mcp.core import BackendError, ChatCall
 from puter_mcp.settings import resolve_paths
-from tests.conftest import Emulator, save_accounts
+from tests.helpers import Emulator, save_accounts
 
 
 @pytest.mark.parametrize("blank", ["", " ", " \n\t "])

@@ -21,7 +21,7 @@ def test_every_step_is_announced_before_it_runs(tmp_path: Path) -> None:
     shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     tools = tmp_path / ".venv" / "bin"
     tools.mkdir(parents=True)
-    for name in ("python", "ruff", "pyright"):
+    for name in ("python", "ruff", "pyright", "lint-imports"):
         stand_in = tools / name
         stand_in.write_text(f'#!/bin/sh\necho "ran {name} $*"\n')
         stand_in.chmod(0o755)
@@ -33,7 +33,7 @@ def test_every_step_is_announced_before_it_runs(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("== ")  # nothing runs before the first announcement
     runs = [index for index, line in enumerate(lines) if line.startswith("ran ")]
-    assert len(runs) == 6  # pip twice, ruff twice, pyright, pytest
+    assert len(runs) == 7  # pip twice, ruff twice, pyright, lint-imports, pytest
     for index in runs:
         assert lines[index - 1].startswith("== "), lines
     pip = [line for line in lines if line.startswith("ran python -m pip")]

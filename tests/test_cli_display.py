@@ -11,7 +11,7 @@ from puter_mcp.core.results import AccountsOverview, CooldownInfo
 from puter_mcp.display import accounts_text
 from puter_mcp.emulator import Fault
 from puter_mcp.settings import resolve_paths
-from tests.conftest import Emulator, save_accounts
+from tests.helpers import Emulator, save_accounts
 
 
 def test_a_cooldown_without_an_end_reads_as_one_phrase() -> None:

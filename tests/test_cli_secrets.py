@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from puter_mcp.cli import main
-from tests.conftest import Emulator
+from tests.helpers import Emulator
 
 
 @pytest.fixture

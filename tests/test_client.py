@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing
 from typing import Any
 
@@ -30,11 +30,10 @@ from puter_mcp.puter.wire import (
     Usage,
     UsageEvent,
 )
+from tests.helpers import API, NDJSON, STALL, ScriptedStream, lines
 
 K = FailureKind
-API = "http://api.puter.localhost:4100"
 TOKEN = "eyJhbGciOi.secret-token-value.sig"
-NDJSON = {"content-type": "application/x-ndjson"}
 # Generous limits for tests about something else, so that a loaded machine cannot trip them;
 # tiny ones for the tests about timeouts.
 RELAXED = Timeouts(connect=5, first_byte=5, idle=5, total=30)
@@ -48,11 +47,6 @@ Handler = (
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def make_client(handler: Handler, timeouts: Timeouts = RELAXED, **kwargs: Any) -> PuterClient:
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     return PuterClient(API, http=http, timeouts=timeouts, **kwargs)
@@ -60,34 +54,6 @@ def make_client(handler: Handler, timeouts: Timeouts = RELAXED, **kwargs: Any) -
 
 def chat_request(model: str = "claude-sonnet-latest") -> ChatRequest:
     return ChatRequest(messages=[ChatMessage(role="user", content="hi")], model=model)
-
-
-def lines(*objects: dict[str, Any]) -> bytes:
-    return b"".join(json.dumps(obj).encode() + b"\n" for obj in objects)
-
-
-STALL = object()
-
-
-class ScriptedStream(httpx2.AsyncByteStream):
-    """A response body that sends its chunks, sleeps or stalls as scripted, and records closing."""
-
-    def __init__(self, script: Sequence[bytes | float | object]) -> None:
-        self.script = script
-        self.closed = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for step in self.script:
-            if isinstance(step, bytes):
-                await anyio.lowlevel.checkpoint()  # like a socket read: a point where timeouts fire
-                yield step
-            elif isinstance(step, float):
-                await anyio.sleep(step)
-            else:
-                await anyio.sleep_forever()
-
-    async def aclose(self) -> None:
-        self.closed = True
 
 
 def streaming(stream: ScriptedStream, status: int = 200) -> Handler:

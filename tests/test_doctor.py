@@ -10,103 +10,22 @@ import itertools
 import json
 import socket
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from puter_mcp import doctor
 from puter_mcp.accounts.store import Account, AccountsStore
-from puter_mcp.cli import _build_parser as build_cli_parser
 from puter_mcp.doctor import Check, DoctorReport, run_checks
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import PuterClient
-from puter_mcp.settings import Paths, Settings
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Setup, by_name, save_accounts
 
 # A JWT-shaped token the emulator has never issued: Puter answers 401 token_auth_failed.
 UNKNOWN_TOKEN = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1dWlkIjoiZ2hvc3QiLCJ0eXBlIjoic2Vzc2lvbiJ9."
     "c2lnbmF0dXJlLXRoYXQtbm9ib2R5LWlzc3VlZA"
 )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@dataclass
-class Setup:
-    """Everything doctor looks at, pointed at temporary places."""
-
-    emulator: Emulator
-    settings: Settings
-    paths: Paths
-    machine: Path
-    env: dict[str, str]
-
-    async def check(self, settings: Settings | None = None, *, use_settings: bool = True) -> DoctorReport:
-        return await run_checks(
-            (settings or self.settings) if use_settings else None,
-            self.paths,
-            env=self.env,
-            home=self.machine,
-            platform="linux",
-            which=lambda _name: None,
-            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
-            launch_clients=False,
-        )
-
-    def run(self, *argv: str, settings: Settings | None = None, use_settings: bool = True) -> int:
-        args = build_cli_parser().parse_args(["doctor", *argv])
-        return doctor.run(
-            args,
-            (settings or self.settings) if use_settings else None,
-            self.paths,
-            env=self.env,
-            home=self.machine,
-            platform="linux",
-            which=lambda _name: None,
-            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
-            launch_clients=False,
-        )
-
-    def launcher(self) -> Path:
-        """A real, executable launcher, as `puter-mcp install` would point a client at."""
-        path = self.machine / "bin" / "puter-mcp"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("#!/bin/sh\nexit 0\n")
-        path.chmod(0o755)
-        return path
-
-    def claude_desktop(self, command: Path, env: dict[str, str] | None = None) -> Path:
-        """A Claude Desktop config (Linux location) whose `puter` entry runs `command`."""
-        entry: dict[str, object] = {"command": str(command), "args": []}
-        if env is not None:
-            entry["env"] = env
-        path = self.machine / ".config" / "Claude" / "claude_desktop_config.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"mcpServers": {"puter": entry}}))
-        return path
-
-
-@pytest.fixture
-def setup(emulator: Emulator, home: Path, tmp_path: Path) -> Setup:
-    """A healthy setup: a valid config file, two signed-in accounts, one configured client."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text('default_model = "auto"\n\n[routing]\nmax_attempts = 4\n')
-    settings, paths = settings_for(emulator, home)
-    save_accounts(paths, emulator.paid, emulator.free)
-    env = {"PUTER_API_ORIGIN": emulator.url, "PUTER_GUI_ORIGIN": emulator.url}
-    ready = Setup(emulator, settings, paths, tmp_path / "machine", env)
-    ready.claude_desktop(ready.launcher())
-    return ready
-
-
-def by_name(report: DoctorReport) -> dict[str, Check]:
-    return {check.name: check for check in report.checks}
 
 
 def closed_port_origin() -> str:
@@ -226,6 +145,17 @@ async def test_valid_environment_token_counts_as_an_account(setup: Setup) -> Non
     assert "signed in as temp_user" in check.detail
     assert "3 of 3" in by_name(report)["usable accounts"].detail
     assert setup.emulator.temp.token not in report.render_json()
+
+
+@pytest.mark.anyio
+async def test_a_tier_set_for_the_environment_token_is_shown_as_set_by_the_user(setup: Setup) -> None:
+    # `[account_tiers] env` paces the PUTER_AUTH_TOKEN account; doctor says so as it says for
+    # a saved account's tier.
+    setup.env["PUTER_AUTH_TOKEN"] = setup.emulator.free.token
+    settings = setup.settings.model_copy(update={"account_tiers": {"env": "paid"}})
+    report = await setup.check(settings)
+    detail = by_name(report)["environment token (PUTER_AUTH_TOKEN)"].detail
+    assert "tier paid (set by you; Puter says free)" in detail
 
 
 @pytest.mark.anyio

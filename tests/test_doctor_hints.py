@@ -8,14 +8,9 @@ import pytest
 
 from puter_mcp.doctor import run_checks
 from puter_mcp.settings import resolve_paths
-from tests.conftest import Emulator
+from tests.helpers import Emulator
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 CASES = {

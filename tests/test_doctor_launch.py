@@ -13,18 +13,18 @@ from puter_mcp.install import Host, InstallContext, InstallRequest, install
 from puter_mcp.install.entries import current_installation
 from puter_mcp.install.host import normalise_platform
 from puter_mcp.settings import Paths, Settings
-from tests.conftest import Emulator, settings_for
+from tests.helpers import Emulator, by_name, settings_for
+
+pytestmark = pytest.mark.anyio
 
 TOOLS = "puter-chat, puter-models, puter-account"
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+Ready = tuple[Settings, Paths, dict[str, str]]
+"""The settings and paths `doctor` reads, and the environment it passes to the clients."""
 
 
 @pytest.fixture
-def ready(emulator: Emulator, home: Path) -> tuple[Settings, Paths, dict[str, str]]:
+def ready(emulator: Emulator, home: Path) -> Ready:
     home.mkdir(parents=True, exist_ok=True)
     settings, paths = settings_for(emulator, home)
     return settings, paths, {"PUTER_API_ORIGIN": emulator.url, "PUTER_GUI_ORIGIN": emulator.url}
@@ -37,9 +37,7 @@ def write_cursor_entry(machine: Path, entry: dict[str, object]) -> Path:
     return path
 
 
-async def client_check(
-    ready: tuple[Settings, Paths, dict[str, str]], machine: Path, env: dict[str, str] | None = None
-) -> Check:
+async def client_check(ready: Ready, machine: Path, env: dict[str, str] | None = None) -> Check:
     settings, paths, base_env = ready
     report = await run_checks(
         settings,
@@ -53,9 +51,8 @@ async def client_check(
     return check
 
 
-@pytest.mark.anyio
 async def test_an_entry_whose_command_does_not_exist_fails_with_command_not_found(
-    ready: tuple[Settings, Paths, dict[str, str]], tmp_path: Path
+    ready: Ready, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nowhere" / "puter-mcp"
     write_cursor_entry(tmp_path / "machine", {"command": str(missing), "args": []})
@@ -64,9 +61,8 @@ async def test_an_entry_whose_command_does_not_exist_fails_with_command_not_foun
     assert f"command not found: {missing}" in check.detail
 
 
-@pytest.mark.anyio
 async def test_an_entry_install_writes_from_this_virtualenv_starts_and_lists_the_three_tools(
-    ready: tuple[Settings, Paths, dict[str, str]], tmp_path: Path
+    ready: Ready, tmp_path: Path
 ) -> None:
     # The done-when of the launcher fix: install from a checkout virtualenv (this test's own),
     # then doctor starts exactly what install wrote, with the client's bare environment.
@@ -85,10 +81,7 @@ async def test_an_entry_install_writes_from_this_virtualenv_starts_and_lists_the
     assert f"started and listed 3 tools: {TOOLS}" in check.detail
 
 
-@pytest.mark.anyio
-async def test_uvx_that_cannot_find_the_package_shows_its_error(
-    ready: tuple[Settings, Paths, dict[str, str]], tmp_path: Path
-) -> None:
+async def test_uvx_that_cannot_find_the_package_shows_its_error(ready: Ready, tmp_path: Path) -> None:
     fake_bin = tmp_path / "fake-bin"
     fake_bin.mkdir()
     uvx = fake_bin / "uvx"
@@ -106,10 +99,7 @@ async def test_uvx_that_cannot_find_the_package_shows_its_error(
     assert "not found in the package registry" in check.detail
 
 
-@pytest.mark.anyio
-async def test_an_http_entry_nobody_answers_is_a_clear_failure(
-    ready: tuple[Settings, Paths, dict[str, str]], tmp_path: Path
-) -> None:
+async def test_an_http_entry_nobody_answers_is_a_clear_failure(ready: Ready, tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as probe:
@@ -122,10 +112,7 @@ async def test_an_http_entry_nobody_answers_is_a_clear_failure(
     assert f"cannot list tools at {url}" in check.detail
 
 
-@pytest.mark.anyio
-async def test_a_broken_config_toml_does_not_stop_the_client_checks(
-    ready: tuple[Settings, Paths, dict[str, str]], tmp_path: Path
-) -> None:
+async def test_a_broken_config_toml_does_not_stop_the_client_checks(ready: Ready, tmp_path: Path) -> None:
     _settings, paths, env = ready
     paths.config_file.parent.mkdir(parents=True, exist_ok=True)
     paths.config_file.write_text("default_model = [unclosed\n")
@@ -134,6 +121,6 @@ async def test_a_broken_config_toml_does_not_stop_the_client_checks(
     report = await run_checks(
         None, paths, env=env, home=tmp_path / "machine", platform="linux", which=lambda _name: None
     )
-    checks = {check.name: check for check in report.checks}
+    checks = by_name(report)
     assert checks["config"].status == "fail"
     assert f"command not found: {missing}" in checks["client cursor"].detail

@@ -40,11 +40,6 @@ FREE_OPENROUTER = "openrouter:meta-llama/llama-3.3-70b-instruct:free"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def state() -> EmulatorState:
     emulator = EmulatorState(clock=ManualClock(), seed=7)
     emulator.seed_default_accounts()

@@ -60,11 +60,6 @@ OTHER_FAULTS_TESTED_BELOW = {
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def state() -> EmulatorState:
     emulator = EmulatorState(clock=ManualClock(), seed=11)
     emulator.seed_default_accounts()

@@ -19,11 +19,6 @@ USERS = {Tier.PAID: "paid_user", Tier.FREE: "free_user", Tier.TEMP: "temp_user"}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 

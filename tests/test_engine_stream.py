@@ -13,7 +13,7 @@ from puter_mcp.emulator.catalogue import default_catalogue
 from puter_mcp.puter.client import PuterClient
 from puter_mcp.routing.state import MemoryStateStore
 from puter_mcp.settings import load_settings, resolve_paths
-from tests.test_client import API, NDJSON, STALL, ScriptedStream, lines
+from tests.helpers import API, NDJSON, STALL, ScriptedStream, lines
 
 
 @pytest.mark.anyio

@@ -6,8 +6,6 @@ session signed out elsewhere are named; every place that shows accounts says the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import anyio
 import httpx2
 import pytest
 
-from puter_mcp.core import Backend, BackendError, ChatCall
+from puter_mcp.core import Backend, BackendError
 from puter_mcp.core.results import CooldownInfo
 from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import Fault
@@ -26,34 +24,20 @@ from puter_mcp.routing.pacing import Tier, limits_for
 from puter_mcp.routing.router import RoutingFailed
 from puter_mcp.settings import RoutingSettings, TimeoutSettings
 from puter_mcp.wording import describe_error
-from tests.conftest import Emulator, save_accounts, settings_for
-from tests.test_doctor import Setup, by_name, setup  # noqa: F401 (`setup` is a fixture)
-from tests.test_router_matrix import OffsetClock, open_backend
-from tests.test_router_unit import T0, Upstream, accounts, make_rig
+from tests.helpers import (
+    MODEL,
+    T0,
+    Emulator,
+    Setup,
+    Upstream,
+    accounts,
+    ask,
+    backend_for,
+    by_name,
+    make_rig,
+)
 
 pytestmark = pytest.mark.anyio
-
-MODEL = "gpt-5-nano"
-FILL_FIRST = RoutingSettings(strategy="fill-first")
-
-
-@asynccontextmanager
-async def backend_for(
-    emulator: Emulator, home: Path, *saved: Any, env_token: str | None = None, **overrides: Any
-) -> AsyncIterator[tuple[Backend, OffsetClock]]:
-    settings, paths = settings_for(emulator, home, **{"routing": FILL_FIRST, **overrides})
-    save_accounts(paths, *saved)
-    clock = OffsetClock()
-    if env_token is None:
-        async with open_backend(settings, paths, clock) as backend:
-            yield backend, clock
-        return
-    async with Backend(settings, paths, env_token=env_token, clock=clock) as backend:
-        yield backend, clock
-
-
-def ask(model: str = MODEL, **extra: Any) -> ChatCall:
-    return ChatCall.build(message="hello", model=model, **extra)
 
 
 async def account_cooldowns(backend: Backend) -> list[tuple[Scope, FailureKind]]:
@@ -300,7 +284,7 @@ async def test_an_origin_that_redirects_to_its_home_page_is_named_as_not_a_puter
 
 @pytest.mark.anyio
 async def test_doctor_reports_an_unconfirmed_email_with_the_same_words_as_status(
-    setup: Setup,  # noqa: F811 (the fixture imported above)
+    setup: Setup,
 ) -> None:
     setup.emulator.free.email_confirmed = False
     report = await setup.check()
@@ -320,7 +304,7 @@ async def test_doctor_reports_an_unconfirmed_email_with_the_same_words_as_status
 
 @pytest.mark.anyio
 async def test_doctor_and_status_agree_on_a_revoked_session(
-    setup: Setup,  # noqa: F811 (the fixture imported above)
+    setup: Setup,
 ) -> None:
     setup.emulator.state.revoke_session(setup.emulator.free.username)
     report = await setup.check()

@@ -16,7 +16,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import TextContent
 
-from tests.conftest import Emulator
+from tests.helpers import Emulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import anyio
 import httpx2
 import pytest
@@ -14,32 +10,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from puter_mcp.core import Backend
-from puter_mcp.server import serve_http
+from tests.helpers import HTTP_AUTH_TOKEN, served
 
 pytestmark = pytest.mark.anyio
 
-TOKEN = "a-long-enough-token-for-the-tests-0123456789"
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-@asynccontextmanager
-async def served(backend: Backend, **options: Any) -> AsyncIterator[str]:
-    """`serve_http` in this process on a free loopback port; yields its /mcp URL."""
-    urls: list[str] = []
-    ready = anyio.Event()
-
-    def on_ready(url: str) -> None:
-        urls.append(url)
-        ready.set()
-
-    options = {"transport": "http", "host": "127.0.0.1", "port": 0, "auth_token": TOKEN, **options}
-    async with anyio.create_task_group() as group:
-        group.start_soon(lambda: serve_http(backend, on_ready=on_ready, **options))
-        with anyio.fail_after(10):
-            await ready.wait()
-        yield urls[0]
-        group.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
@@ -47,7 +23,7 @@ async def test_the_sdk_client_gets_in_with_the_token_in_any_scheme_case(
     backend: Backend, scheme: str
 ) -> None:
     async with served(backend) as url:
-        http = httpx2.AsyncClient(headers={"Authorization": f"{scheme} {TOKEN}"})
+        http = httpx2.AsyncClient(headers={"Authorization": f"{scheme} {HTTP_AUTH_TOKEN}"})
         async with http, Client(streamable_http_client(url, http_client=http)) as client:
             names = [tool.name for tool in (await client.list_tools()).tools]
     assert names == ["puter-chat", "puter-models", "puter-account"]
@@ -71,7 +47,7 @@ async def test_the_sdk_client_without_a_token_is_told_what_to_send(backend: Back
     [
         (None, "a bearer token is required"),
         ("Bearer wrong", "the bearer token is wrong"),
-        (f"Basic {TOKEN}", "wrong"),
+        (f"Basic {HTTP_AUTH_TOKEN}", "wrong"),
     ],
 )
 async def test_a_401_says_a_static_bearer_token_is_wanted_and_where_it_is_set(
@@ -94,7 +70,7 @@ async def test_a_401_says_a_static_bearer_token_is_wanted_and_where_it_is_set(
     challenge = answer.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="invalid_token", error_description="')
     assert said in challenge
-    assert TOKEN not in answer.text
+    assert HTTP_AUTH_TOKEN not in answer.text
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""HTTP hardening: strong tokens off loopback, a deadline for request headers, a busy port said plainly."""
+"""HTTP hardening: strong tokens off loopback, deadlines for request headers and bodies, a busy port said plainly."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 from puter_mcp.core import Backend, BackendError
 from puter_mcp.http_serving import MIN_PUBLIC_TOKEN_LENGTH, binding_problem
 from puter_mcp.server import serve_http
-from tests.test_http_auth import TOKEN, served
-from tests.test_transports import SCRIPT, _env
+from tests.helpers import HTTP_AUTH_TOKEN, SCRIPT, script_env, served
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +41,7 @@ def test_serve_refuses_a_short_token_off_loopback(tmp_path: Path) -> None:
             "--auth-token",
             "short-1",
         ],
-        env=_env(tmp_path, None),
+        env=script_env(tmp_path, None),
         capture_output=True,
         text=True,
         timeout=30,
@@ -77,7 +76,7 @@ async def test_a_connection_that_trickles_its_headers_is_dropped(backend: Backen
 
 async def test_a_keep_alive_connection_is_held_to_the_deadline_again(backend: Backend) -> None:
     request = (
-        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {HTTP_AUTH_TOKEN}\r\n"
         "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
         "Content-Length: 2\r\n\r\n{}"
     ).encode()
@@ -90,6 +89,22 @@ async def test_a_keep_alive_connection_is_held_to_the_deadline_again(backend: Ba
                 assert first.startswith(b"HTTP/1.1 ")  # a whole request in time is answered
                 await conn.send(b"POST /mcp HTTP/1.1\r\n")
                 await _read_until_closed(conn)  # uvicorn's own keep-alive timer stops at the first byte
+
+
+async def test_the_mcp_transport_times_out_a_body_that_arrives_too_slowly(backend: Backend) -> None:
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:1\r\nAuthorization: Bearer {HTTP_AUTH_TOKEN}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        "Content-Length: 200\r\n\r\n{"
+    ).encode()
+    async with served(backend, body_timeout=0.3) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        async with await anyio.connect_tcp("127.0.0.1", port) as slow:
+            await slow.send(head)  # one byte of a 200-byte body, and no more
+            with anyio.fail_after(5):  # far above the deadline: only a hang fails here
+                answer = await _read_until_closed(slow)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"did not arrive within 0.3 s" in answer
 
 
 async def test_a_busy_port_is_said_plainly(backend: Backend) -> None:
@@ -112,7 +127,7 @@ def test_serve_on_a_busy_port_exits_with_one_line(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         done = subprocess.run(
             [SCRIPT, "serve", "--transport", "http", "--port", str(port)],
-            env=_env(tmp_path, None),
+            env=script_env(tmp_path, None),
             capture_output=True,
             text=True,
             timeout=30,

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import webbrowser
-from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
@@ -26,90 +24,22 @@ from puter_mcp.core.stores import open_store
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.cooldowns import CooldownBook
 from puter_mcp.routing.state import open_state_store
-from tests.conftest import Emulator, settings_for
+from tests.helpers import (
+    BROWSER_THREAD,
+    Emulator,
+    ScriptedBrowser,
+    follow_sign_in,
+    redirect_of,
+    settings_for,
+    stored,
+    visit,
+)
 
 pytestmark = pytest.mark.anyio
-
-_JOIN_TIMEOUT = 20.0
-BROWSER_THREAD = "scripted-browser"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # --------------------------------------------------------------------------------------------
 # The scripted browser
-
-Step = Callable[[httpx2.Client, str], httpx2.Response]
-
-
-def redirect_of(url: str) -> str:
-    """The listener address inside a sign-in address (`redirectURL`)."""
-    (redirect,) = parse_qs(urlsplit(url).query)["redirectURL"]
-    return redirect
-
-
-def follow_sign_in(client: httpx2.Client, url: str) -> httpx2.Response:
-    """What the user's browser does: open the address, Puter redirects back with a token."""
-    return client.get(url)
-
-
-def visit(path: str | None = None, query: str = "", *, state: bool = True) -> Step:
-    """GET the listener directly: on its secret path (None) or another one, with `query` after
-    the redirect's own query (its one-time state) unless `state` is False."""
-
-    def step(client: httpx2.Client, url: str) -> httpx2.Response:
-        parts = urlsplit(redirect_of(url))
-        full_query = "&".join(filter(None, (parts.query if state else "", query)))
-        return client.get(f"http://127.0.0.1:{parts.port}{parts.path if path is None else path}?{full_query}")
-
-    return step
-
-
-class ScriptedBrowser:
-    """Stands in for `webbrowser.open`: runs `steps` in a thread and records the answers."""
-
-    def __init__(self, *steps: Step, notices: list[str] | None = None) -> None:
-        self.steps = steps
-        self.opened: list[str] = []
-        self.notices = notices
-        self.notices_seen_when_opened: list[str] = []
-        self.responses: list[httpx2.Response] = []
-        self.errors: list[BaseException] = []
-        self._thread: threading.Thread | None = None
-
-    def __call__(self, url: str) -> bool:
-        self.opened.append(url)
-        if self.notices is not None:
-            self.notices_seen_when_opened = list(self.notices)
-        self._thread = threading.Thread(target=self._run, args=(url,), name=BROWSER_THREAD, daemon=True)
-        self._thread.start()
-        return True
-
-    def _run(self, url: str) -> None:
-        try:
-            with httpx2.Client(timeout=10.0, follow_redirects=True) as client:
-                for step in self.steps:
-                    self.responses.append(step(client, url))
-        except BaseException as exc:  # re-raised by join(), in the test's thread
-            self.errors.append(exc)
-
-    def join(self) -> None:
-        assert self._thread is not None, "the browser was never opened"
-        self._thread.join(_JOIN_TIMEOUT)
-        assert not self._thread.is_alive()
-        if self.errors:
-            raise self.errors[0]
-
-    @property
-    def statuses(self) -> list[int]:
-        return [response.status_code for response in self.responses]
-
-
-def stored(home_paths_file: Path) -> list[Account]:
-    return AccountsStore(home_paths_file).load().accounts
 
 
 def assert_refuses_connections(url: str) -> None:

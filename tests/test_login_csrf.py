@@ -10,8 +10,7 @@ import httpx2
 import pytest
 
 from puter_mcp.accounts.login import run_login
-from tests.conftest import Emulator, settings_for
-from tests.test_login import ScriptedBrowser, follow_sign_in, redirect_of, stored, visit
+from tests.helpers import Emulator, ScriptedBrowser, follow_sign_in, redirect_of, settings_for, stored, visit
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from puter_mcp.logs import configure_logging, forget_secrets, register_secret, t
 from puter_mcp.puter.client import PuterClient
 from puter_mcp.puter.errors import PuterError
 from puter_mcp.settings import resolve_paths
-from tests.conftest import Emulator
+from tests.helpers import Emulator
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1dWlkIjoiYWJjZGVmZ2hpamtsbW5vcCIsInR5cGUiOiJzZXNzaW9uIn0."
@@ -25,11 +25,6 @@ JWT = (
 OPAQUE = "opaque-http-auth-secret-42"  # not JWT-shaped: caught only once registered
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,7 @@ clock that a test moves forward; nothing sleeps through a cooldown.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,64 +29,22 @@ from typing import Any
 import anyio
 import pytest
 
-from puter_mcp.accounts.store import AccountsStore
 from puter_mcp.core import Backend, BackendError, ChatCall, ChatOutcome
 from puter_mcp.core.wiring import engine_of
 from puter_mcp.display import chat_text
 from puter_mcp.emulator import Fault
 from puter_mcp.emulator.answers import text_pieces
-from puter_mcp.puter.client import PuterClient, Timeouts
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing import chains
 from puter_mcp.routing.cooldowns import Scope
-from puter_mcp.routing.state import open_state_store
-from puter_mcp.settings import CooldownSettings, Paths, RoutingSettings, Settings, TimeoutSettings
+from puter_mcp.settings import CooldownSettings, RoutingSettings, TimeoutSettings
 from puter_mcp.wording import describe_error
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, OffsetClock, open_backend, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
 
 ASKED = "gpt-5-nano"
 PROMPT = "what is the matrix"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class OffsetClock:
-    """Wall-clock time plus an offset a test can move forward (cooldowns, probes, re-checks)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
-@asynccontextmanager
-async def open_backend(
-    settings: Settings, paths: Paths, clock: Callable[[], float]
-) -> AsyncIterator[Backend]:
-    """`Backend.create`, but with an injected clock (create() takes none)."""
-    timeouts = settings.timeouts
-    client = PuterClient(
-        settings.api_origin,
-        gui_origin=settings.gui_origin,
-        timeouts=Timeouts(
-            connect=timeouts.connect, first_byte=timeouts.first_byte, idle=timeouts.idle, total=timeouts.total
-        ),
-    )
-    store = open_state_store(paths.state_db)
-    backend = Backend(
-        settings, paths, client=client, accounts=AccountsStore(paths.accounts_file), store=store, clock=clock
-    )
-    async with backend:
-        yield backend
 
 
 def expected_text(model_id: str, prompt: str = PROMPT) -> str:

@@ -11,9 +11,7 @@ from puter_mcp.core import BackendError
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.pacing import Tier
 from puter_mcp.settings import RoutingSettings
-from tests.conftest import Emulator
-from tests.test_failures import ask, backend_for
-from tests.test_router_unit import Upstream, accounts, make_rig
+from tests.helpers import Emulator, Upstream, accounts, ask, backend_for, make_rig
 
 pytestmark = pytest.mark.anyio
 

@@ -7,118 +7,17 @@ retry time below is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import anyio
 import pytest
 
 from puter_mcp.puter.errors import FailureKind, PuterError
-from puter_mcp.routing.cooldowns import CooldownBook, CooldownPolicy, Scope
-from puter_mcp.routing.pacing import Pacer, PacingLimits
-from puter_mcp.routing.router import AccountRef, Router, RoutingFailed, Strategy
-from puter_mcp.routing.state import Attempt, MemoryStateStore
+from puter_mcp.routing.cooldowns import CooldownPolicy, Scope
+from puter_mcp.routing.pacing import PacingLimits
+from puter_mcp.routing.router import AccountRef, RoutingFailed
+from puter_mcp.routing.state import Attempt
+from tests.helpers import ROOMY, T0, Call, Upstream, accounts, make_rig
 
 pytestmark = pytest.mark.anyio
-
-T0 = 1_700_000_000.0
-ROOMY = PacingLimits(requests_per_window=1000, max_in_flight=100)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class Clock:
-    """Wall-clock seconds that move only when told to."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Sleeper:
-    """The router's `sleep`: records every call and moves the clock instead of waiting."""
-
-    clock: Clock
-    calls: list[float] = field(default_factory=list)
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.clock.advance(seconds)
-
-
-@dataclass
-class Rig:
-    """A router with its parts, so that tests can set up cooldowns and read them back."""
-
-    clock: Clock
-    sleeper: Sleeper
-    store: MemoryStateStore
-    book: CooldownBook
-    pacer: Pacer
-    router: Router
-
-
-def make_rig(
-    *,
-    strategy: Strategy = "fill-first",
-    max_attempts: int = 6,
-    deadline: float = 180.0,
-    max_wait: float = 15.0,
-    in_flight_hint: float = 0.25,
-) -> Rig:
-    clock = Clock()
-    sleeper = Sleeper(clock)
-    store = MemoryStateStore()
-    # A fixed MODEL_DOWN time, so that the probe moment is exact.
-    book = CooldownBook(store, CooldownPolicy(model_down=(40.0, 40.0)), clock=clock)
-    pacer = Pacer(store, clock=clock, in_flight_hint=in_flight_hint, release_settle=0.0)
-    router = Router(
-        book=book,
-        pacer=pacer,
-        store=store,
-        strategy=strategy,
-        max_attempts=max_attempts,
-        deadline=deadline,
-        max_wait=max_wait,
-        clock=clock,
-        sleep=sleeper,
-    )
-    return Rig(clock, sleeper, store, book, pacer, router)
-
-
-def accounts(*names: str, limits: PacingLimits = ROOMY) -> list[AccountRef]:
-    return [AccountRef(f"id-{name}", name, f"token-{name}", limits) for name in names]
-
-
-Call = tuple[str, str]  # (model, account name)
-
-
-class Upstream:
-    """A scripted `send`: failures by (model, account), else an answer naming both.
-
-    `script` maps a pair to the errors it raises, one per call, in order; a pair whose list
-    ran out (or that has none) answers.
-    """
-
-    def __init__(self, script: dict[Call, list[PuterError]] | None = None) -> None:
-        self.script = {pair: list(errors) for pair, errors in (script or {}).items()}
-        self.calls: list[Call] = []
-
-    async def __call__(self, model: str, account: AccountRef) -> str:
-        pair = (model, account.name)
-        self.calls.append(pair)
-        errors = self.script.get(pair)
-        if errors:
-            raise errors.pop(0)
-        return f"{model}@{account.name}"
 
 
 def fail(kind: FailureKind, message: str = "scripted", *, partial: str = "") -> PuterError:

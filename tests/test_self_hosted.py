@@ -19,7 +19,7 @@ from puter_mcp.emulator import EmulatorState, EmulatorThread
 from puter_mcp.emulator.catalogue import self_hosted_catalogue
 from puter_mcp.puter.errors import FailureKind, account_state, credit_advice
 from puter_mcp.server import build_server
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, by_name, save_accounts, settings_for
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ async def test_doctor_fails_when_the_default_has_no_model_puter_answers(
     self_hosted: Emulator, home: Path
 ) -> None:
     report = await _doctor(self_hosted, home, "auto")
-    checks = {check.name: check for check in report.checks}
+    checks = by_name(report)
     assert checks["default model"].status == "fail", checks["default model"]
     assert report.exit_code() != 0
 
@@ -102,6 +102,6 @@ async def test_doctor_accepts_a_test_model_as_the_default_on_a_self_hosted_puter
     self_hosted: Emulator, home: Path
 ) -> None:
     report = await _doctor(self_hosted, home, "fake")
-    checks = {check.name: check for check in report.checks}
+    checks = by_name(report)
     assert "default model" not in checks
     assert checks["model catalogue"].status == "warn" and "fake" in checks["model catalogue"].detail

@@ -15,7 +15,7 @@ from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
 from puter_mcp.server import build_server
 from puter_mcp.settings import load_settings, resolve_paths
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ from mcp_types import TextContent
 
 from puter_mcp.core import Backend
 from puter_mcp.server import build_server
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from puter_mcp.settings import ConfigError, load_settings, resolve_paths
+from puter_mcp.puter.timeouts import DEFAULT_TIMEOUTS, Timeouts
+from puter_mcp.settings import ConfigError, TimeoutSettings, load_settings, resolve_paths
 
 
 def _paths(tmp_path: Path):
@@ -89,3 +90,17 @@ def test_config_flag_points_elsewhere(tmp_path: Path) -> None:
     settings, used = load_settings(paths=paths, env={})
     assert used.config_file == other
     assert settings.default_model == "coding-fast"
+
+
+def test_timeout_defaults_are_the_clients_own() -> None:
+    # A client built without settings (tests, the sandbox) waits exactly as a configured one.
+    assert Timeouts(**TimeoutSettings().model_dump()) == DEFAULT_TIMEOUTS
+    assert DEFAULT_TIMEOUTS.total == 300.0  # docs/configuration.md states it
+
+
+def test_timeouts_can_still_be_set(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file.write_text("[timeouts]\ntotal = 120\n")
+    settings, _ = load_settings(paths=paths, env={"PUTER_MCP_TIMEOUT_IDLE": "5"})
+    assert Timeouts(**settings.timeouts.model_dump()) == Timeouts(idle=5.0, total=120.0)

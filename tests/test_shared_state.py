@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from puter_mcp.emulator import Fault
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, save_accounts, settings_for
 
 MODEL = "gpt-5-nano"
 

@@ -16,7 +16,7 @@ from puter_mcp.core import Backend, ChatCall
 from puter_mcp.core.wiring import engine_of
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
 from puter_mcp.routing.cooldowns import Scope
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
 

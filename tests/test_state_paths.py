@@ -20,7 +20,7 @@ from puter_mcp.cli import main
 from puter_mcp.logs import configure_logging, ensure_log_file
 from puter_mcp.routing.state import open_state_store
 from puter_mcp.settings import PrivateDirError, ensure_private_dir, resolve_paths
-from tests.conftest import Emulator
+from tests.helpers import Emulator
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 

@@ -29,8 +29,7 @@ from mcp import Client
 from puter_mcp.core import Backend, ChatCall
 from puter_mcp.core.results import ChatOutcome
 from puter_mcp.emulator import Fault
-from tests.conftest import Emulator, save_accounts, settings_for
-from tests.helpers import stop_with
+from tests.helpers import Emulator, save_accounts, settings_for, stop_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 

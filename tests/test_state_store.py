@@ -623,16 +623,22 @@ async def test_slots_of_a_process_that_ended_are_free_at_once(tmp_path: Path) ->
     await store.aclose()
 
 
-async def test_slots_of_another_host_wait_for_their_lease(tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
-    store = SQLiteStateStore(db)
+def take_slot_on_another_host(db: Path, *, pid: int, pid_started: str | None = None) -> None:
+    """Write the slot `far` of account `a`, held from T0 for 900 s by process `pid` of a host
+    this one cannot look into (so only its lease can free it)."""
     with sqlite3.connect(db) as conn:
         conn.execute(
             "INSERT INTO slots (id, origin, account, started, lease_until, host, pid, pid_started)"
-            " VALUES ('far', ?, 'a', ?, ?, 'another-host', 999999, '1')",
-            (DEFAULT_ORIGIN, T0, T0 + 900),
+            " VALUES ('far', ?, 'a', ?, ?, 'another-host', ?, ?)",
+            (DEFAULT_ORIGIN, T0, T0 + 900, pid, pid_started),
         )
     conn.close()
+
+
+async def test_slots_of_another_host_wait_for_their_lease(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SQLiteStateStore(db)
+    take_slot_on_another_host(db, pid=999999, pid_started="1")
     refused = await acquire(store, "a", "mine", T0 + 1, max_in_flight=1)
     assert isinstance(refused, SlotRefusal) and refused.in_flight_full
     assert isinstance(await acquire(store, "a", "mine", T0 + 901, max_in_flight=1, window=0.5), Slot)
@@ -645,13 +651,7 @@ async def test_a_process_gives_back_its_own_slots_only(tmp_path: Path) -> None:
     other = SQLiteStateStore(db, origin="http://127.0.0.1:9")
     assert isinstance(await acquire(store, "a", "s1", T0), Slot)
     assert isinstance(await acquire(other, "a", "s2", T0), Slot)
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO slots (id, origin, account, started, lease_until, host, pid)"
-            " VALUES ('far', ?, 'a', ?, ?, 'another-host', 1)",
-            (DEFAULT_ORIGIN, T0, T0 + 900),
-        )
-    conn.close()
+    take_slot_on_another_host(db, pid=1)
     assert release_process_slots() >= 2  # both origins (and any other store this process has open)
     assert (await store.window_usage("a", now=T0, window=10.5)).in_flight == 1
     assert (await other.window_usage("a", now=T0, window=10.5)).in_flight == 0

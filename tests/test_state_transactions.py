@@ -31,7 +31,7 @@ from puter_mcp.routing.state import (
     open_state_store,
 )
 from puter_mcp.settings import ConfigError, load_settings, resolve_paths
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import Emulator, save_accounts, settings_for
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import Emulator
-from tests.test_transports import SCRIPT, _env
+from tests.helpers import SCRIPT, Emulator, script_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -39,7 +38,7 @@ BAD_LINES: list[tuple[bytes, int, Any]] = [
 
 
 async def test_bad_lines_are_answered_and_the_server_keeps_serving(emulator: Emulator, home: Path) -> None:
-    process = await anyio.open_process([SCRIPT], env=_env(home, emulator))
+    process = await anyio.open_process([SCRIPT], env=script_env(home, emulator))
     assert process.stdin is not None and process.stdout is not None
     answers: list[dict[str, Any]] = []
     try:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,31 +17,20 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent
 
-from tests.conftest import Emulator, save_accounts, settings_for
+from tests.helpers import SCRIPT, Emulator, save_accounts, script_env, settings_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-SCRIPT = shutil.which("puter-mcp", path=str(Path(sys.executable).parent)) or "puter-mcp"
 
 
 def _text(result: Any) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
-def _env(home: Path, emulator: Emulator | None, **extra: str) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PUTER_MCP_HOME": str(home)}
-    if emulator is not None:
-        env["PUTER_API_ORIGIN"] = emulator.url
-        env["PUTER_GUI_ORIGIN"] = emulator.url
-    env.update(extra)
-    return env
-
-
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_console_script_over_stdio(emulator: Emulator, home: Path, mode: str) -> None:
     _settings, paths = settings_for(emulator, home)
     save_accounts(paths, emulator.free)
-    params = StdioServerParameters(command=SCRIPT, args=[], env=_env(home, emulator))
+    params = StdioServerParameters(command=SCRIPT, args=[], env=script_env(home, emulator))
     async with Client(params, mode=mode) as client:
         names = [tool.name for tool in (await client.list_tools()).tools]
         answer = await client.call_tool("puter-chat", {"message": "hello over stdio", "model": "gpt-5-nano"})
@@ -57,7 +43,7 @@ async def test_console_script_over_stdio(emulator: Emulator, home: Path, mode: s
 
 
 async def test_environment_token_over_stdio(emulator: Emulator, home: Path) -> None:
-    env = _env(home, emulator, PUTER_AUTH_TOKEN=emulator.temp.token)
+    env = script_env(home, emulator, PUTER_AUTH_TOKEN=emulator.temp.token)
     async with Client(StdioServerParameters(command=SCRIPT, args=[], env=env)) as client:
         answer = await client.call_tool(
             "puter-chat", {"message": "from the environment", "model": "gpt-5-nano"}
@@ -69,7 +55,7 @@ async def test_environment_token_over_stdio(emulator: Emulator, home: Path) -> N
 
 
 async def test_sandbox_over_stdio_needs_no_account(home: Path) -> None:
-    params = StdioServerParameters(command=SCRIPT, args=["--sandbox"], env=_env(home, None))
+    params = StdioServerParameters(command=SCRIPT, args=["--sandbox"], env=script_env(home, None))
     async with Client(params) as client:
         answer = await client.call_tool("puter-chat", {"message": "is this real?"})
         models = await client.call_tool("puter-models", {"query": "claude"})
@@ -86,7 +72,7 @@ async def test_sandbox_over_stdio_needs_no_account(home: Path) -> None:
 async def _serve(home: Path, emulator: Emulator, *args: str) -> AsyncIterator[str]:
     """Run `puter-mcp serve` as a subprocess and yield its URL (printed on stderr)."""
     command = [SCRIPT, "serve", "--port", "0", *args]
-    process = await anyio.open_process(command, env=_env(home, emulator), stderr=subprocess.PIPE)
+    process = await anyio.open_process(command, env=script_env(home, emulator), stderr=subprocess.PIPE)
     try:
         assert process.stderr is not None
         seen = b""
@@ -156,7 +142,7 @@ async def test_sse_transport(emulator: Emulator, home: Path) -> None:
 def test_refuses_a_public_address_without_a_token(home: Path) -> None:
     done = subprocess.run(
         [SCRIPT, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "0"],
-        env=_env(home, None),
+        env=script_env(home, None),
         capture_output=True,
         text=True,
         timeout=30,

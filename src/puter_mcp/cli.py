@@ -161,6 +161,20 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--reasoning-effort", choices=["low", "medium", "high"])
     chat.add_argument("--no-fallback", action="store_true", help="Do not fall back to free models.")
+    chat.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="A text file to include as context (repeatable).",
+    )
+    chat.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="An image for the model (repeatable).",
+    )
     chat.add_argument("--json", action="store_true", help="Print the whole result as JSON at the end.")
     chat.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -348,18 +362,18 @@ def _run(coro_fn: Callable[[], Any]) -> Any:
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
-    from puter_mcp.server import check_http_binding, serve_http, serve_stdio
+    from puter_mcp.server import serve_http, serve_stdio
 
     transport = getattr(args, "transport", "stdio")
     sandbox = bool(getattr(args, "sandbox", False))
     if sandbox:
         _eprint(SANDBOX_NOTICE)
     if transport != "stdio":
-        from puter_mcp.core import BackendError
+        from puter_mcp.http_serving import ServingError, check_binding
 
         try:
-            check_http_binding(settings.http.host, settings.http.auth_token)
-        except BackendError as exc:
+            check_binding(settings.http.host, settings.http.auth_token)
+        except ServingError as exc:
             raise _Failure(str(exc), exit_code=2) from exc
 
     async def run() -> None:
@@ -506,6 +520,8 @@ def _cmd_models(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from pathlib import Path
+
     from puter_mcp.core import ChatCall
     from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
 
@@ -519,6 +535,10 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
             f"the question from {source} is empty: write it after `chat`, or pipe it to `chat -`", 2
         )
 
+    # A terminal's relative paths are the person's own: made absolute from where they stand.
+    files = [str(Path(path).absolute()) for path in args.file]
+    images = [image if "://" in image else str(Path(image).absolute()) for image in args.image]
+
     async def run() -> Any:
         call = ChatCall.build(
             message=prompt,
@@ -528,6 +548,8 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings, paths: Paths) -> int
             max_tokens=args.max_tokens,
             reasoning_effort=args.reasoning_effort,
             fallback=False if args.no_fallback else None,
+            files=files,
+            images=images,
         )
         async with open_backend(settings, paths, sandbox=sandbox) as backend:
             return await _print_stream(

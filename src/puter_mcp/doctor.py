@@ -39,6 +39,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import ValidationError
 
+from puter_mcp.accounts.identity import ENV_ACCOUNT, choose_tier
 from puter_mcp.accounts.secrets import redact
 from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
 from puter_mcp.core.stores import check_store
@@ -729,14 +730,13 @@ async def _token_checks(
     usable = unknown = 0
     for index, caller in enumerate(callers):
         account = caller.account
-        override = None
-        if account is not None:
-            override = settings.account_tiers.get(account.name) or account.tier_override
+        configured = settings.account_tiers.get(ENV_ACCOUNT if account is None else account.name)
+        choice = choose_tier(configured=configured, account=account)
         check, can_call = _account_check(
             caller.label,
             probes[index],
             saved=account,
-            tier_override=override,
+            tier_override=choice.tier if choice.set_by_user else None,
             auth_fix=_auth_fix(caller),
             gui_origin=settings.gui_origin,
         )

@@ -1,8 +1,19 @@
-"""Serving an ASGI app over HTTP safely: bearer auth, binding rules, header deadline, busy ports.
+"""Serving an ASGI app over HTTP safely: the one home of the HTTP rules every face shares.
 
-Nothing here knows about MCP or Puter, so every HTTP front end of the project (the MCP server's
-streamable HTTP and SSE transports, and the gateway) shares one set of rules. docs/http.md
-describes them for users.
+- **Binding.** Loopback needs no token; any other address needs a bearer token of at least
+  `MIN_PUBLIC_TOKEN_LENGTH` characters (`check_binding`).
+- **Host and Origin.** A server answers only the Host names it was bound for, and only pages
+  of those origins (`HostRules`; `HostOriginCheck` enforces them for an app that does not
+  check them itself), so that a web page cannot drive it through DNS rebinding.
+- **Bearer auth** (`BearerAuth`), constant-time, with a refusal that says where the token comes
+  from.
+- **Deadlines.** A request's headers must arrive within `HEADER_TIMEOUT` (else the connection
+  is dropped: slowloris) and its body within `BODY_TIMEOUT` of them (else a 408).
+- **Serving** with uvicorn on a socket bound here (`serve_asgi`), a busy port said plainly.
+
+Nothing here knows about MCP or Puter: the MCP server's streamable HTTP and SSE transports and
+the gateway share these rules, each wrapping them in its own protocol. docs/http.md describes
+them for users.
 """
 
 from __future__ import annotations
@@ -12,7 +23,8 @@ import errno
 import hmac
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
@@ -23,14 +35,19 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
+    "BODY_TIMEOUT",
     "HEADER_TIMEOUT",
     "LOOPBACK_HOSTS",
     "MIN_PUBLIC_TOKEN_LENGTH",
     "BearerAuth",
+    "HostOriginCheck",
+    "HostRules",
     "ServingError",
     "bind_listening_socket",
     "binding_problem",
+    "check_binding",
     "serve_asgi",
+    "served_url",
 ]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -40,6 +57,11 @@ MIN_PUBLIC_TOKEN_LENGTH = 32
 
 HEADER_TIMEOUT = 10.0
 """Seconds a connection gets to send a request's headers before it is dropped (slowloris)."""
+
+BODY_TIMEOUT = 60.0
+"""Seconds a request's body gets to arrive once its headers have, before a 408: a body sent a
+byte at a time would hold a connection and the task reading it for ever. Ample for the largest
+body a client sends (a few MB of images) on a slow link."""
 
 DEFAULT_SETUP_HINT = (
     "the server's token is set with PUTER_MCP_AUTH_TOKEN, --auth-token "
@@ -76,6 +98,99 @@ def binding_problem(host: str, auth_token: str | None) -> str | None:
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, or bind 127.0.0.1."
         )
     return None
+
+
+def check_binding(host: str, auth_token: str | None) -> None:
+    """Refuse to serve beyond this machine without a strong bearer token.
+
+    Raises:
+        ServingError: `binding_problem` found one; the message says what to do.
+    """
+    problem = binding_problem(host, auth_token)
+    if problem:
+        raise ServingError(problem)
+
+
+def served_url(host: str, port: int, path: str = "") -> str:
+    """The URL a client uses to reach a server bound to host:port (an IPv6 host in brackets)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"
+
+
+def _matches(value: str, patterns: Sequence[str]) -> bool:
+    """`value` is one of `patterns`, where ``name:*`` stands for that name with any port."""
+    return any(
+        value == pattern or (pattern.endswith(":*") and value.startswith(pattern[:-1]))
+        for pattern in patterns
+    )
+
+
+@dataclass(frozen=True)
+class HostRules:
+    """The Host and Origin header values a server accepts (``name:*``: any port of that name).
+
+    Build it with `HostRules.for_binding`. A browser page may send requests to any address,
+    DNS rebinding makes its own name point at 127.0.0.1, so a server that answered every Host
+    would let any web page drive it: only the names it was bound for are answered, and only
+    requests from pages of those names (or without an Origin: not from a browser page).
+    """
+
+    hosts: tuple[str, ...]
+    origins: tuple[str, ...]
+
+    @classmethod
+    def for_binding(cls, host: str, allowed_hosts: Sequence[str] = ()) -> HostRules:
+        """The rules for a server bound to `host`.
+
+        On loopback: the loopback names with any port. Elsewhere: the names the user listed
+        (``[http] allowed_hosts``; by default the bound address), each with any port unless it
+        names one.
+        """
+        if host in LOOPBACK_HOSTS:
+            hosts = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+            return cls(hosts, tuple(f"http://{entry}" for entry in hosts))
+        names = list(allowed_hosts) or [host]
+        hosts = tuple(entry for name in names for entry in ((name,) if ":" in name else (name, f"{name}:*")))
+        return cls(hosts, tuple(f"{scheme}://{entry}" for entry in hosts for scheme in ("http", "https")))
+
+    def allows_host(self, host: str | None) -> bool:
+        return bool(host) and _matches(host or "", self.hosts)
+
+    def allows_origin(self, origin: str | None) -> bool:
+        return not origin or _matches(origin, self.origins)
+
+
+class HostOriginCheck:
+    """ASGI middleware: refuse a request whose Host (421) or Origin (403) `HostRules` refuse.
+
+    For an app that does not check them itself (the MCP SDK's transports do, from the same
+    `HostRules`).
+    """
+
+    def __init__(self, app: ASGIApp, rules: HostRules) -> None:
+        self.app = app
+        self.rules = rules
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers") or []}
+        host = headers.get(b"host", b"").decode("latin-1")
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if not self.rules.allows_host(host):
+            description = (
+                "this server does not answer to that Host name: use the address it serves at, "
+                "or add the name to `allowed_hosts` under [http] in its config"
+            )
+            await _send_json(
+                send, 421, {"error": "misdirected_request", "error_description": description}, []
+            )
+        elif not self.rules.allows_origin(origin):
+            description = "requests from web pages of other sites are refused"
+            await _send_json(send, 403, {"error": "forbidden_origin", "error_description": description}, [])
+        else:
+            await self.app(scope, receive, send)
 
 
 def _is_oauth_discovery(path: str) -> bool:
@@ -192,53 +307,108 @@ class BearerAuth:
         )
 
 
-class _HeaderDeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, dropping a connection whose request headers are too slow.
+class _DeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, holding each request to a deadline for its head and its body.
 
     uvicorn only times out idle keep-alive connections; a client that trickles a header line
-    every few seconds (slowloris) would hold a connection open for ever. The deadline runs from
-    the moment the connection (or its next keep-alive request) is waited for until h11 has
-    seen the whole request head.
+    every few seconds (slowloris), or its body a byte at a time, would hold a connection (and,
+    for the body, the task reading it) for ever. The header deadline runs from the moment a
+    request head is waited for (a new connection, or the next request on a kept-alive one)
+    until h11 has seen the whole head; a head too slow drops the connection, since no request
+    was made to answer. The body deadline runs from the end of the head to the end of the
+    body; a body too slow is answered 408 (when the app has not answered yet) and the app sees
+    the client disconnect.
     """
 
     header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
     _header_deadline: asyncio.TimerHandle | None = None
+    _body_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_deadline()
+        self._follow_request()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._disarm_header_deadline()
+        self._follow_request()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._arm_header_deadline()
+        self._follow_request()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_deadline()
+        self._header_deadline = _cancelled(self._header_deadline)
+        self._body_deadline = _cancelled(self._body_deadline)
         super().connection_lost(exc)
 
-    def _arm_header_deadline(self) -> None:
-        self._disarm_header_deadline()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _disarm_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def _follow_request(self) -> None:
+        """Arm or disarm each deadline by where the client's request stands."""
+        if self.transport.is_closing():
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:  # waiting for a head (the deadline is not restarted by a part)
+            if self._header_deadline is None:
+                self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+            return
+        self._header_deadline = _cancelled(self._header_deadline)
+        if state is h11.SEND_BODY:
+            if self._body_deadline is None:
+                self._body_deadline = self.loop.call_later(self.body_timeout, self._body_too_slow)
+        else:
+            self._body_deadline = _cancelled(self._body_deadline)
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
 
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        if self.flow.read_paused:
+            # We stopped reading (the app has not taken what came): the client is not the slow one.
+            self._body_deadline = self.loop.call_later(self.body_timeout, self._body_too_slow)
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started and self.conn.our_state is h11.SEND_RESPONSE:
+            cycle.response_started = True  # the app's own answer, if it comes, is not sent
+            self._send_timeout_response()
+        if cycle is not None:
+            cycle.disconnected = True  # the app's next receive() says so
+            cycle.message_event.set()
+        self.transport.close()
 
-def _protocol_with_header_timeout(seconds: float) -> type[H11Protocol]:
-    return type("HeaderDeadlineH11Protocol", (_HeaderDeadlineH11Protocol,), {"header_timeout": seconds})
+    def _send_timeout_response(self) -> None:
+        payload = json.dumps(
+            {
+                "error": "request_timeout",
+                "error_description": f"the request body did not arrive within {self.body_timeout:g} s "
+                "of its headers; send it again, in one go",
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ]
+        response = h11.Response(status_code=408, headers=headers, reason=b"Request Timeout")
+        for event in (response, h11.Data(data=payload), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event) or b"")
+
+
+def _cancelled(deadline: asyncio.TimerHandle | None) -> None:
+    if deadline is not None:
+        deadline.cancel()
+
+
+def _protocol_with_deadlines(header_timeout: float, body_timeout: float) -> type[H11Protocol]:
+    return type(
+        "DeadlineH11Protocol",
+        (_DeadlineH11Protocol,),
+        {"header_timeout": header_timeout, "body_timeout": body_timeout},
+    )
 
 
 def bind_listening_socket(host: str, port: int) -> socket.socket:
@@ -269,14 +439,26 @@ async def serve_asgi(
     port: int,
     on_ready: Callable[[int], None] | None = None,
     header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> None:
-    """Serve `app` with uvicorn on host:port until cancelled; `on_ready` gets the bound port."""
+    """Serve `app` with uvicorn on host:port until cancelled; `on_ready` gets the bound port.
+
+    Each request is held to `header_timeout` for its head and `body_timeout` for its body (see
+    the module docstring). The binding is not checked here: call `check_binding` first, before
+    anything costly is started.
+
+    Raises:
+        ServingError: the address cannot be bound (a busy port, an unknown host).
+    """
     import uvicorn
 
     sock = bind_listening_socket(host, port)
     bound_port: int = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", http=_protocol_with_header_timeout(header_timeout)
+        app,
+        log_level="warning",
+        lifespan="on",
+        http=_protocol_with_deadlines(header_timeout, body_timeout),
     )
     server = uvicorn.Server(config)
 

@@ -23,7 +23,6 @@ the server from starting.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
@@ -40,7 +39,9 @@ from pydantic import SecretStr
 from puter_mcp.accounts.secrets import redact
 from puter_mcp.files import PRIVATE_FILE_MODE, chmod_private, ensure_private_dir
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse only for the `logs` command's signatures: the core imports this module
+    import argparse
+
     from puter_mcp.settings import Paths
 
 __all__ = [

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
 
 from puter_mcp.core import Backend
@@ -37,13 +37,15 @@ async def open_backend(
     sandbox: bool = False,
     env: Mapping[str, str] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    handle_signals: bool = True,
 ) -> AsyncIterator[Backend]:
     """Yield a ready backend and close it (and the sandbox's emulator) afterwards.
 
     While it is open, SIGTERM and SIGHUP first give back the pacing slots this process holds
-    (see `slots_given_back_on_signals`).
+    (see `slots_given_back_on_signals`), unless `handle_signals` is false: a program that
+    embeds the backend keeps its own signal handlers.
     """
-    with slots_given_back_on_signals():
+    with slots_given_back_on_signals() if handle_signals else nullcontext():
         async with _open_backend(settings, paths, sandbox=sandbox, env=env, on_warning=on_warning) as backend:
             yield backend
 

@@ -35,7 +35,7 @@ from puter_mcp.core import (
     ModelsPage,
     ModelsQuery,
     StreamProgress,
-    Turn,
+    ToolCallRecord,
 )
 from puter_mcp.display import accounts_text, chat_text, models_text
 from puter_mcp.stdio_serving import AnsweringReadStream
@@ -61,6 +61,14 @@ class ChatTurn(BaseModel):
 
     role: Literal["user", "assistant", "system"] = Field(description="Who said it.")
     content: str = Field(description="What was said.")
+
+
+class ChatResultMetadata(ChatMetadata):
+    """`puter-chat`'s structured content: the answer's metadata, and any tool calls the model made."""
+
+    tool_calls: list[ToolCallRecord] | None = Field(
+        default=None, description="The tools the model asked to call, when it called any."
+    )
 
 
 def _tool_error(exc: BackendError) -> ToolError:
@@ -232,13 +240,27 @@ def build_server(backend: Backend) -> MCPServer[Any]:
                 description="Allow falling back to free models when the asked ones fail (default: the config's fallback_to_free, on unless changed)."
             ),
         ] = None,
-    ) -> Annotated[CallToolResult, ChatMetadata]:
+        files: Annotated[
+            list[str] | None,
+            Field(
+                description="Absolute paths of UTF-8 text files to include as context, each marked with "
+                "its path (at most 256 KiB each, 1 MiB in all)."
+            ),
+        ] = None,
+        images: Annotated[
+            list[str] | None,
+            Field(
+                description="Images for the model to look at: absolute paths (PNG, JPEG, GIF or WebP, "
+                "at most 5 MB) or https URLs. Only models that take images answer (a chain keeps those)."
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, ChatResultMetadata]:
         """Ask one of Puter's AI models and return its answer.
 
         If the model is rate-limited, down or out of credits, the next model of its chain (or another
         account) answers instead, and the first line of the answer says which model answered and why.
         """
-        turns = [Turn(role=turn.role, content=turn.content) for turn in messages] if messages else None
+        turns = [turn.model_dump() for turn in messages] if messages else None
         try:
             call = ChatCall.build(
                 message=message,
@@ -250,14 +272,19 @@ def build_server(backend: Backend) -> MCPServer[Any]:
                 reasoning_effort=reasoning_effort,
                 thinking_budget=thinking_budget,
                 fallback=fallback,
+                files=files or (),
+                images=images or (),
             )
             outcome = await _with_heartbeat(ctx, backend.settings.progress_interval, backend.chat, call)
         except BackendError as exc:
             raise _tool_error(exc) from exc
+        # The metadata's fields, dumped straight from the outcome (no copy made and validated).
+        structured = outcome.model_dump(mode="json", exclude={"text", "tool_calls"})
+        if outcome.tool_calls:
+            structured["tool_calls"] = [call.model_dump(mode="json") for call in outcome.tool_calls]
         return CallToolResult(
             content=[TextContent(type="text", text=chat_text(outcome))],
-            # The metadata's fields, dumped straight from the outcome (no copy made and validated).
-            structured_content=outcome.model_dump(mode="json", exclude={"text"}),
+            structured_content=structured,
         )
 
     @_tool(
@@ -430,23 +457,21 @@ def http_app(
     auth_token: str | None,
     allowed_hosts: Sequence[str] = (),
 ) -> ASGIApp:
-    """The Starlette app for the HTTP transports, with the SDK's Host/Origin checks kept."""
+    """The Starlette app of the MCP HTTP transports: the SDK's app, checking Host and Origin by
+    `http_serving.HostRules`, behind `BearerAuth` when a token is set."""
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from puter_mcp.http_serving import LOOPBACK_HOSTS, BearerAuth, jsonrpc_refusal
+    from puter_mcp.http_serving import BearerAuth, HostRules, jsonrpc_refusal
 
     server = build_server(backend)
-    security: TransportSecuritySettings | None = None
-    if host not in LOOPBACK_HOSTS:
-        # The SDK only protects loopback binds by default. Off loopback, accept the Host names
-        # the user listed (the bound address by default) and keep checking Origin, so that a
-        # web page cannot drive the server from a browser.
-        names = list(allowed_hosts) or [host]
-        hosts = [entry for name in names for entry in ((name,) if ":" in name else (name, f"{name}:*"))]
-        origins = [f"{scheme}://{entry}" for entry in hosts for scheme in ("http", "https")]
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-        )
+    # The SDK checks Host and Origin itself (answering its own way); it is given the same rules
+    # every HTTP face of the project keeps.
+    rules = HostRules.for_binding(host, allowed_hosts)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(rules.hosts),
+        allowed_origins=list(rules.origins),
+    )
     if transport == "sse":
         app: ASGIApp = server.sse_app(host=host, transport_security=security)
     else:
@@ -454,15 +479,6 @@ def http_app(
     if auth_token:
         app = BearerAuth(app, auth_token, refusal_body=jsonrpc_refusal)
     return app
-
-
-def check_http_binding(host: str, auth_token: str | None) -> None:
-    """Refuse to expose the server beyond this machine without a strong bearer token."""
-    from puter_mcp.http_serving import binding_problem
-
-    problem = binding_problem(host, auth_token)
-    if problem:
-        raise BackendError(problem)
 
 
 async def serve_http(
@@ -475,33 +491,45 @@ async def serve_http(
     allowed_hosts: Sequence[str] = (),
     on_ready: Callable[[str], None] | None = None,
     header_timeout: float | None = None,
+    body_timeout: float | None = None,
 ) -> None:
     """Serve streamable HTTP (``/mcp``) or SSE (``/sse``) until cancelled.
 
-    ``header_timeout``: how long a request's head may take to arrive (default
-    ``http_serving.HEADER_TIMEOUT``). The HTTP plumbing (uvicorn, h11) is imported here, not at
-    module import: a stdio server never needs it, and its start-up is measured.
-    """
-    from puter_mcp.http_serving import HEADER_TIMEOUT, ServingError, serve_asgi
+    ``header_timeout`` and ``body_timeout``: how long a request's head and body may take to
+    arrive (default ``http_serving.HEADER_TIMEOUT`` and ``BODY_TIMEOUT``). The HTTP plumbing
+    (uvicorn, h11) is imported here, not at module import: a stdio server never needs it, and
+    its start-up is measured.
 
-    check_http_binding(host, auth_token)
-    app = http_app(
-        backend, transport=transport, host=host, auth_token=auth_token, allowed_hosts=allowed_hosts
+    Raises:
+        BackendError: the binding is unsafe (`http_serving.check_binding`) or the address
+            cannot be bound; the message says what to do.
+    """
+    from puter_mcp.http_serving import (
+        BODY_TIMEOUT,
+        HEADER_TIMEOUT,
+        ServingError,
+        check_binding,
+        serve_asgi,
+        served_url,
     )
 
-    def announce(port: int) -> None:
-        path = "/sse" if transport == "sse" else "/mcp"
-        display_host = f"[{host}]" if ":" in host else host
-        if on_ready:
-            on_ready(f"http://{display_host}:{port}{path}")
-
     try:
+        check_binding(host, auth_token)
+        app = http_app(
+            backend, transport=transport, host=host, auth_token=auth_token, allowed_hosts=allowed_hosts
+        )
+
+        def announce(port: int) -> None:
+            if on_ready:
+                on_ready(served_url(host, port, "/sse" if transport == "sse" else "/mcp"))
+
         await serve_asgi(
             app,
             host=host,
             port=port,
             on_ready=announce,
             header_timeout=HEADER_TIMEOUT if header_timeout is None else header_timeout,
+            body_timeout=BODY_TIMEOUT if body_timeout is None else body_timeout,
         )
     except ServingError as exc:
         raise BackendError(str(exc)) from exc

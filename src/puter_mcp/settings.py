@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from puter_mcp.files import PrivateDirError, ensure_private_dir
+from puter_mcp.puter.tiers import StatedTier
+from puter_mcp.puter.timeouts import DEFAULT_TIMEOUTS
 
 __all__ = [
     "ConfigError",
@@ -34,7 +36,6 @@ __all__ = [
 ]
 
 APP_NAME = "puter-mcp"
-Tier = Literal["paid", "free", "temp"]
 
 
 class ConfigError(Exception):
@@ -46,16 +47,24 @@ class _Section(BaseModel):
 
 
 class TimeoutSettings(_Section):
-    """How long to wait for Puter, in seconds."""
+    """How long to wait for Puter, in seconds (defaults: the client's own, `DEFAULT_TIMEOUTS`)."""
 
-    connect: float = Field(default=10.0, gt=0, description="Opening a connection to Puter.")
+    connect: float = Field(
+        default=DEFAULT_TIMEOUTS.connect, gt=0, description="Opening a connection to Puter."
+    )
     first_byte: float = Field(
-        default=60.0, gt=0, description="From sending a request to the answer's headers."
+        default=DEFAULT_TIMEOUTS.first_byte,
+        gt=0,
+        description="From sending a request to the answer's headers.",
     )
     idle: float = Field(
-        default=60.0, gt=0, description="Longest silence between two lines of a streamed answer."
+        default=DEFAULT_TIMEOUTS.idle,
+        gt=0,
+        description="Longest silence between two lines of a streamed answer.",
     )
-    total: float = Field(default=300.0, gt=0, description="One upstream request from start to end.")
+    total: float = Field(
+        default=DEFAULT_TIMEOUTS.total, gt=0, description="One upstream request from start to end."
+    )
 
 
 class RoutingSettings(_Section):
@@ -101,7 +110,12 @@ class CooldownSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """The HTTP transports of `puter-mcp serve`."""
+    """Serving HTTP: where to listen, the bearer token, the Host names answered off loopback.
+
+    About serving HTTP in general, not one protocol: the rules behind these keys live in
+    `puter_mcp.http_serving` (docs/http.md). `puter-mcp serve --transport http|sse` reads them
+    today; a face with settings of its own adds its own section beside this one.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -139,7 +153,7 @@ class Settings(BaseModel):
         default="sqlite",
         description="Where shared state lives: sqlite (one file per user) or memory (this process).",
     )
-    account_tiers: dict[str, Tier] = Field(
+    account_tiers: dict[str, StatedTier] = Field(
         default_factory=dict, description="Tier per account name, when /whoami guesses wrong."
     )
     timeouts: TimeoutSettings = TimeoutSettings()

@@ -27,6 +27,7 @@ import anyio
 import anyio.to_thread
 
 from puter_mcp.accounts.browser import TokenRejected, authme_url, listen_for_token
+from puter_mcp.accounts.identity import every_account_id
 from puter_mcp.accounts.store import (
     Account,
     AccountsError,
@@ -360,13 +361,12 @@ async def _save_and_clear(
 async def _clear_cooldowns(open_state: StateOpener, account: Account) -> None:
     """Forget every cooldown recorded against the account, in the state all processes share.
 
-    The backend names an account by its uuid, or ``user:<username>`` when the uuid is unknown;
-    both are cleared, since an account stored before its uuid was known was named the second way.
+    Every id the account's state may be kept under is cleared (`every_account_id`).
     """
     state = open_state()
     try:
         book = CooldownBook(state)
-        for account_id in dict.fromkeys(filter(None, (account.uuid, f"user:{account.username}"))):
+        for account_id in every_account_id(account):
             await book.signed_in(account_id)
     finally:
         await state.aclose()

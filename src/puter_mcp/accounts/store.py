@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from puter_mcp.accounts.identity import choose_tier
 from puter_mcp.accounts.secrets import mask_token
 from puter_mcp.files import (
     PRIVATE_FILE_MODE,
@@ -50,6 +51,7 @@ from puter_mcp.files import (
     ensure_private_dir,
     write_private_atomic,
 )
+from puter_mcp.puter.tiers import STATED_TIERS, StatedTier, Tier
 
 if sys.platform == "win32":
     import msvcrt
@@ -66,17 +68,12 @@ __all__ = [
     "AccountsSnapshot",
     "AccountsStore",
     "CorruptAccountsFile",
-    "Tier",
     "default_accounts_path",
     "validate_account_name",
 ]
 
 logger = logging.getLogger(__name__)
 
-Tier = Literal["paid", "free", "temp"]
-"""An account's plan as far as pacing cares (Puter's limits differ by tier)."""
-
-_TIERS: tuple[str, ...] = get_args(Tier)
 
 FILE_VERSION = 1
 """The format version this code reads and writes."""
@@ -147,8 +144,8 @@ class Account(BaseModel):
     uuid: str | None = Field(default=None, description="The Puter user uuid, when known.")
     token: SecretStr = Field(description="The bearer token; never shown, see `masked_token`.")
     is_temp: bool = Field(default=False, description="A temporary (guest) Puter account.")
-    tier: Tier | None = Field(default=None, description="The plan as learned at sign-in.")
-    tier_override: Tier | None = Field(
+    tier: StatedTier | None = Field(default=None, description="The plan as learned at sign-in.")
+    tier_override: StatedTier | None = Field(
         default=None, description="The user's word on the plan; wins over `tier`."
     )
     added_at: datetime = Field(default_factory=_utcnow, description="When it was first stored.")
@@ -163,10 +160,11 @@ class Account(BaseModel):
         token: str | SecretStr,
         uuid: str | None = None,
         is_temp: bool = False,
-        tier: Tier | None = None,
+        tier: Tier | str | None = None,
         name: str | None = None,
     ) -> Account:
-        """Build an account from what a sign-in learned (accepts the token as a plain `str`)."""
+        """Build an account from what a sign-in learned (accepts the token and the tier as plain
+        strings; a tier other than paid, free or temp is refused)."""
         return cls.model_validate(
             {
                 "name": name or "",
@@ -224,8 +222,8 @@ class Account(BaseModel):
 
     @property
     def effective_tier(self) -> Tier | None:
-        """The tier to pace by: the user's override when set, else what sign-in learned."""
-        return self.tier_override or self.tier
+        """The tier to pace by as far as this record says (`choose_tier` has the whole rule)."""
+        return choose_tier(account=self).known
 
 
 @dataclass(frozen=True, slots=True)
@@ -660,9 +658,10 @@ class AccountsStore:
 
     def set_tier_override(self, name: str, tier: Tier | None, *, overwrite_corrupt: bool = False) -> Account:
         """Set (or clear, with None) the user's word on the account's tier (kept across sign-ins)."""
-        if tier is not None and tier not in _TIERS:
-            raise ValueError(f"tier must be one of {', '.join(_TIERS)} or None, not {tier!r}")
-        return self._update(name, {"tier_override": tier}, overwrite_corrupt=overwrite_corrupt)
+        if tier is not None and tier not in STATED_TIERS:
+            raise ValueError(f"tier must be one of {', '.join(STATED_TIERS)} or None, not {tier!r}")
+        stated = None if tier is None else Tier(tier)
+        return self._update(name, {"tier_override": stated}, overwrite_corrupt=overwrite_corrupt)
 
     # ---- internals
 

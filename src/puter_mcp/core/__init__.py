@@ -6,7 +6,19 @@ module's `__all__`), and words the errors of `puter_mcp.core.errors` for its own
 """
 
 from puter_mcp.core.backend import Backend, sandbox_home
-from puter_mcp.core.calls import ChatCall, ModelsQuery, Turn
+from puter_mcp.core.calls import (
+    ChatCall,
+    ContentPart,
+    ImagePart,
+    ModelsQuery,
+    NamedTool,
+    ReasoningPart,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    Turn,
+)
 from puter_mcp.core.errors import (
     Action,
     BackendError,
@@ -40,6 +52,7 @@ from puter_mcp.core.results import (
     ModelRecord,
     ModelsPage,
     StreamProgress,
+    ToolCallRecord,
     UsageInfo,
     VirtualModelRecord,
 )
@@ -60,20 +73,29 @@ __all__ = [
     "ChatEvent",
     "ChatMetadata",
     "ChatOutcome",
+    "ContentPart",
     "CooldownInfo",
     "Credits",
     "Finished",
+    "ImagePart",
     "ModelNotFound",
     "ModelRecord",
     "ModelsPage",
     "ModelsQuery",
+    "NamedTool",
     "NoCandidateLeft",
     "NotSignedIn",
     "ReasoningDelta",
+    "ReasoningPart",
     "StreamFailed",
     "StreamProgress",
     "TextDelta",
+    "TextPart",
+    "Tool",
+    "ToolCall",
     "ToolCallDelta",
+    "ToolCallRecord",
+    "ToolChoice",
     "Turn",
     "UpstreamRefused",
     "UsageInfo",

@@ -9,7 +9,6 @@ many calls ask at once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import TypeVar
 
 import anyio
 
+from puter_mcp.accounts.identity import ENV_ACCOUNT, account_id, choose_tier, env_account_id
 from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
 from puter_mcp.logs import register_secret
 from puter_mcp.puter.client import PuterClient, WhoAmI
@@ -31,24 +31,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ENV_ACCOUNT = "env"
-"""The name of the ``PUTER_AUTH_TOKEN`` account (also its key in ``[account_tiers]``)."""
-
 # How long the first call of a process waits for an account's tier from /whoami (once per
 # account). Puter answers it in well under a second; past this the call goes on at the cautious
 # tier rather than making its caller wait on a slow lookup.
 TIER_WAIT = 2.0
-
-
-def account_id(account: Account) -> str:
-    """The id an account's shared state (cooldowns, slots, attempts) is kept under."""
-    return account.uuid or f"user:{account.username}"
-
-
-def env_account_id(token: str) -> str:
-    """The state id of the ``PUTER_AUTH_TOKEN`` account: a digest, never the token, since the
-    id is stored in the shared state database."""
-    return "env:" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -149,31 +135,31 @@ class AccountsView:
         self._unknown_tiers = set()
         if self.env_token:
             state_id = env_account_id(self.env_token)
-            tier = self._tier_of(state_id, self.settings.account_tiers.get(ENV_ACCOUNT))
+            tier = self._tier_of(state_id, None)
             refs.append(AccountRef(state_id, ENV_ACCOUNT, self.env_token, limits_for(tier), tier))
         ordered = sorted(saved, key=lambda account: account.name != default)  # default first
         for account in ordered:
             if not account.enabled:
                 continue
             state_id = account_id(account)
-            tier = self._tier_of(state_id, self.known_tier(account))
+            tier = self._tier_of(state_id, account)
             refs.append(
                 AccountRef(state_id, account.name, account.token.get_secret_value(), limits_for(tier), tier)
             )
         return refs
 
-    def known_tier(self, account: Account) -> str | None:
+    def known_tier(self, account: Account) -> Tier | None:
         """The tier the user set (config, then the account's override), else what sign-in learned."""
-        return self.settings.account_tiers.get(account.name) or account.effective_tier
+        return choose_tier(configured=self.settings.account_tiers.get(account.name), account=account).known
 
-    def _tier_of(self, state_id: str, tier: str | None) -> Tier:
-        if tier in ("paid", "free", "temp"):
-            return Tier(tier)
-        learned = self.tiers.get(state_id)
-        if learned is None:
+    def _tier_of(self, state_id: str, account: Account | None) -> Tier:
+        """The tier to pace by (`choose_tier`); `account` None is the environment's token."""
+        name = ENV_ACCOUNT if account is None else account.name
+        configured = self.settings.account_tiers.get(name)
+        choice = choose_tier(configured=configured, account=account, learned=self.tiers.get(state_id))
+        if choice.known is None:
             self._unknown_tiers.add(state_id)
-            return Tier.UNKNOWN
-        return learned
+        return choice.tier
 
     # -- what Puter says about an account ----------------------------------------------------
 

@@ -16,7 +16,6 @@ event loop, and a call makes several events (see bench/README.md for what that s
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -31,7 +30,14 @@ from puter_mcp.accounts.secrets import redact
 from puter_mcp.core.accounts_view import AccountsView
 from puter_mcp.core.calls import ChatCall
 from puter_mcp.core.catalogue_cache import CatalogueCache
-from puter_mcp.core.errors import BackendError, ModelNotFound, NoCandidateLeft, NotSignedIn, UpstreamRefused
+from puter_mcp.core.errors import (
+    BackendError,
+    BadRequest,
+    ModelNotFound,
+    NoCandidateLeft,
+    NotSignedIn,
+    UpstreamRefused,
+)
 from puter_mcp.core.events import (
     Answering,
     AttemptStarted,
@@ -43,7 +49,8 @@ from puter_mcp.core.events import (
     ToolCallDelta,
     UsageUpdate,
 )
-from puter_mcp.core.results import AttemptRecord, AutoInfo, ChatOutcome, UsageInfo
+from puter_mcp.core.results import AttemptRecord, AutoInfo, ChatOutcome, ToolCallRecord, UsageInfo
+from puter_mcp.core.upstream import chat_request
 from puter_mcp.puter import wire
 from puter_mcp.puter.catalogue import Catalogue, ModelInfo
 from puter_mcp.puter.client import PuterClient
@@ -124,10 +131,11 @@ class ChatPipeline:
         self.sandbox = sandbox
         self._clock = clock
         # What each name resolved to in the catalogue `_resolved_in`: a name's models depend
-        # only on the catalogue, the chains and the free fallback, and a catalogue is never
-        # changed (a refresh makes a new one), so most calls skip resolving the same name again.
+        # only on the catalogue, the chains, the free fallback and the call's needs (images,
+        # tools), and a catalogue is never changed (a refresh makes a new one), so most calls
+        # skip resolving the same name again.
         self._resolved_in: Catalogue | None = None
-        self._resolutions: dict[tuple[str, bool], chains.ResolvedChain[ModelInfo]] = {}
+        self._resolutions: dict[tuple[str, bool, chains.Needs], chains.ResolvedChain[ModelInfo]] = {}
 
     async def stream(
         self, call: ChatCall, *, restart_after_output: bool = False
@@ -179,14 +187,20 @@ class ChatPipeline:
         try:
             if requested.casefold() == chains.AUTO:
                 choice, resolved = chains.resolve_auto(
-                    call.last_user_message(), catalogue, chains=self.chains, fallback_to_free=fallback_to_free
+                    call.last_user_message(),
+                    catalogue,
+                    chains=self.chains,
+                    fallback_to_free=fallback_to_free,
+                    needs=call.needs(),
                 )
                 auto = AutoInfo(category=choice.category, chain=choice.chain, reason=choice.reason)
                 target = choice.chain
                 if call.reasoning_effort is None and choice.reasoning_effort:
                     call = call.model_copy(update={"reasoning_effort": choice.reasoning_effort})
             else:
-                resolved = self._resolve_name(target, catalogue, fallback_to_free)
+                resolved = self._resolve_name(target, catalogue, fallback_to_free, call.needs())
+        except chains.UnmetNeedsError as exc:
+            raise BadRequest(str(exc), argument="model") from exc
         except chains.UnknownModelError as exc:
             closest = f"; closest: {', '.join(exc.closest)}" if exc.closest else ""
             raise ModelNotFound(
@@ -202,13 +216,13 @@ class ChatPipeline:
         return _Target(call, requested, accounts, catalogue, resolved, auto)
 
     def _resolve_name(
-        self, name: str, catalogue: Catalogue, fallback_to_free: bool
+        self, name: str, catalogue: Catalogue, fallback_to_free: bool, needs: chains.Needs
     ) -> chains.ResolvedChain[ModelInfo]:
-        """`chains.resolve`, remembered per catalogue (an unknown name is not remembered)."""
+        """`chains.resolve`, remembered per catalogue (a name that fails to resolve is not)."""
         if catalogue is not self._resolved_in:
             self._resolved_in = catalogue
             self._resolutions.clear()
-        key = (name, fallback_to_free)
+        key = (name, fallback_to_free, needs)
         resolved = self._resolutions.get(key)
         if resolved is None:
             resolved = chains.resolve(
@@ -217,6 +231,7 @@ class ChatPipeline:
                 chains=self.chains,
                 fallback_to_free=fallback_to_free,
                 closest=catalogue.closest,
+                needs=needs,
             )
             if len(self._resolutions) >= _RESOLUTIONS_KEPT:
                 self._resolutions.clear()
@@ -314,6 +329,10 @@ class ChatPipeline:
         answered = result.model or routed.model
         return ChatOutcome(
             text=result.text,
+            tool_calls=[
+                ToolCallRecord(id=c.id, name=c.name, arguments=c.arguments, arguments_json=c.arguments_json)
+                for c in result.tool_calls
+            ],
             model_requested=target.requested,
             model=answered,
             chain=resolved.chain,
@@ -356,13 +375,7 @@ class ChatPipeline:
         progress: _Progress,
     ) -> _Timed:
         """One upstream request, its events passed on as they come."""
-        request = wire.ChatRequest(
-            messages=[wire.ChatMessage(role=turn.role, content=turn.content) for turn in call.messages],
-            model=model,
-            temperature=call.temperature,
-            max_tokens=call.max_tokens,
-            reasoning_effort=call.reasoning_effort,
-        )
+        request = chat_request(call, model)
         started = time.monotonic()
         accumulator = wire.ChatAccumulator(max_tokens=request.max_tokens)
         ttft: float | None = None
@@ -462,7 +475,7 @@ class _Relay:
                 converted = ReasoningDelta(text)
             case wire.ToolCallEvent(call=call):
                 # Puter sends each tool call whole: one delta carries all of it.
-                converted = ToolCallDelta(self._tool_calls, call.id, call.name, json.dumps(call.arguments))
+                converted = ToolCallDelta(self._tool_calls, call.id, call.name, call.arguments_json)
                 self._tool_calls += 1
             case wire.UsageEvent(usage=usage, cost_usd=cost):
                 await self._out.send(UsageUpdate(usage.input_tokens, usage.output_tokens, cost))

@@ -95,7 +95,11 @@ class Engine:
 
     async def list_models(self, query: ModelsQuery) -> ModelsPage:
         return await models_view.list_models(
-            query, self.catalogue_cache, self.chains, fallback_to_free=self.settings.fallback_to_free
+            query,
+            self.catalogue_cache,
+            self.chains,
+            fallback_to_free=self.settings.fallback_to_free,
+            sandbox=self.sandbox,
         )
 
     async def accounts_overview(self) -> AccountsOverview:

@@ -19,6 +19,7 @@ async def list_models(
     every_chain: Mapping[str, chains.VirtualModel],
     *,
     fallback_to_free: bool,
+    sandbox: bool = False,
 ) -> ModelsPage:
     entry = await cache.entry()
     catalogue = entry.catalogue
@@ -29,6 +30,7 @@ async def list_models(
             limit=query.limit,
             virtual_models=virtual_models(catalogue, every_chain, fallback_to_free=fallback_to_free),
             stale=entry.stale,
+            sandbox=sandbox,
         )
     found = catalogue.search(
         query.query,
@@ -44,6 +46,7 @@ async def list_models(
         limit=query.limit,
         models=[model_record(model) for model in page],
         stale=entry.stale,
+        sandbox=sandbox,
     )
 
 

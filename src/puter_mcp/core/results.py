@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,7 @@ __all__ = [
     "ModelRecord",
     "ModelsPage",
     "StreamProgress",
+    "ToolCallRecord",
     "UsageInfo",
     "VirtualModelRecord",
 ]
@@ -97,13 +98,25 @@ class ChatMetadata(BaseModel):
     sandbox: bool = Field(default=False, description="True when the answer comes from the built-in emulator.")
 
 
+class ToolCallRecord(BaseModel):
+    """A tool the model asked to call."""
+
+    id: str = Field(description="The call's id; a tool turn that answers it names it.")
+    name: str = Field(description="The tool's name.")
+    arguments: dict[str, Any] = Field(description="The arguments, parsed.")
+    arguments_json: str = Field(description="The arguments as the model wrote them (JSON text).")
+
+
 class ChatOutcome(ChatMetadata):
-    """A chat answer and its metadata."""
+    """A chat answer and its metadata: the text, and the tool calls the model made."""
 
     text: str = Field(description="The answer.")
+    tool_calls: list[ToolCallRecord] = Field(
+        default_factory=list, description="The tools the model asked to call (finish reason `tool_calls`)."
+    )
 
     def metadata(self) -> ChatMetadata:
-        return ChatMetadata.model_validate(self.model_dump(exclude={"text"}))
+        return ChatMetadata.model_validate(self.model_dump(exclude={"text", "tool_calls"}))
 
 
 class ModelRecord(BaseModel):

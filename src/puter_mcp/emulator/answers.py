@@ -4,7 +4,13 @@ Pure functions: the same request always yields the same answer. The text names t
 that answered and echoes the start of the last user message (`[gpt-5-nano-2025-08-07] You
 said: "hi". ...`), so a test can tell which model answered which prompt. The request drives
 the rest: "call tool NAME [with {json}]" in the last user message (and NAME among `tools`)
-gives a tool call; a reasoning effort adds reasoning; `max_tokens` truncates the text.
+gives a tool call; a reasoning effort adds reasoning; `max_tokens` truncates the text; image
+parts are counted in the answer ("with 1 image"). The echo is of the message's last text part,
+so context put before the question (files) does not hide it.
+
+Requests a vendor would refuse are refused with 400 (`refusal`): an image for a model whose
+entry takes none, tools for a model that cannot call them, and a thinking block signed for
+another model (Anthropic signs each block for the model that wrote it; `thinking_signature`).
 
 Token counts are ~len(text)/4 (at least 1); usage is spelled the way each provider spells it
 (docs/puter-protocol.md, "Non-streamed answers") and never includes a `total_tokens`.
@@ -30,9 +36,11 @@ __all__ = [
     "compose_answer",
     "count_tokens",
     "parse_chat_args",
+    "refusal",
     "stream_lines",
     "success_body",
     "text_pieces",
+    "thinking_signature",
     "usage_fields",
 ]
 
@@ -112,6 +120,53 @@ def _content_text(content: Any, where: str) -> str:
     raise ArgsError(f"{where}: content must be a string or a list of parts")
 
 
+def _last_text(content: Any) -> str:
+    """The text the echo shows: a string, or the last text part of a list."""
+    if isinstance(content, list):
+        texts = [
+            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+        return texts[-1] if texts else ""
+    return content if isinstance(content, str) else ""
+
+
+def _parts(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [part for part in content if isinstance(part, dict) and part.get("type") == kind]
+
+
+def _check_parts(message: dict[str, Any], where: str) -> None:
+    """Image parts need a URL a vendor can read; a tool turn needs the id it answers."""
+    if message.get("role") == "tool" and not isinstance(message.get("tool_call_id"), str):
+        raise ArgsError(f"{where}: a tool message needs a tool_call_id")
+    for part in _parts(message, "image_url"):
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else None
+        if not isinstance(url, str) or not (url.startswith("https://") or url.startswith("data:image/")):
+            raise ArgsError(f"{where}: an image_url part needs an https or data:image URL")
+
+
+def thinking_signature(model: ModelSpec) -> str:
+    """The signature the emulator puts on `model`'s thinking blocks (and accepts back)."""
+    return f"emulator-signature:{model.id}"
+
+
+def refusal(model: ModelSpec, args: ChatArgs) -> str | None:
+    """Why the vendor behind `model` would refuse this request (Puter answers 400), or None."""
+    takes_images = model.input_modalities is None or "image" in model.input_modalities
+    if not takes_images and any(_parts(message, "image_url") for message in args.messages):
+        return f"Model {model.id} does not support image input."
+    if args.tools and model.tool_call is False:
+        return f"Model {model.id} does not support tool calling."
+    for index, message in enumerate(args.messages):
+        for part in _parts(message, "thinking"):
+            if part.get("signature") != thinking_signature(model):
+                return f"messages.{index}.content: Invalid `signature` in `thinking` block."
+    return None
+
+
 def parse_chat_args(args: Any) -> ChatArgs:
     """Check a `complete` call's `args`; raises `ArgsError` where Puter answers 400."""
     if args is None:
@@ -125,6 +180,7 @@ def parse_chat_args(args: Any) -> ChatArgs:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise ArgsError(f"messages[{i}] must be an object with a role")
         _content_text(message.get("content"), f"messages[{i}]")
+        _check_parts(message, f"messages[{i}]")
     model = args.get("model")
     if model is None:
         model = DEFAULT_MODEL
@@ -214,10 +270,10 @@ def compose_answer(
     """
     last = args.messages[-1]
     last_text = _content_text(last.get("content"), "last message")
-    user_texts = [
-        _content_text(m.get("content"), "message") for m in args.messages if m.get("role") == "user"
-    ]
-    echo = _echo(user_texts[-1] if user_texts else "")
+    user_messages = [m for m in args.messages if m.get("role") == "user"]
+    echo = _echo(_last_text(user_messages[-1].get("content")) if user_messages else "")
+    images = len(_parts(user_messages[-1], "image_url")) if user_messages else 0
+    with_images = f" (with {images} image{'s' if images > 1 else ''})" if images else ""
     anthropic = model.provider_spec.shape == "anthropic"
 
     tool_calls: tuple[ToolCall, ...] = ()
@@ -236,7 +292,7 @@ def compose_answer(
     elif last.get("role") == "tool":
         text = f'[{model.id}] The tool returned: "{_echo(last_text)}". This deterministic answer comes from the Puter emulator.'
     else:
-        text = f'[{model.id}] You said: "{echo}". This deterministic answer comes from the Puter emulator.'
+        text = f'[{model.id}] You said: "{echo}"{with_images}. This deterministic answer comes from the Puter emulator.'
 
     reasoning = None
     if args.effort is not None:
@@ -304,7 +360,9 @@ def usage_fields(answer: Answer) -> dict[str, Any]:
 def _anthropic_result(answer: Answer) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if answer.reasoning:
-        content.append({"type": "thinking", "thinking": answer.reasoning, "signature": "emulator-signature"})
+        content.append(
+            {"type": "thinking", "thinking": answer.reasoning, "signature": thinking_signature(answer.model)}
+        )
     if answer.text:
         content.append({"type": "text", "text": answer.text})
     for call in answer.tool_calls:

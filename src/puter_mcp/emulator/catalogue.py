@@ -3,8 +3,9 @@
 Puter's real catalogue has hundreds of entries and changes monthly; this one is small, fixed
 and deterministic, but it has every feature a client must cope with (docs/puter-protocol.md, "Models"):
 provider-specific cost keys, OpenRouter entries without `puterId`/`modalities`/`tool_call`,
-free `:free` models, subscriber-only models, aliases that differ from the canonical id, and
-Puter's hidden test models `fake`, `costly` and `abuse`. The ids look current (2026) but are
+free `:free` models, subscriber-only models, aliases that differ from the canonical id,
+models that take images and models that do not (DeepSeek, Codestral, Groq's), one that cannot
+call tools (`deepseek-reasoner`), and Puter's hidden test models `fake`, `costly` and `abuse`. The ids look current (2026) but are
 illustrative: no test should treat one as permanent beyond this module.
 """
 
@@ -358,7 +359,7 @@ def default_catalogue() -> Catalogue:
                 open_weights=True, release_date="2025-12-01"),
         _direct("deepseek", "deepseek", "deepseek-v3.2-thinking", "DeepSeek V3.2 (thinking)", (28, 42),
                 context=128_000, max_tokens=65_536, stable=("deepseek-reasoner",), image_input=False,
-                open_weights=True, release_date="2025-12-01"),
+                tool_call=False, open_weights=True, release_date="2025-12-01"),
         _direct("xai", "x-ai", "grok-4-0709", "Grok 4", (300, 1500),
                 context=256_000, max_tokens=64_000, stable=("grok-4", "grok-latest"), release_date="2025-07-09"),
         _direct("xai", "x-ai", "grok-4-1-fast", "Grok 4.1 Fast", (20, 50),

@@ -4,7 +4,9 @@ The checks run in Puter's order (docs/puter-protocol.md): the JSON body, the tok
 window and in-flight cap (every request past the token check counts, separately per driver
 method; a 429 spends no slot), the call's shape, then for `complete` a scripted fault if one
 matches, else the model, the credit gate (402 on every model once the balance is <= 0),
-subscriber-only models (403), and finally the answer, charged to the account.
+subscriber-only models (403), what the model's vendor would refuse (400: an image it cannot
+read, tools it cannot call, another model's thinking block), and finally the answer, charged
+to the account.
 
 A request stays "in flight" until its response has been sent completely or the client has
 gone away; the endpoint watches for the disconnect so that a stalled answer to a client that
@@ -21,7 +23,16 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .answers import Answer, ArgsError, ChatArgs, compose_answer, parse_chat_args, stream_lines, success_body
+from .answers import (
+    Answer,
+    ArgsError,
+    ChatArgs,
+    compose_answer,
+    parse_chat_args,
+    refusal,
+    stream_lines,
+    success_body,
+)
 from .auth import EMAIL_UNCONFIRMED_MESSAGE, authenticate
 from .catalogue import ModelSpec, fake_chat_model
 from .fault_responses import render_fault
@@ -101,6 +112,9 @@ class _ChatCall:
             return v2_error(
                 403, "permission_denied", f"Model {self.args.model} is only available to subscribers."
             )
+        refused = refusal(model, self.args)
+        if refused is not None:
+            return v2_error(400, "bad_request", refused)
         answer = compose_answer(
             model,
             self.args,
@@ -211,6 +225,8 @@ class DriversCall:
         except ArgsError as exc:
             return v2_error(400, "bad_request", str(exc))
         record.model = args.model
+        record.messages = list(args.messages)
+        record.tools = list(args.tools)
         model = self.state.catalogue.find(args.model)
         call = _ChatCall(self.state, account, args, model, record)
         names = model.names() if model is not None else (args.model,)

@@ -138,6 +138,10 @@ class RequestRecord:
     status: int | None = None
     """The HTTP status sent; None while pending, or when the connection was dropped."""
     fault: Fault | None = None
+    messages: list[dict[str, Any]] | None = None
+    """For `complete`: the messages as sent (what tests read to see what reached Puter)."""
+    tools: list[dict[str, Any]] | None = None
+    """For `complete`: the tools as sent."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +155,8 @@ class RequestRecord:
             "stream": self.stream,
             "status": self.status,
             "fault": self.fault.value if self.fault else None,
+            "messages": self.messages,
+            "tools": self.tools,
         }
 
 

@@ -3,7 +3,9 @@
 The rules every client's edit follows: read bytes and decode UTF-8 ourselves (so line endings
 and a BOM survive untouched), show a unified diff, copy the old file to
 `<file>.bak-<timestamp>` before anything is written, and replace the file in one `os.replace`
-so that a crash or a full disk never leaves a half-written config behind.
+so that a crash or a full disk never leaves a half-written config behind. A config that holds
+a secret is written by `puter_mcp.files` (owner-only, the home of that rule); any other keeps
+the mode the file had.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from puter_mcp.files import PRIVATE_FILE_MODE, write_private_atomic
 
 Clock = Callable[[], datetime]
 
@@ -82,6 +86,7 @@ def backup_path(path: Path, now: datetime) -> Path:
 
 
 def write_atomically(path: Path, text: str, *, mode: int) -> None:
+    """Replace `path` with `text` in one `os.replace`, the new file having `mode`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -96,13 +101,10 @@ def write_atomically(path: Path, text: str, *, mode: int) -> None:
         raise
 
 
-OWNER_ONLY = 0o600
-
-
 def copy_private(source: Path, target: Path) -> None:
     """Copy `source` to a new `target` that is owner-only from its first byte (no window in
     which a copy of a secret is readable by others), keeping the times."""
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     with os.fdopen(descriptor, "wb") as out:
         out.write(source.read_bytes())
     info = source.stat()
@@ -121,15 +123,16 @@ def apply(edit: PlannedEdit, *, now: datetime, private: bool = False) -> Path | 
     if current != edit.old_text:
         raise ChangedMeanwhileError(f"{edit.path} changed while puter-mcp was editing it; run again")
     backup: Path | None = None
-    if edit.old_text is None:
-        mode = OWNER_ONLY if private else 0o644
-    else:
-        mode = stat.S_IMODE(edit.path.stat().st_mode)
+    if edit.old_text is not None:
         backup = backup_path(edit.path, now)
         if private:
-            mode = OWNER_ONLY
             copy_private(edit.path, backup)
         else:
             shutil.copy2(edit.path, backup)
-    write_atomically(edit.path, edit.new_text, mode=mode)
+    if private:
+        edit.path.parent.mkdir(parents=True, exist_ok=True)
+        write_private_atomic(edit.path, edit.new_text.encode("utf-8"))
+    else:
+        mode = 0o644 if edit.old_text is None else stat.S_IMODE(edit.path.stat().st_mode)
+        write_atomically(edit.path, edit.new_text, mode=mode)
     return backup

@@ -22,8 +22,7 @@ import logging
 import math
 from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import anyio
@@ -33,6 +32,8 @@ from pydantic import BaseModel, ConfigDict
 from puter_mcp import __version__
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.errors import FailureKind, PuterError
+from puter_mcp.puter.tiers import StatedTier, Tier
+from puter_mcp.puter.timeouts import DEFAULT_TIMEOUTS, Timeouts
 from puter_mcp.puter.wire import (
     ChatRequest,
     ChatResult,
@@ -45,31 +46,17 @@ from puter_mcp.puter.wire import (
     parse_stream_line,
 )
 
-__all__ = ["DEFAULT_TIMEOUTS", "AccountUsage", "PuterClient", "Tier", "Timeouts", "WhoAmI"]
+__all__ = ["DEFAULT_TIMEOUTS", "AccountUsage", "PuterClient", "Timeouts", "WhoAmI"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Tier = Literal["paid", "free", "temp"]
 
 _MICROCENTS_PER_USD = 100_000_000
 _CLOSE_GRACE = 5.0  # seconds allowed to release a connection, even while being cancelled
 _INACTIVE_SUBSCRIPTION = frozenset(
     {"canceled", "cancelled", "expired", "inactive", "incomplete", "incomplete_expired", "unpaid", "ended"}
 )
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Limits of one call, in seconds (see the module docstring for what each one covers)."""
-
-    connect: float = 10
-    first_byte: float = 60
-    idle: float = 60
-    total: float = 600
-
-
-DEFAULT_TIMEOUTS = Timeouts()
 
 
 class WhoAmI(BaseModel):
@@ -81,7 +68,7 @@ class WhoAmI(BaseModel):
     uuid: str | None = None
     email: str | None = None
     is_temp: bool = False
-    tier: Tier = "free"
+    tier: StatedTier = Tier.FREE
     email_confirmed: bool = True
     """False only when Puter says so: it then refuses the account's calls (403
     ``email_confirmation_required``) until the address is confirmed."""
@@ -101,11 +88,11 @@ class WhoAmI(BaseModel):
         if not isinstance(username, str) or not username:
             raise PuterError(FailureKind.TRANSPORT, "Puter's account answer names no user.")
         is_temp = user.get("is_temp") is True
-        tier: Tier = "free"
+        tier = Tier.FREE
         if _is_active_subscription(user.get("subscription")):
-            tier = "paid"
+            tier = Tier.PAID
         elif is_temp:
-            tier = "temp"
+            tier = Tier.TEMP
         uuid = user.get("uuid")
         email = user.get("email")
         return cls(

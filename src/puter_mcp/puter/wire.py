@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from puter_mcp.puter.errors import FailureKind, PuterError, classify, classify_stream_error
 
 __all__ = [
+    "EFFORTS",
     "ChatAccumulator",
     "ChatMessage",
     "ChatRequest",
@@ -40,10 +41,13 @@ __all__ = [
     "parse_chat_answer",
     "parse_stream_line",
     "parse_usage",
+    "reasoning_effort",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
 ReasoningEffort = Literal["low", "medium", "high"]
+EFFORTS: tuple[ReasoningEffort, ...] = get_args(ReasoningEffort)
+"""The effort levels Puter takes, lowest first."""
 
 # Puter's driver coordinates for chat; fixed by its API, not configuration.
 _INTERFACE = "puter-chat-completion"
@@ -97,6 +101,9 @@ class ChatRequest(BaseModel):
     reasoning_effort: ReasoningEffort | None = None
     tools: list[dict[str, Any]] | None = None
     """Tool definitions in OpenAI's function format (``{"type": "function", "function": ...}``)."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``auto``, ``none``, ``required`` or ``{"type": "function", "function": {"name": ...}}``."""
+    stop: str | list[str] | None = None
     provider: str | None = None
     """Pins one of Puter's providers for the model; usually left unset."""
 
@@ -117,6 +124,10 @@ class ChatRequest(BaseModel):
             args["temperature"] = self.temperature
         if self.tools:
             args["tools"] = self.tools
+        if self.tool_choice is not None:
+            args["tool_choice"] = self.tool_choice
+        if self.stop is not None:
+            args["stop"] = self.stop
         if self.reasoning_effort is not None:
             # Puter reads an effort level; Anthropic-style `thinking` budgets are ignored by it.
             args["reasoning"] = {"effort": self.reasoning_effort}
@@ -129,7 +140,8 @@ def effort_from_thinking_budget(budget_tokens: int) -> ReasoningEffort:
     """Translate an Anthropic-style ``thinking.budget_tokens`` into the effort Puter understands.
 
     Puter silently ignores ``thinking`` and maps efforts to budgets 1024/4096/8192 for Claude,
-    so the nearest effort at or above the budget is the faithful translation.
+    so the nearest effort at or above the budget is the faithful translation: up to 1024 tokens
+    is low, up to 4096 medium, more is high.
     """
     if budget_tokens <= 1024:
         return "low"
@@ -138,19 +150,75 @@ def effort_from_thinking_budget(budget_tokens: int) -> ReasoningEffort:
     return "high"
 
 
+def reasoning_effort(effort: str | None, thinking_budget: int | None) -> ReasoningEffort | None:
+    """The one reasoning effort to send to Puter, from either way a caller may ask for it.
+
+    Puter takes an effort level (low/medium/high) and ignores a thinking budget, so a budget is
+    translated by `effort_from_thinking_budget`.
+
+    Raises:
+        ValueError: both are given (they could disagree, and Puter must never get both), the
+            effort is not low/medium/high, or the budget is not a positive whole number.
+    """
+    if effort is not None and thinking_budget is not None:
+        raise ValueError(
+            "give either reasoning_effort or a thinking budget, not both: Puter takes a single "
+            "effort level and the two could disagree"
+        )
+    if effort is not None:
+        normalised = effort.strip().lower()
+        for known in EFFORTS:
+            if normalised == known:
+                return known
+        raise ValueError(f"reasoning_effort must be one of {', '.join(EFFORTS)}; got {effort!r}")
+    if thinking_budget is not None:
+        if isinstance(thinking_budget, bool) or not isinstance(thinking_budget, int) or thinking_budget < 1:
+            raise ValueError(
+                f"a thinking budget must be a positive number of tokens, got {thinking_budget!r}; "
+                "leave it out for no extended reasoning"
+            )
+        return effort_from_thinking_budget(thinking_budget)
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
 
 
 class ToolCall(BaseModel):
-    """A tool the model asked to call, with its arguments already decoded."""
+    """A tool the model asked to call, with its arguments decoded and as the model wrote them."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     name: str
     arguments: dict[str, Any]
+    raw_arguments: str = ""
+    """The JSON text of the arguments: OpenAI-shaped answers give it; for Anthropic-shaped ones
+    (an object) it is that object written as JSON. Empty when the call was built without it."""
+
+    @property
+    def arguments_json(self) -> str:
+        return self.raw_arguments or json.dumps(self.arguments)
+
+    def __eq__(self, other: object) -> bool:
+        # The raw text is one spelling of `arguments`: two calls that decode the same are equal.
+        if not isinstance(other, ToolCall):
+            return NotImplemented
+        return (self.id, self.name, self.arguments) == (other.id, other.name, other.arguments)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.name, json.dumps(self.arguments, sort_keys=True)))
+
+
+def _raw_arguments(raw: Any) -> str:
+    """The arguments as JSON text (an object is written out; a string is kept as sent)."""
+    if isinstance(raw, str):
+        return raw or "{}"
+    if raw is None:
+        return "{}"
+    return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
 
 
 class Usage(BaseModel):
@@ -396,6 +464,7 @@ def _from_anthropic(message: Mapping[str, Any]) -> tuple[str, str | None, list[T
                     id=str(block.get("id") or ""),
                     name=name,
                     arguments=_decode_arguments(block.get("input"), tool_name=name),
+                    raw_arguments=_raw_arguments(block.get("input")),
                 )
             )
     reasoning = "".join(thoughts) or None
@@ -431,6 +500,7 @@ def _from_openai(choice: Mapping[str, Any]) -> tuple[str, str | None, list[ToolC
                 id=str(raw_call.get("id") or ""),
                 name=name,
                 arguments=_decode_arguments(function.get("arguments"), tool_name=name),
+                raw_arguments=_raw_arguments(function.get("arguments")),
             )
         )
     reasoning = _str_or_none(message.get("reasoning")) or _str_or_none(message.get("reasoning_content"))
@@ -577,6 +647,7 @@ def parse_stream_line(line: bytes | str) -> StreamEvent | None:
             id=str(data.get("id") or ""),
             name=name,
             arguments=_decode_arguments(data.get("input"), tool_name=name),
+            raw_arguments=_raw_arguments(data.get("input")),
         )
         return ToolCallEvent(call)
     if kind == "usage":

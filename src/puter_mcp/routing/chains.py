@@ -12,8 +12,8 @@ try. This module turns the one into the other, against the live catalogue, witho
   costs nothing (`free_tail_order` documents their order).
 - ``auto`` first picks a chain from the last user message (`puter_mcp.routing.auto`).
 
-It also validates user chains from ``config.toml`` and translates a reasoning request
-(``reasoning_effort`` or a thinking budget) into the one effort level Puter takes.
+It also validates user chains from ``config.toml``. (Translating a reasoning request into the
+one effort level Puter takes is Puter's rule: `puter_mcp.puter.wire.reasoning_effort`.)
 
 The catalogue type lives in ``puter_mcp.puter.catalogue``; this module only needs the small
 `ModelCatalogue` protocol, so that routing stays testable with a tiny fake.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
@@ -34,17 +34,17 @@ __all__ = [
     "AUTO",
     "AUTO_DESCRIPTION",
     "BUILTIN_CHAINS",
-    "EFFORTS",
     "CatalogueModel",
     "ChainConfigError",
     "ModelCatalogue",
+    "Needs",
     "ResolvedChain",
     "UnknownModelError",
+    "UnmetNeedsError",
     "VirtualModel",
     "free_tail_order",
     "merge_chains",
     "parse_user_chains",
-    "reasoning_effort",
     "resolve",
     "resolve_all",
     "resolve_auto",
@@ -65,7 +65,9 @@ AUTO_DESCRIPTION = (
 
 
 class CatalogueModel(Protocol):
-    """A model as this module sees it. ``context`` (int | None), when present, orders free models."""
+    """A model as this module sees it. ``context`` (int | None), when present, orders free models;
+    ``input_modalities`` (strings) and ``tool_call`` (bool | None), when present, say what it can
+    take (see `Needs`)."""
 
     @property
     def id(self) -> str: ...
@@ -368,6 +370,69 @@ class UnknownModelError(LookupError):
 
 
 @dataclass(frozen=True)
+class Needs:
+    """What a call needs of the model that answers it.
+
+    Attributes:
+        images: the call has image parts: only models whose catalogue entry lists image
+            input can answer (an entry that says nothing is not known to take images, and a
+            model sent an image it cannot read refuses the whole request).
+        tools: the call offers tools or carries tool calls: models whose entry says they
+            cannot call tools are left out; an entry that says nothing counts as able.
+    """
+
+    images: bool = False
+    tools: bool = False
+
+    def __bool__(self) -> bool:
+        return self.images or self.tools
+
+    def describe(self) -> str:
+        """The abilities needed, as a phrase: "take images and call tools"."""
+        wanted = [
+            words for needed, words in ((self.images, "take images"), (self.tools, "call tools")) if needed
+        ]
+        return " and ".join(wanted)
+
+    def missing(self, model: object) -> str | None:
+        """What ``model`` lacks of these needs, as a phrase ("takes no images"), or None."""
+        lacks: list[str] = []
+        if self.images and "image" not in (getattr(model, "input_modalities", None) or ()):
+            lacks.append("takes no images")
+        if self.tools and getattr(model, "tool_call", None) is False:
+            lacks.append("cannot call tools")
+        return " and ".join(lacks) or None
+
+
+class UnmetNeedsError(LookupError):
+    """No model left for ``requested`` can do what the call needs.
+
+    Attributes:
+        requested: the model or chain asked for.
+        needs: what the call needs.
+        left_out: each model left out, with what it lacks.
+    """
+
+    def __init__(self, requested: str, chain: str | None, needs: Needs, left_out: Mapping[str, str]) -> None:
+        self.requested = requested
+        self.chain = chain
+        self.needs = needs
+        self.left_out = dict(left_out)
+        if chain is None and len(self.left_out) == 1:
+            model, lack = next(iter(self.left_out.items()))
+            named = repr(requested) + ("" if requested.casefold() == model.casefold() else f" ({model})")
+            message = (
+                f"model {named} {lack} (so says Puter's catalogue): name a model that can {needs.describe()}"
+            )
+        else:
+            listing = "; ".join(f"{model} {lack}" for model, lack in self.left_out.items())
+            message = f"no model of {requested!r} can {needs.describe()}: " + (
+                listing if listing else "none is in the catalogue today"
+            )
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
 class ResolvedChain(Generic[M]):
     """The models to try for one request, in order.
 
@@ -378,6 +443,8 @@ class ResolvedChain(Generic[M]):
             the first occurrence keeps its place), the free tail included.
         skipped: chain entries that the catalogue does not know (retired or misspelt).
         free_tail: ids of the free models appended after the chain's own members.
+        left_out: models the catalogue knows but that cannot do what the call needs (`Needs`),
+            each with what it lacks.
     """
 
     requested: str
@@ -385,6 +452,7 @@ class ResolvedChain(Generic[M]):
     models: list[M]
     skipped: list[str]
     free_tail: list[str]
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[str]:
@@ -448,6 +516,7 @@ def resolve(
     chains: Mapping[str, VirtualModel],
     fallback_to_free: bool,
     closest: Callable[[str], Sequence[str]] | None = None,
+    needs: Needs = Needs(),
 ) -> ResolvedChain[M]:
     """The models to try for ``requested``, in order.
 
@@ -460,6 +529,8 @@ def resolve(
             ``fallback`` argument, already combined by the caller). When False no free tail is
             added, whatever the chain says.
         closest: suggests names for an unknown model (e.g. the catalogue's ``closest``).
+        needs: what the call needs (images, tools); models that cannot do it are left out
+            (``left_out``), from the chain and from the free tail alike.
 
     A chain gives its members found in the catalogue (the rest go to ``skipped``), then, when
     both the chain's ``free_fallback`` and ``fallback_to_free`` allow it, the free models in
@@ -469,6 +540,8 @@ def resolve(
 
     Raises:
         UnknownModelError: ``requested`` is neither a chain nor a model in the catalogue.
+        UnmetNeedsError: the model named cannot do what the call needs (the free tail does
+            not stand in for it: the caller named that model), or no model of the chain can.
         ValueError: ``requested`` is empty or ``auto`` (use `resolve_auto`).
     """
     name = requested.strip()
@@ -497,23 +570,36 @@ def resolve(
 
     models: list[M] = []
     seen: set[str] = set()
-    for model in found:
-        if model.id.casefold() not in seen:
-            seen.add(model.id.casefold())
-            models.append(model)
+    left_out: dict[str, str] = {}
+
+    def keep(model: M) -> bool:
+        if model.id.casefold() in seen:
+            return False
+        seen.add(model.id.casefold())
+        lack = needs.missing(model) if needs else None
+        if lack is not None:
+            left_out[model.id] = lack
+            return False
+        return True
+
+    models.extend(model for model in found if keep(model))
+    if chain is None and left_out:
+        raise UnmetNeedsError(name, None, needs, left_out)
     free_tail: list[str] = []
     if with_free:
         for model in free_tail_order(catalogue.free_models()):
-            if model.id.casefold() not in seen:
-                seen.add(model.id.casefold())
+            if keep(model):
                 models.append(model)
                 free_tail.append(model.id)
+    if not models and left_out:
+        raise UnmetNeedsError(name, chain.name if chain is not None else None, needs, left_out)
     return ResolvedChain(
         requested=requested,
         chain=chain.name if chain is not None else None,
         models=models,
         skipped=skipped,
         free_tail=free_tail,
+        left_out=left_out,
     )
 
 
@@ -524,21 +610,29 @@ def resolve_auto(
     chains: Mapping[str, VirtualModel],
     fallback_to_free: bool,
     router: AutoRouter | None = None,
+    needs: Needs = Needs(),
 ) -> tuple[AutoChoice, ResolvedChain[M]]:
     """Resolve ``auto``: choose a chain from the message, then resolve that chain.
 
     The chain is looked up in ``chains`` first (so a user's override of ``chat-smart`` is what
     ``auto`` uses), and in the built-ins if the router names one that ``chains`` lacks.
+    ``needs`` filters the chain's models as in `resolve`.
+
+    Raises:
+        UnmetNeedsError: no model of the chosen chain can do what the call needs.
     """
     choice = (router or _ROUTER).choose(last_user_message)
     effective = chains if _chain_named(choice.chain, chains) is not None else merge_chains(chains)
-    resolved = resolve(choice.chain, catalogue, chains=effective, fallback_to_free=fallback_to_free)
+    resolved = resolve(
+        choice.chain, catalogue, chains=effective, fallback_to_free=fallback_to_free, needs=needs
+    )
     return choice, ResolvedChain(
         requested=AUTO,
         chain=resolved.chain,
         models=resolved.models,
         skipped=resolved.skipped,
         free_tail=resolved.free_tail,
+        left_out=resolved.left_out,
     )
 
 
@@ -555,43 +649,3 @@ def resolve_all(
     return {
         name: resolve(name, catalogue, chains=chains, fallback_to_free=fallback_to_free) for name in chains
     }
-
-
-# --- reasoning ----------------------------------------------------------------------------------
-
-EFFORTS = ("low", "medium", "high")
-
-
-def reasoning_effort(effort: str | None, thinking_budget: int | None) -> str | None:
-    """The one reasoning effort to send to Puter, from either way a caller may ask for it.
-
-    Puter takes an effort level (low/medium/high) and silently ignores an Anthropic-style
-    thinking budget, so a budget is translated: up to 1024 tokens is low, up to 4096 medium,
-    more is high (Puter maps the levels back to 1024/4096/8192 for Claude).
-
-    Raises:
-        ValueError: both are given (they could disagree, and Puter must never get both), the
-            effort is not low/medium/high, or the budget is not a positive whole number.
-    """
-    if effort is not None and thinking_budget is not None:
-        raise ValueError(
-            "give either reasoning_effort or a thinking budget, not both: Puter takes a single "
-            "effort level and the two could disagree"
-        )
-    if effort is not None:
-        normalised = effort.strip().lower()
-        if normalised not in EFFORTS:
-            raise ValueError(f"reasoning_effort must be one of low, medium, high; got {effort!r}")
-        return normalised
-    if thinking_budget is not None:
-        if isinstance(thinking_budget, bool) or not isinstance(thinking_budget, int) or thinking_budget < 1:
-            raise ValueError(
-                f"a thinking budget must be a positive number of tokens, got {thinking_budget!r}; "
-                "leave it out for no extended reasoning"
-            )
-        if thinking_budget <= 1024:
-            return "low"
-        if thinking_budget <= 4096:
-            return "medium"
-        return "high"
-    return None

@@ -15,12 +15,12 @@ request we stamp at t reaches Puter a little later and leaves Puter's window a l
 
 from __future__ import annotations
 
-import enum
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from puter_mcp.puter.tiers import Tier  # defined below routing; re-exported for pacing's callers
 from puter_mcp.routing.state import Slot, SlotRefusal, SlotRequest, StateStore, WindowUsage
 
 __all__ = [
@@ -40,15 +40,6 @@ PUTER_WINDOW = 10.0
 
 DEFAULT_SAFETY_MARGIN = 0.5
 """Seconds added to Puter's window when counting our own requests."""
-
-
-class Tier(enum.StrEnum):
-    """An account's tier, as far as Puter's limits are concerned."""
-
-    PAID = "paid"
-    FREE = "free"
-    TEMP = "temp"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
