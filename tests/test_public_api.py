@@ -94,6 +94,7 @@ CORE_NAMES = [
     "NoCandidateLeft",
     "NotSignedIn",
     "ReasoningDelta",
+    "ReasoningEffort",
     "ReasoningPart",
     "StreamFailed",
     "StreamProgress",

@@ -34,6 +34,7 @@ from puter_mcp.core import (
     ChatOutcome,
     ModelsPage,
     ModelsQuery,
+    ReasoningEffort,
     StreamProgress,
     ToolCallRecord,
 )
@@ -223,7 +224,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             int | None, Field(ge=1, strict=True, description="Longest answer, in tokens.")
         ] = None,
         reasoning_effort: Annotated[
-            Literal["low", "medium", "high"] | None,
+            ReasoningEffort | None,
             Field(description="How hard a reasoning model thinks before answering."),
         ] = None,
         thinking_budget: Annotated[

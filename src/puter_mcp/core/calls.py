@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from puter_mcp.core.errors import BadRequest
+from puter_mcp.puter.effort import ReasoningEffort
+from puter_mcp.puter.effort import reasoning_effort as effort_of
 
 if TYPE_CHECKING:
     from puter_mcp.routing.chains import Needs
@@ -42,6 +44,7 @@ __all__ = [
     "ImagePart",
     "ModelsQuery",
     "NamedTool",
+    "ReasoningEffort",
     "ReasoningPart",
     "Role",
     "TextPart",
@@ -260,7 +263,7 @@ class ChatCall(_Strict):
     # Strict: `true` or `12.0` is a mistake in the caller, not a number of tokens (pydantic would
     # otherwise turn them into 1 and 12). Every front end builds its call here.
     max_tokens: int | None = Field(default=None, ge=1, strict=True)
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    reasoning_effort: ReasoningEffort | None = None
     tools: list[Tool] = Field(default_factory=list)
     tool_choice: ToolChoice | None = None
     stop: str | list[str] | None = None
@@ -353,7 +356,6 @@ class ChatCall(_Strict):
             turns = _attach(turns, files=files, images=images)
         if system:
             turns = [Turn(role="system", content=system), *turns]
-        from puter_mcp.puter.wire import reasoning_effort as effort_of
 
         try:
             effort = effort_of(reasoning_effort, thinking_budget)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from puter_mcp.puter.effort import EFFORTS, ReasoningEffort, effort_from_thinking_budget, reasoning_effort
 from puter_mcp.puter.errors import FailureKind, PuterError, classify, classify_stream_error
 
 __all__ = [
@@ -45,9 +46,6 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
-ReasoningEffort = Literal["low", "medium", "high"]
-EFFORTS: tuple[ReasoningEffort, ...] = get_args(ReasoningEffort)
-"""The effort levels Puter takes, lowest first."""
 
 # Puter's driver coordinates for chat; fixed by its API, not configuration.
 _INTERFACE = "puter-chat-completion"
@@ -134,51 +132,6 @@ class ChatRequest(BaseModel):
         if self.provider is not None:
             args["provider"] = self.provider
         return {"interface": _INTERFACE, "driver": _DRIVER, "method": _METHOD, "args": args}
-
-
-def effort_from_thinking_budget(budget_tokens: int) -> ReasoningEffort:
-    """Translate an Anthropic-style ``thinking.budget_tokens`` into the effort Puter understands.
-
-    Puter silently ignores ``thinking`` and maps efforts to budgets 1024/4096/8192 for Claude,
-    so the nearest effort at or above the budget is the faithful translation: up to 1024 tokens
-    is low, up to 4096 medium, more is high.
-    """
-    if budget_tokens <= 1024:
-        return "low"
-    if budget_tokens <= 4096:
-        return "medium"
-    return "high"
-
-
-def reasoning_effort(effort: str | None, thinking_budget: int | None) -> ReasoningEffort | None:
-    """The one reasoning effort to send to Puter, from either way a caller may ask for it.
-
-    Puter takes an effort level (low/medium/high) and ignores a thinking budget, so a budget is
-    translated by `effort_from_thinking_budget`.
-
-    Raises:
-        ValueError: both are given (they could disagree, and Puter must never get both), the
-            effort is not low/medium/high, or the budget is not a positive whole number.
-    """
-    if effort is not None and thinking_budget is not None:
-        raise ValueError(
-            "give either reasoning_effort or a thinking budget, not both: Puter takes a single "
-            "effort level and the two could disagree"
-        )
-    if effort is not None:
-        normalised = effort.strip().lower()
-        for known in EFFORTS:
-            if normalised == known:
-                return known
-        raise ValueError(f"reasoning_effort must be one of {', '.join(EFFORTS)}; got {effort!r}")
-    if thinking_budget is not None:
-        if isinstance(thinking_budget, bool) or not isinstance(thinking_budget, int) or thinking_budget < 1:
-            raise ValueError(
-                f"a thinking budget must be a positive number of tokens, got {thinking_budget!r}; "
-                "leave it out for no extended reasoning"
-            )
-        return effort_from_thinking_budget(thinking_budget)
-    return None
 
 
 # --------------------------------------------------------------------------------------------

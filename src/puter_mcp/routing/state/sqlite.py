@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from puter_mcp.files import ensure_private_dir
+from puter_mcp.files import PRIVATE_FILE_MODE, ensure_private_dir
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.owners import Owner, is_running, this_process
 from puter_mcp.routing.state.protocol import CooldownChanges, WarningSink
@@ -269,7 +269,7 @@ def _create_private_file(path: Path) -> None:
     """
     ensure_private_dir(path.parent)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, PRIVATE_FILE_MODE)
     except FileExistsError:
         return
     os.close(fd)
