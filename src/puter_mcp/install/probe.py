@@ -160,6 +160,12 @@ async def probe_stdio(
                 failure = "exited before answering"
             except _ServerError as exc:
                 failure = str(exc)
+            if failure == "exited before answering" and process.returncode is None:
+                # Its output closed: it is ending. Let asyncio's child watcher collect its
+                # status first: `terminate` polls the process (so as not to signal a reused
+                # pid), which would collect it instead, and asyncio would then report 255.
+                with anyio.move_on_after(2):
+                    await process.wait()
             if process.returncode is None:
                 process.terminate()
             with anyio.move_on_after(5):
