@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,7 +119,7 @@ class Backend:
             )
         return self._engine
 
-    async def chat_stream(
+    def chat_stream(
         self, call: ChatCall, *, restart_after_output: bool = False
     ) -> AsyncGenerator[ChatEvent, None]:
         """Answer a chat call as a stream of events (`puter_mcp.core.events`).
@@ -137,10 +136,9 @@ class Backend:
         Raises:
             BackendError: before any content, when no candidate can answer.
         """
-        events = self._engine_now().chat_stream(call, restart_after_output=restart_after_output)
-        async with aclosing(events):
-            async for event in events:
-                yield event
+        # The pipeline's own generator, not one wrapped around it: a layer more would cost a
+        # resumption per event.
+        return self._engine_now().chat_stream(call, restart_after_output=restart_after_output)
 
     async def chat(
         self, call: ChatCall, on_progress: Callable[[StreamProgress], None] | None = None

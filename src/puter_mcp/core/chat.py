@@ -468,11 +468,11 @@ class _Relay:
     async def send(self, event: wire.StreamEvent) -> None:
         converted: ChatEvent
         match event:
-            case wire.TextDelta(text=text):
+            case TextDelta(text=text):
                 self._progress.received.append(text)
-                converted = TextDelta(text)
-            case wire.ReasoningDelta(text=text):
-                converted = ReasoningDelta(text)
+                converted = event  # the same object: nothing to convert
+            case ReasoningDelta():
+                converted = event
             case wire.ToolCallEvent(call=call):
                 # Puter sends each tool call whole: one delta carries all of it.
                 converted = ToolCallDelta(self._tool_calls, call.id, call.name, call.arguments_json)

@@ -15,7 +15,9 @@ may send its response headers. A caller that delivers its result whole (`Backend
 CLI) may ask for a restart instead: the next candidate's `AttemptStarted` (with
 ``previous_failure``) then says that what came before it is void.
 
-Plain frozen dataclasses: one is made per delta, so they must cost next to nothing.
+Plain frozen dataclasses: one is made per delta, so they must cost next to nothing. The text
+and reasoning deltas are the very objects Puter's stream yields (`puter_mcp.puter.deltas`),
+passed on as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 
 from puter_mcp.core.errors import BackendError
 from puter_mcp.core.results import ChatOutcome
+from puter_mcp.puter.deltas import ReasoningDelta, TextDelta
 from puter_mcp.puter.errors import FailureKind
 
 __all__ = [
@@ -59,16 +62,6 @@ class Answering:
 
     model: str
     account: str
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    text: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from puter_mcp.puter.deltas import ReasoningDelta, TextDelta
 from puter_mcp.puter.effort import EFFORTS, ReasoningEffort, effort_from_thinking_budget, reasoning_effort
 from puter_mcp.puter.errors import FailureKind, PuterError, classify, classify_stream_error
 
@@ -220,16 +221,6 @@ class ChatResult(BaseModel):
 # Stream events
 # --------------------------------------------------------------------------------------------
 # Plain frozen dataclasses: one is built per NDJSON line, and they never cross a process boundary.
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
