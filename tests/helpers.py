@@ -121,31 +121,25 @@ class Setup:
     machine: Path
     env: dict[str, str]
 
+    def _machine(self) -> dict[str, Any]:
+        """What the doctor is told about this machine: its env, home and platform, no PATH."""
+        # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
+        return {
+            "env": self.env,
+            "home": self.machine,
+            "platform": "linux",
+            "which": lambda _name: None,
+            "launch_clients": False,
+        }
+
     async def check(self, settings: Settings | None = None, *, use_settings: bool = True) -> DoctorReport:
-        return await run_checks(
-            (settings or self.settings) if use_settings else None,
-            self.paths,
-            env=self.env,
-            home=self.machine,
-            platform="linux",
-            which=lambda _name: None,
-            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
-            launch_clients=False,
-        )
+        chosen = (settings or self.settings) if use_settings else None
+        return await run_checks(chosen, self.paths, **self._machine())
 
     def run(self, *argv: str, settings: Settings | None = None, use_settings: bool = True) -> int:
         args = build_cli_parser().parse_args(["doctor", *argv])
-        return doctor.run(
-            args,
-            (settings or self.settings) if use_settings else None,
-            self.paths,
-            env=self.env,
-            home=self.machine,
-            platform="linux",
-            which=lambda _name: None,
-            # Reading the configs is what these tests are about; test_doctor_launch.py starts them.
-            launch_clients=False,
-        )
+        chosen = (settings or self.settings) if use_settings else None
+        return doctor.run(args, chosen, self.paths, **self._machine())
 
     def launcher(self) -> Path:
         """A real, executable launcher, as `puter-mcp install` would point a client at."""
