@@ -110,6 +110,7 @@ CORE_NAMES = [
     "UsageInfo",
     "UsageUpdate",
     "VirtualModelRecord",
+    "effort_from_thinking_budget",
     "sandbox_home",
 ]
 

@@ -57,6 +57,7 @@ from puter_mcp.core.results import (
     UsageInfo,
     VirtualModelRecord,
 )
+from puter_mcp.puter.effort import effort_from_thinking_budget
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -103,5 +104,6 @@ __all__ = [
     "UsageInfo",
     "UsageUpdate",
     "VirtualModelRecord",
+    "effort_from_thinking_budget",
     "sandbox_home",
 ]
