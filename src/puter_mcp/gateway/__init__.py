@@ -1,0 +1,1 @@
+"""The HTTP gateway (placeholder until the skeleton lands)."""
