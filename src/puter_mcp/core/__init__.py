@@ -41,6 +41,7 @@ from puter_mcp.core.events import (
     ToolCallDelta,
     UsageUpdate,
 )
+from puter_mcp.core.readiness import Readiness
 from puter_mcp.core.results import (
     AccountsOverview,
     AccountStatus,
@@ -58,6 +59,7 @@ from puter_mcp.core.results import (
     VirtualModelRecord,
 )
 from puter_mcp.puter.effort import effort_from_thinking_budget
+from puter_mcp.puter.errors import FailureKind
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -78,6 +80,7 @@ __all__ = [
     "ContentPart",
     "CooldownInfo",
     "Credits",
+    "FailureKind",
     "Finished",
     "ImagePart",
     "ModelNotFound",
@@ -87,6 +90,7 @@ __all__ = [
     "NamedTool",
     "NoCandidateLeft",
     "NotSignedIn",
+    "Readiness",
     "ReasoningDelta",
     "ReasoningEffort",
     "ReasoningPart",
