@@ -28,13 +28,10 @@ from puter_mcp.core import (
     UsageUpdate,
 )
 from puter_mcp.gateway.anthropic import (
-    IMAGE_TOKENS,
-    TOOL_TOKENS,
     MessageStream,
     decode_signature,
     encode_signature,
     error_type,
-    estimate_input_tokens,
     message_body,
     parse_messages_request,
 )
@@ -280,31 +277,6 @@ def test_the_core_still_checks_the_conversation() -> None:
     # A tool result answering a call no assistant turn made.
     error = refused(body(user([{"type": "tool_result", "tool_use_id": "toolu_x", "content": "1"}])))
     assert "toolu_x" in str(error)
-
-
-def test_the_input_estimate_counts_text_images_and_tools() -> None:
-    plain = parse_messages_request(body(user("a" * 400), system="b" * 400), counting=True)
-    with_image = parse_messages_request(
-        body(
-            user(
-                [
-                    {"type": "text", "text": "a" * 400},
-                    {"type": "image", "source": {"type": "url", "url": "https://example.com/x.png"}},
-                ]
-            ),
-            system="b" * 400,
-        ),
-        counting=True,
-    )
-    with_tool = parse_messages_request(
-        body(user("a" * 400), system="b" * 400, tools=[{"name": "t", "input_schema": {"type": "object"}}]),
-        counting=True,
-    )
-    base = estimate_input_tokens(plain.call)
-    assert base == 200 + 2 * 4  # 800 characters / 4, and two turns
-    assert estimate_input_tokens(with_image.call) == base + IMAGE_TOKENS
-    schema_chars = len("t") + len('{"type":"object"}')
-    assert estimate_input_tokens(with_tool.call) == 200 + 8 + TOOL_TOKENS + (schema_chars + 3) // 4
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ closes the open block and opens the next. Then ``message_delta`` and ``message_s
 ``error`` event after what was already sent.
 
 Token counts: Puter reports them only at the end of an answer, so ``message_start`` carries
-`estimate_input_tokens` (the same estimate `count_tokens` answers, said in the
+the estimate `count_tokens` answers (`puter_mcp.gateway.estimate`, said in the
 ``X-Puter-Usage`` header) and ``message_delta`` the real counts.
 """
 
@@ -35,44 +35,55 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-import uuid
-from collections.abc import Mapping, Sequence
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 
 from puter_mcp.core import (
     BadRequest,
     ChatCall,
     ChatOutcome,
+    Finished,
     ImagePart,
     ReasoningDelta,
     ReasoningEffort,
+    StreamFailed,
     TextDelta,
     Tool,
     ToolCallDelta,
     UsageUpdate,
     effort_from_thinking_budget,
 )
+from puter_mcp.gateway.estimate import estimate_call_tokens, estimate_tokens
+from puter_mcp.gateway.exchange import Exchange
+from puter_mcp.gateway.failures import GatewayError, from_backend_error
+from puter_mcp.gateway.gate import OpenedAnswer
+from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, routes_for
 
 __all__ = [
-    "IMAGE_TOKENS",
+    "ANTHROPIC",
     "PING_INTERVAL_S",
     "SIGNATURE_PREFIX",
-    "TOOL_TOKENS",
-    "TURN_TOKENS",
+    "USAGE_HEADER",
+    "AnthropicApi",
+    "MessageEncoder",
     "MessageStream",
     "MessagesRequest",
     "decode_signature",
     "encode_signature",
     "error_body",
     "error_type",
-    "estimate_input_tokens",
     "message_body",
-    "new_message_id",
+    "messages_request",
     "parse_messages_request",
+    "routes",
     "stop_reason",
 ]
 
@@ -82,16 +93,6 @@ proxies with idle timeouts keep the stream open (Anthropic pings the same way)."
 
 SIGNATURE_PREFIX = "pmx1."
 """Marks a thinking signature this gateway made (version 1 of its layout)."""
-
-# The input estimate (docs/gateway-anthropic.md, "count_tokens"): characters / 4 over every text,
-# plus fixed costs for what is not text.
-CHARS_PER_TOKEN = 4
-IMAGE_TOKENS = 1600
-"""An image, counted as Anthropic counts one of about 1.15 megapixels (its usual resize)."""
-TOOL_TOKENS = 50
-"""Per tool, on top of its name, description and schema: the framing vendors add per tool."""
-TURN_TOKENS = 4
-"""Per turn: role markers and separators."""
 
 USAGE_HEADER = "X-Puter-Usage"
 """Says which token counts of an answer are estimates (``estimated-input``, ``estimated``)."""
@@ -462,40 +463,12 @@ def parse_messages_request(body: Mapping[str, Any], *, counting: bool = False) -
     return MessagesRequest(call=call, stream=stream, stop_sequences=stop_sequences)
 
 
-def estimate_input_tokens(call: ChatCall) -> int:
-    """What the call's input counts in tokens, estimated without asking anyone.
-
-    Characters / 4 over every text (turns, reasoning, tool calls' arguments, tool names,
-    descriptions and schemas), plus `IMAGE_TOKENS` per image, `TOOL_TOKENS` per tool and
-    `TURN_TOKENS` per turn. Cheap: Claude Code asks before every turn.
-    """
-    chars = 0
-    fixed = 0
-    for turn in call.messages:
-        fixed += TURN_TOKENS
-        if isinstance(turn.content, str):
-            chars += len(turn.content)
-        else:
-            for part in turn.content:
-                if isinstance(part, ImagePart):
-                    fixed += IMAGE_TOKENS
-                else:
-                    chars += len(part.text)
-        for tool_call in turn.tool_calls:
-            chars += len(tool_call.name) + len(tool_call.arguments)
-    for tool in call.tools:
-        fixed += TOOL_TOKENS
-        chars += len(tool.name) + len(tool.description or "")
-        chars += len(json.dumps(tool.parameters, separators=(",", ":")))
-    return max(1, math.ceil(chars / CHARS_PER_TOKEN) + fixed)
-
-
 # --------------------------------------------------------------------------------------------
 # Answers
 
 
 def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex
+    return "msg_" + secrets.token_hex(12)
 
 
 StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence"]
@@ -524,9 +497,9 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
 
 
 def _output_estimate(outcome: ChatOutcome) -> int:
-    chars = len(outcome.text) + len(outcome.reasoning or "")
-    chars += sum(len(call.name) + len(call.arguments_json) for call in outcome.tool_calls)
-    return max(1, math.ceil(chars / CHARS_PER_TOKEN))
+    pieces = [outcome.text, outcome.reasoning or ""]
+    pieces.extend(call.name + call.arguments_json for call in outcome.tool_calls)
+    return max(1, sum(estimate_tokens(piece) for piece in pieces))
 
 
 def message_body(
@@ -565,7 +538,7 @@ def message_body(
 
 
 def _sse(kind: str, data: Mapping[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
 
 
 BlockKind = Literal["thinking", "text", "tool_use"]
@@ -593,7 +566,7 @@ class MessageStream:
         self._open: BlockKind | None = None
         self._open_tool: int | None = None
         self._tools_seen: set[int] = set()
-        self._output_chars = 0
+        self._output: list[str] = []
         self._usage: UsageUpdate | None = None
 
     def start(self) -> bytes:
@@ -642,11 +615,11 @@ class MessageStream:
         """The events for one content (or usage) event of the core."""
         match event:
             case TextDelta(text=text):
-                self._output_chars += len(text)
+                self._output.append(text)
                 out = b"" if self._open == "text" else self._begin("text", {"type": "text", "text": ""})
                 return out + self._delta({"type": "text_delta", "text": text})
             case ReasoningDelta(text=text):
-                self._output_chars += len(text)
+                self._output.append(text)
                 out = (
                     b""
                     if self._open == "thinking"
@@ -654,7 +627,7 @@ class MessageStream:
                 )
                 return out + self._delta({"type": "thinking_delta", "thinking": text})
             case ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments):
-                self._output_chars += len(arguments) + len(name or "")
+                self._output.append((name or "") + arguments)
                 out = b""
                 if not (self._open == "tool_use" and self._open_tool == index):
                     if index in self._tools_seen:
@@ -686,7 +659,7 @@ class MessageStream:
             return outcome.usage.input_tokens, outcome.usage.output_tokens
         if self._usage is not None and self._usage.total_tokens:
             return self._usage.input_tokens, self._usage.output_tokens
-        return self.input_estimate, max(1, math.ceil(self._output_chars / CHARS_PER_TOKEN))
+        return self.input_estimate, max(1, estimate_tokens("".join(self._output)))
 
     def finish(self, outcome: ChatOutcome | None) -> bytes:
         """Close the open block, then ``message_delta`` (stop reason, real counts) and
@@ -746,3 +719,98 @@ def error_type(status: int, category: str | None = None) -> str:
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+class AnthropicApi:
+    """Anthropic's error shape: ``{"type": "error", "error": {"type", "message"}}``."""
+
+    name = "anthropic"
+
+    def error_response(self, error: GatewayError) -> Response:
+        headers = {**error.headers(), "request-id": _request_id()}
+        body = error_body(error_type(error.status, error.category), error.message)
+        return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+ANTHROPIC = AnthropicApi()
+
+
+def messages_request(body: Mapping[str, Any], *, counting: bool = False) -> MessagesRequest:
+    """`parse_messages_request`, refusing with the gateway's 400.
+
+    Raises:
+        GatewayError: 400 naming the field (``messages.2.content.0.source``).
+    """
+    try:
+        return parse_messages_request(body, counting=counting)
+    except BadRequest as exc:
+        raise GatewayError(400, exc.message, param=exc.argument) from exc
+
+
+class MessageEncoder:
+    """The SSE body of one streamed message: `MessageStream` over the opened answer's events,
+    ending with an ``error`` event when the answer breaks off."""
+
+    def __init__(self, *, message_id: str, input_estimate: int) -> None:
+        self.message_id, self.input_estimate = message_id, input_estimate
+
+    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
+        stream = MessageStream(
+            message_id=self.message_id, model=opened.model, input_estimate=self.input_estimate
+        )
+        yield stream.start()
+        async for event in opened.events():
+            if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta | UsageUpdate):
+                chunk = stream.feed(event)
+                if chunk:
+                    yield chunk
+            elif isinstance(event, Finished):
+                yield stream.finish(event.outcome)
+            elif isinstance(event, StreamFailed):
+                error = from_backend_error(event.error, now=time.time())
+                yield stream.fail(error_type(error.status, error.category), error.message)
+
+
+def routes(gateway: Gateway) -> list[BaseRoute]:
+    async def messages(request: Request, exchange: Exchange) -> Response:
+        parsed = messages_request(await read_json(request))
+        call = parsed.call
+        await gateway.admit(request, exchange, call.model)
+        message_id = new_message_id()
+        input_estimate = estimate_call_tokens(call)
+        if parsed.stream:
+            return gateway.stream(
+                ANTHROPIC,
+                exchange,
+                call,
+                encoder=MessageEncoder(message_id=message_id, input_estimate=input_estimate),
+                media_type="text/event-stream",
+                headers={USAGE_HEADER: "estimated-input", "request-id": _request_id()},
+                ping=MessageStream.ping(),
+                ping_every=PING_INTERVAL_S,
+            )
+        outcome = await gateway.whole(request, exchange, call)
+        body, estimated = message_body(outcome, message_id=message_id, input_estimate=input_estimate)
+        headers = {**answer_headers(exchange), "request-id": _request_id()}
+        if estimated:
+            headers[USAGE_HEADER] = "estimated"
+        return JSONResponse(body, headers=headers)
+
+    async def count_tokens(request: Request, exchange: Exchange) -> Response:
+        # Claude Code asks before every turn: answered here, from the parsed call, never upstream.
+        parsed = messages_request(await read_json(request), counting=True)
+        await gateway.admit(request, exchange, parsed.call.model)
+        return JSONResponse(
+            {"input_tokens": estimate_call_tokens(parsed.call)},
+            headers={USAGE_HEADER: "estimated-input", "request-id": _request_id()},
+        )
+
+    table = [
+        ("/v1/messages", messages, ["POST"]),
+        ("/v1/messages/count_tokens", count_tokens, ["POST"]),
+    ]
+    return routes_for(gateway, ANTHROPIC, table)
