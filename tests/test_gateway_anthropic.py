@@ -25,7 +25,7 @@ CLAUDE_ID = "claude-sonnet-4-5-20250929"  # the id the emulator's catalogue reso
 GPT = "gpt-5-nano"
 GPT_ID = "gpt-5-nano-2025-08-07"
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-WEATHER = {
+WEATHER: Any = {
     "name": "weather",
     "description": "Today's weather in a city.",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
@@ -45,7 +45,7 @@ def client(served: RunningGateway) -> Iterator[anthropic.Anthropic]:
         yield made
 
 
-def user(content: Any) -> dict[str, Any]:
+def user(content: Any) -> Any:
     return {"role": "user", "content": content}
 
 
@@ -125,7 +125,7 @@ def test_an_image_block_reaches_puter_as_an_image_part(
 
 def test_a_tool_use_round_trip(client: anthropic.Anthropic, emulator: Emulator) -> None:
     asked = user('call tool weather with {"city": "Paris"}')
-    first = client.messages.create(model=CLAUDE, max_tokens=200, tools=[WEATHER], messages=[asked])  # type: ignore[list-item]
+    first = client.messages.create(model=CLAUDE, max_tokens=200, tools=[WEATHER], messages=[asked])
     assert first.stop_reason == "tool_use"
     tool_use = next(block for block in first.content if block.type == "tool_use")
     assert tool_use.name == "weather" and tool_use.input == {"city": "Paris"}
@@ -133,10 +133,10 @@ def test_a_tool_use_round_trip(client: anthropic.Anthropic, emulator: Emulator) 
     second = client.messages.create(
         model=CLAUDE,
         max_tokens=200,
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
         messages=[
             asked,
-            {"role": "assistant", "content": first.content},  # type: ignore[typeddict-item]
+            {"role": "assistant", "content": first.content},
             user([{"type": "tool_result", "tool_use_id": tool_use.id, "content": "sunny, 24 C"}]),
         ],
     )
@@ -172,7 +172,7 @@ def test_a_signed_thinking_block_goes_back_to_its_own_model_only(
     # A block signed with what the emulator's Claude accepts back (its vendor signature).
     signature = encode_signature(CLAUDE_ID, f"emulator-signature:{CLAUDE_ID}")
 
-    def conversation() -> list[dict[str, Any]]:
+    def conversation() -> Any:
         return [
             user("first question"),
             {
@@ -185,7 +185,7 @@ def test_a_signed_thinking_block_goes_back_to_its_own_model_only(
             user("second question"),
         ]
 
-    client.messages.create(model=CLAUDE, max_tokens=200, messages=conversation())  # type: ignore[arg-type]
+    client.messages.create(model=CLAUDE, max_tokens=200, messages=conversation())
     to_claude = emulator.chat_requests()[-1].messages[1]["content"]
     assert {
         "type": "thinking",
@@ -193,7 +193,7 @@ def test_a_signed_thinking_block_goes_back_to_its_own_model_only(
         "signature": f"emulator-signature:{CLAUDE_ID}",
     } in (to_claude)
 
-    answered = client.messages.create(model=GPT, max_tokens=200, messages=conversation())  # type: ignore[arg-type]
+    answered = client.messages.create(model=GPT, max_tokens=200, messages=conversation())
     assert answered.model == GPT_ID
     to_gpt = emulator.chat_requests()[-1].messages[1]["content"]
     assert to_gpt == [{"type": "text", "text": "first answer"}]
@@ -228,7 +228,7 @@ def test_count_tokens_answers_an_estimate_without_asking_puter(
     larger = client.messages.count_tokens(
         model=CLAUDE,
         system="x" * 400,
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
         messages=[user("hi")],
     )
     assert small.input_tokens > 0
@@ -266,7 +266,7 @@ def test_a_streamed_tool_call_is_a_tool_use_block_with_its_input(client: anthrop
     with client.messages.stream(
         model=CLAUDE,
         max_tokens=200,
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
         messages=[user('call tool weather with {"city": "Rome"}')],
     ) as stream:
         final = stream.get_final_message()

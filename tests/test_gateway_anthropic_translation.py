@@ -244,6 +244,12 @@ def test_unknown_fields_and_accepted_extras_are_ignored() -> None:
     assert parsed.call.messages[0].text == "hi"
 
 
+def test_a_tool_choice_without_tools_is_dropped_unless_it_asks_for_a_call() -> None:
+    assert parse_messages_request(body(user("hi"), tool_choice={"type": "none"})).call.tool_choice is None
+    assert parse_messages_request(body(user("hi"), tool_choice={"type": "auto"})).call.tool_choice is None
+    assert "no `tools`" in str(refused(body(user("hi"), tool_choice={"type": "any"})))
+
+
 def test_server_tools_are_refused_naming_them() -> None:
     error = refused(
         body(user("hi"), tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}])

@@ -141,7 +141,6 @@ class MessagesRequest:
 
     call: ChatCall
     stream: bool
-    stop_sequences: tuple[str, ...] = ()
 
 
 def _bad(where: str, message: str) -> BadRequest:
@@ -448,6 +447,10 @@ def parse_messages_request(body: Mapping[str, Any], *, counting: bool = False) -
             raise _bad(f"{where}.role", f"`user` or `assistant` (system goes in `system`), got {role!r}")
 
     stop_sequences = _stop_sequences(body.get("stop_sequences"))
+    tools = _tools(body["tools"]) if body.get("tools") is not None else []
+    tool_choice = _tool_choice(body.get("tool_choice"))
+    if not tools and tool_choice in ("auto", "none"):
+        tool_choice = None  # vendors refuse a tool choice without tools; with none it says nothing
     call = ChatCall.parse(
         {
             "messages": turns,
@@ -455,12 +458,12 @@ def parse_messages_request(body: Mapping[str, Any], *, counting: bool = False) -
             "temperature": temperature,
             "max_tokens": max_tokens,
             "reasoning_effort": _effort(body),
-            "tools": _tools(body["tools"]) if body.get("tools") is not None else [],
-            "tool_choice": _tool_choice(body.get("tool_choice")),
+            "tools": tools,
+            "tool_choice": tool_choice,
             "stop": list(stop_sequences) or None,
         }
     )
-    return MessagesRequest(call=call, stream=stream, stop_sequences=stop_sequences)
+    return MessagesRequest(call=call, stream=stream)
 
 
 # --------------------------------------------------------------------------------------------
