@@ -7,12 +7,13 @@ where the client would hide the framing (block indexes, event order, the error e
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
+import httpx2
 import pytest
 
 from puter_mcp.emulator import Fault
@@ -49,10 +50,10 @@ def user(content: Any) -> Any:
     return {"role": "user", "content": content}
 
 
-def sse(url: str, body: dict[str, Any]) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
+def sse(url: str, body: dict[str, Any]) -> tuple[httpx2.Response, list[tuple[str, dict[str, Any]]]]:
     """POST a streamed request; the response and its (event, data) pairs, each checked to be
     framed as Anthropic frames them (an ``event:`` line naming the data's ``type``)."""
-    with httpx.Client(timeout=30) as http:
+    with httpx2.Client(timeout=30) as http:
         response = http.post(f"{url}/v1/messages", json={**body, "stream": True}, headers={"x-api-key": "k"})
         raw = response.text
     events: list[tuple[str, dict[str, Any]]] = []
@@ -123,6 +124,27 @@ def test_an_image_block_reaches_puter_as_an_image_part(
     }
 
 
+def test_stop_sequences_temperature_and_tool_choice_reach_puter(
+    client: anthropic.Anthropic, emulator: Emulator
+) -> None:
+    client.messages.create(
+        model=CLAUDE,
+        max_tokens=100,
+        stop_sequences=["END"],
+        metadata={"user_id": "someone"},
+        # Fields this client version no longer has, as older clients send them.
+        extra_body={"temperature": 0.3, "top_k": 5},
+        tools=[WEATHER],
+        tool_choice={"type": "tool", "name": "weather"},
+        messages=[user("hi")],
+    )
+    (sent,) = emulator.chat_requests()
+    assert sent.args is not None
+    assert (sent.args["stop"], sent.args["temperature"], sent.args["max_tokens"]) == (["END"], 0.3, 100)
+    assert sent.args["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert "top_k" not in sent.args and "metadata" not in sent.args
+
+
 def test_a_tool_use_round_trip(client: anthropic.Anthropic, emulator: Emulator) -> None:
     asked = user('call tool weather with {"city": "Paris"}')
     first = client.messages.create(model=CLAUDE, max_tokens=200, tools=[WEATHER], messages=[asked])
@@ -150,7 +172,7 @@ def test_a_tool_use_round_trip(client: anthropic.Anthropic, emulator: Emulator) 
 
 
 def test_a_thinking_budget_reaches_puter_as_an_effort_and_the_thinking_block_comes_first(
-    client: anthropic.Anthropic,
+    client: anthropic.Anthropic, emulator: Emulator
 ) -> None:
     message = client.messages.create(
         model=CLAUDE,
@@ -164,6 +186,10 @@ def test_a_thinking_budget_reaches_puter_as_an_effort_and_the_thinking_block_com
     # The emulator reasons aloud about the effort it was asked for: 2048 tokens is medium.
     assert "Reasoning with medium effort" in thinking.thinking
     assert decode_signature(thinking.signature) == (CLAUDE_ID, None)
+    (sent,) = emulator.chat_requests()
+    assert sent.args is not None
+    assert sent.args["reasoning"] == {"effort": "medium"}
+    assert "thinking" not in sent.args  # one effort, never a budget beside it
 
 
 def test_a_signed_thinking_block_goes_back_to_its_own_model_only(
@@ -386,6 +412,28 @@ def test_the_sdk_raises_the_error_event_of_a_broken_stream(
             pass
 
 
+def test_a_client_that_disconnects_cancels_the_upstream_request(
+    served: RunningGateway, emulator: Emulator
+) -> None:
+    emulator.state.add_fault(Fault.STALL_MID_STREAM, model=CLAUDE, times=None)
+    body = {"model": CLAUDE, "max_tokens": 100, "stream": True, "messages": [user("hi")]}
+    with (
+        httpx2.Client(timeout=20) as http,
+        http.stream("POST", served.url + "/v1/messages", json=body) as response,
+    ):
+        assert response.status_code == 200
+        next(response.iter_lines())  # the answer began
+        assert emulator.state.in_flight(emulator.paid.username) == 1
+    # Closed without reading on: the gateway closes the upstream request.
+    done = threading.Event()
+    for _ in range(200):
+        if emulator.state.in_flight(emulator.paid.username) == 0:
+            done.set()
+            break
+        done.wait(0.05)
+    assert done.is_set(), "the upstream request is still open"
+
+
 # --------------------------------------------------------------------------------------------
 # Errors
 
@@ -402,7 +450,7 @@ def test_an_unknown_model_is_a_404_not_found_error(client: anthropic.Anthropic, 
 
 
 def test_a_missing_max_tokens_is_a_400_invalid_request_error(served: RunningGateway) -> None:
-    with httpx.Client(timeout=30) as http:
+    with httpx2.Client(timeout=30) as http:
         response = http.post(f"{served.url}/v1/messages", json={"model": CLAUDE, "messages": [user("hi")]})
     assert response.status_code == 400
     body = response.json()
@@ -412,7 +460,7 @@ def test_a_missing_max_tokens_is_a_400_invalid_request_error(served: RunningGate
 
 
 def test_a_body_that_is_not_json_is_refused_in_anthropics_shape(served: RunningGateway) -> None:
-    with httpx.Client(timeout=30) as http:
+    with httpx2.Client(timeout=30) as http:
         response = http.post(
             f"{served.url}/v1/messages", content=b"{not json", headers={"anthropic-version": "2099-01-01"}
         )
@@ -423,12 +471,12 @@ def test_a_body_that_is_not_json_is_refused_in_anthropics_shape(served: RunningG
 def test_nobody_left_to_answer_is_a_real_status_before_any_stream(
     served: RunningGateway, emulator: Emulator
 ) -> None:
-    emulator.state.add_fault(Fault.TOO_MANY_REQUESTS, model=CLAUDE, times=None)
+    emulator.state.add_fault(Fault.UPSTREAM_PROVIDER_UNAVAILABLE, times=None)  # every model is down
     response, events = sse(served.url, {"model": CLAUDE, "max_tokens": 50, "messages": [user("hi")]})
-    assert response.status_code == 429
+    assert response.status_code == 503, response.text
     assert events == []
-    assert response.json()["error"]["type"] == "rate_limit_error"
-    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["type"] == "overloaded_error"
 
 
 def test_server_tools_are_refused_naming_them(client: anthropic.Anthropic) -> None:

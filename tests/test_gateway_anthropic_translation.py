@@ -162,6 +162,28 @@ def test_a_thinking_budget_becomes_an_effort_and_disabled_thinking_none() -> Non
     assert effort({"type": "enabled", "budget_tokens": 4000}) == "medium"
     assert effort({"type": "enabled", "budget_tokens": 16000}) == "high"
     assert effort({"type": "disabled"}) is None
+    assert effort({"type": "adaptive"}) is None
+    assert effort({"type": "between_tools"}) is None
+
+
+@pytest.mark.parametrize(
+    ("thinking", "output_effort", "expected"),
+    [
+        ({"type": "adaptive"}, "low", "low"),
+        ({"type": "adaptive"}, "max", "high"),
+        (None, "xhigh", "high"),
+        ({"type": "disabled"}, "medium", None),
+        # A budget wins: Puter gets one effort, never two that could disagree.
+        ({"type": "enabled", "budget_tokens": 1024}, "high", "low"),
+    ],
+)
+def test_output_config_effort_is_the_effort_unless_thinking_says_otherwise(
+    thinking: dict[str, Any] | None, output_effort: str, expected: str | None
+) -> None:
+    extra: dict[str, Any] = {"output_config": {"effort": output_effort}}
+    if thinking is not None:
+        extra["thinking"] = thinking
+    assert parse_messages_request(body(user("hi"), **extra)).call.reasoning_effort == expected
 
 
 def test_a_signed_thinking_block_comes_back_as_reasoning_of_its_model_and_a_foreign_one_is_dropped() -> None:
@@ -227,6 +249,8 @@ def test_max_tokens_is_required_except_when_counting() -> None:
         ({"max_tokens": 12.0}, "max_tokens"),
         ({"stop_sequences": "END"}, "stop_sequences"),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
+        ({"thinking": {"type": 1}}, "thinking.type"),
+        ({"output_config": {"effort": "extreme"}}, "output_config.effort"),
         ({"tool_choice": {"type": "sometimes"}}, "tool_choice.type"),
         ({"metadata": "me"}, "metadata"),
         ({"system": [{"type": "image"}]}, "system.0.type"),

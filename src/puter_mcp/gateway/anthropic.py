@@ -9,7 +9,8 @@ user message                          tool turns for its tool_result blocks, in 
 assistant message                     an assistant turn: thinking blocks as ReasoningPart
                                       (model from the signature), text, tool_use as ToolCall
 tools / tool_choice                   function tools; auto | any -> required | tool -> named | none
-thinking.budget_tokens                the core's reasoning effort (effort_from_thinking_budget)
+thinking.budget_tokens                the core's reasoning effort (effort_from_thinking_budget);
+output_config.effort                  without a budget, the effort itself (one effort, never two)
 ```
 
 Thinking signatures. The core sends a thinking block back upstream only to the model that
@@ -371,21 +372,43 @@ def _tool_choice(value: Any) -> str | dict[str, Any] | None:
     raise _bad("tool_choice.type", f"one of auto, any, tool, none; got {kind!r}")
 
 
+# Anthropic's effort levels above Puter's highest.
+_EFFORTS: dict[str, ReasoningEffort] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+    "max": "high",
+}
+
+
 def _effort(body: Mapping[str, Any]) -> ReasoningEffort | None:
+    """The one effort to ask Puter for: from ``thinking.budget_tokens`` when thinking is
+    enabled with a budget, else from ``output_config.effort``, else none."""
     thinking = body.get("thinking")
-    if thinking is None:
+    if thinking is not None:
+        thinking = _expect_object(thinking, "thinking")
+        kind = thinking.get("type")
+        if not isinstance(kind, str):
+            raise _bad("thinking.type", f"expected a string, got {_type_name(kind)}")
+        if kind == "enabled":
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+                raise _bad("thinking.budget_tokens", f"a positive number of tokens, got {budget!r}")
+            return effort_from_thinking_budget(budget)
+        if kind == "disabled":
+            return None
+        # adaptive, between_tools and modes to come leave the amount to the model (and to
+        # output_config.effort): nothing here to refuse a newer client for.
+    output_config = body.get("output_config")
+    if output_config is None:
         return None
-    thinking = _expect_object(thinking, "thinking")
-    kind = thinking.get("type")
-    if kind == "enabled":
-        budget = thinking.get("budget_tokens")
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise _bad("thinking.budget_tokens", f"a positive number of tokens, got {budget!r}")
-        return effort_from_thinking_budget(budget)
-    if kind in ("disabled", "adaptive"):
-        # Adaptive thinking leaves the amount to the model: no effort is asked for.
+    effort = _expect_object(output_config, "output_config").get("effort")
+    if effort is None:
         return None
-    raise _bad("thinking.type", f"one of enabled, disabled, adaptive; got {kind!r}")
+    if effort not in _EFFORTS:
+        raise _bad("output_config.effort", f"one of {', '.join(_EFFORTS)}; got {effort!r}")
+    return _EFFORTS[effort]
 
 
 def _stop_sequences(value: Any) -> tuple[str, ...]:
