@@ -112,10 +112,10 @@ class ResponsesRequest:
     echo: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_request(body: Mapping[str, Any]) -> ResponsesRequest:
+def parse_request(body: Mapping[str, Any], *, default_model: str | None = None) -> ResponsesRequest:
     """Translate a Responses request body into the core's chat call.
 
-    Unknown fields are ignored (clients add new ones every month); a known field of the wrong
+    `default_model` answers a request that names no model. Unknown fields are ignored (clients add new ones every month); a known field of the wrong
     type is refused, naming it.
 
     Raises:
@@ -157,8 +157,9 @@ def parse_request(body: Mapping[str, Any]) -> ResponsesRequest:
     tools, tools_echo = _tools(body.get("tools"))
     tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
 
-    data: dict[str, Any] = {"messages": turns.messages, "model": model or None, "tools": tools}
-    if tool_choice is not None:
+    data: dict[str, Any] = {"messages": turns.messages, "model": model or default_model, "tools": tools}
+    # "none" without tools says nothing; upstream, a tool choice without tools can be refused.
+    if tool_choice is not None and (tools or tool_choice != "none"):
         data["tool_choice"] = tool_choice
     if temperature is not None:
         data["temperature"] = temperature
