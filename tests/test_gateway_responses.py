@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -29,8 +31,10 @@ from puter_mcp.core import (
     UsageInfo,
     UsageUpdate,
 )
+from puter_mcp.emulator import Fault
 from puter_mcp.gateway.openai_responses import ResponseEvents, parse_request, response_object
 from puter_mcp.puter.errors import FailureKind
+from tests.helpers import Emulator, running_gateway
 
 PNG = "data:image/png;base64,iVBORw0KGgo="
 WEATHER = {
@@ -258,8 +262,11 @@ CALL = ToolCallRecord(
 
 
 def test_the_response_object_has_reasoning_message_and_calls_in_order_with_usage() -> None:
-    echo = parse_request({"input": "hi", "tools": [WEATHER]}).echo
-    made = response_object(outcome(reasoning="hmm", tool_calls=[CALL], finish_reason="tool_calls"), echo)
+    request = parse_request({"input": "hi", "tools": [WEATHER]})
+    made, estimated = response_object(
+        outcome(reasoning="hmm", tool_calls=[CALL], finish_reason="tool_calls"), request
+    )
+    assert estimated is False
     parsed = openai.types.responses.Response.model_validate(made)
     assert parsed.status == "completed" and parsed.model == "answered"
     assert [item.type for item in parsed.output] == ["reasoning", "message", "function_call"]
@@ -273,7 +280,7 @@ def test_the_response_object_has_reasoning_message_and_calls_in_order_with_usage
 
 
 def test_an_answer_cut_at_its_length_limit_is_incomplete() -> None:
-    made = response_object(outcome(finish_reason="length"), parse_request({"input": "hi"}).echo)
+    made, _ = response_object(outcome(finish_reason="length"), parse_request({"input": "hi"}))
     assert made["status"] == "incomplete"
     assert made["incomplete_details"] == {"reason": "max_output_tokens"}
     assert made["output"][0]["status"] == "incomplete"
@@ -301,7 +308,7 @@ def accumulate(events: list[dict[str, Any]]) -> ResponseStreamState[Any]:
 
 
 def test_streamed_events_build_the_items_the_sdk_accumulates() -> None:
-    stream = ResponseEvents("answered", parse_request({"input": "hi"}).echo)
+    stream = ResponseEvents("answered", parse_request({"input": "hi"}))
     body = stream.opening()
     for event in (
         ReasoningDelta("thinking"),
@@ -348,7 +355,7 @@ def test_streamed_events_build_the_items_the_sdk_accumulates() -> None:
 
 
 def test_a_stream_that_breaks_off_ends_with_response_failed_after_what_was_sent() -> None:
-    stream = ResponseEvents("answered", parse_request({"input": "hi"}).echo)
+    stream = ResponseEvents("answered", parse_request({"input": "hi"}))
     body = stream.opening() + stream.feed(TextDelta("Hel"))
     error = NoCandidateLeft("the stream broke off", kind=FailureKind.TRANSPORT, partial_text="Hel")
     body += stream.feed(StreamFailed(error))
@@ -361,3 +368,172 @@ def test_a_stream_that_breaks_off_ends_with_response_failed_after_what_was_sent(
     assert failed["output"][0]["status"] == "incomplete"
     assert failed["output"][0]["content"][0]["text"] == "Hel"
     accumulate(events)  # the SDK takes the events as they are
+
+
+# --------------------------------------------------------------------------------------------
+# The official client against a gateway over the emulator
+
+MODEL = "gpt-5-nano"
+CANONICAL = "gpt-5-nano-2025-08-07"  # the id the emulator's catalogue resolves MODEL to
+
+
+@pytest.fixture
+def served(emulator: Emulator, home: Path) -> Iterator[Any]:
+    with running_gateway(emulator, home, emulator.paid, emulator.free) as gateway:
+        yield gateway
+
+
+def client_of(served: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
+
+
+def test_create_with_a_string_answers_with_the_model_that_answered_and_its_usage(served: Any) -> None:
+    response = client_of(served).responses.create(model=MODEL, input="hello there")
+    assert response.id.startswith("resp_")
+    assert response.status == "completed"
+    assert response.model == CANONICAL
+    assert response.output_text.startswith(f'[{CANONICAL}] You said: "hello there"')
+    assert response.usage is not None and response.usage.input_tokens > 0 and response.usage.output_tokens > 0
+    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
+
+
+def test_instructions_reach_puter_as_the_first_system_message(served: Any) -> None:
+    client_of(served).responses.create(model=MODEL, input="hi", instructions="answer in French")
+    (sent,) = served.emulator.chat_requests()
+    assert sent.messages[0] == {"role": "system", "content": "answer in French"}
+    assert sent.messages[-1]["role"] == "user"
+
+
+def test_reasoning_effort_reaches_puter_as_its_effort(served: Any) -> None:
+    response = client_of(served).responses.create(model=MODEL, input="think", reasoning={"effort": "minimal"})
+    # The emulator reasons only when Puter's request carries an effort, and names it.
+    reasoning = response.output[0]
+    assert reasoning.type == "reasoning"
+    assert "Reasoning with low effort" in reasoning.summary[0].text
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+
+
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "name": "weather",
+    "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "strict": False,
+}
+
+
+def test_a_function_call_round_trip_with_items(served: Any) -> None:
+    client = client_of(served)
+    question: Any = {
+        "role": "user",
+        "content": [{"type": "input_text", "text": 'call tool weather with {"city": "Oslo"}'}],
+    }
+    first = client.responses.create(model=MODEL, input=[question], tools=[WEATHER_TOOL])
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert len(calls) == 1
+    call = calls[0]
+    assert (call.name, json.loads(call.arguments)) == ("weather", {"city": "Oslo"})
+
+    served.emulator.state.clear_requests()
+    second = client.responses.create(
+        model=MODEL,
+        input=[
+            question,
+            *first.output,
+            {"type": "function_call_output", "call_id": call.call_id, "output": "rain"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    assert second.output_text.startswith(f'[{CANONICAL}] The tool returned: "rain"')
+    (sent,) = served.emulator.chat_requests()
+    assistant, tool = sent.messages[-2], sent.messages[-1]
+    assert [c["id"] for c in assistant["tool_calls"]] == [call.call_id]
+    assert (tool["role"], tool["tool_call_id"], tool["content"]) == ("tool", call.call_id, "rain")
+
+
+def test_stream_deltas_accumulate_into_the_final_response_in_sequence(served: Any) -> None:
+    with client_of(served).responses.stream(model=MODEL, input="count for me") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    numbers = [event.sequence_number for event in events]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 0
+    deltas = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert deltas and final.output_text == deltas
+    assert final.status == "completed" and final.model == CANONICAL
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert final.usage is not None and final.usage.output_tokens > 0
+
+
+def test_a_streamed_tool_call_builds_its_function_call_item(served: Any) -> None:
+    with client_of(served).responses.stream(
+        model=MODEL, input='call tool weather with {"city": "Rome"}', tools=[WEATHER_TOOL]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert "response.function_call_arguments.delta" in kinds
+    assert kinds.index("response.function_call_arguments.done") < kinds.index("response.completed")
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert len(calls) == 1 and json.loads(calls[0].arguments) == {"city": "Rome"}
+    assert calls[0].call_id
+
+
+def test_previous_response_id_is_a_400_in_openais_shape(served: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client_of(served).responses.create(model=MODEL, input="hi", previous_response_id="resp_123")
+    body: Any = caught.value.body
+    assert caught.value.status_code == 400
+    assert body["param"] == "previous_response_id" and body["type"] == "invalid_request_error"
+    assert "no state" in body["message"]
+    assert served.emulator.chat_requests() == []
+
+
+def test_an_unknown_model_is_a_404_model_not_found(served: Any) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client_of(served).responses.create(model="gpt-5-nanoo", input="hi")
+    body: Any = caught.value.body
+    assert body["code"] == "model_not_found" and body["type"] == "invalid_request_error"
+    assert "gpt-5-nano" in body["message"]
+
+
+def test_a_429_before_the_first_byte_is_failed_over_with_exactly_one_answer(served: Any) -> None:
+    emulator = served.emulator
+    emulator.state.add_fault(Fault.TOO_MANY_REQUESTS, model=MODEL, account=emulator.paid.username)
+    with client_of(served).responses.stream(model=MODEL, input="hello") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert [event.type for event in events].count("response.created") == 1
+    assert [event.type for event in events].count("response.output_item.added") == 1
+    assert final.output_text.startswith(f'[{CANONICAL}] You said: "hello"')
+    assert [r.username for r in emulator.chat_requests()] == [emulator.paid.username, emulator.free.username]
+
+
+def test_no_candidate_left_is_a_real_status_not_a_200(served: Any) -> None:
+    # Every model is down: the fallback models too.
+    served.emulator.state.add_fault(Fault.UPSTREAM_PROVIDER_UNAVAILABLE, times=None)
+    with (
+        pytest.raises(openai.APIStatusError) as caught,
+        client_of(served).responses.stream(model=MODEL, input="hello") as stream,
+    ):
+        list(stream)
+    assert caught.value.status_code == 503
+    body: Any = caught.value.body
+    assert body["type"] == "server_error"
+
+
+def test_a_failure_after_the_first_byte_ends_with_response_failed_and_no_second_request(served: Any) -> None:
+    emulator = served.emulator
+    emulator.state.add_fault(
+        Fault.STREAM_ERROR_AFTER_TEXT, model=MODEL, times=None, text_lines=2, message="reset"
+    )
+    with client_of(served).responses.stream(model=MODEL, input="hello") as stream:
+        events = list(stream)
+    kinds = [event.type for event in events]
+    assert kinds[-1] == "response.failed"
+    assert "response.completed" not in kinds
+    sent = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    failed = events[-1]
+    assert failed.type == "response.failed" and failed.response.error is not None
+    assert failed.response.output[0].type == "message"
+    assert failed.response.output[0].content[0].text == sent != ""
+    assert len(emulator.chat_requests()) == 1

@@ -36,6 +36,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
 from puter_mcp.core import (
     BackendError,
     BadRequest,
@@ -49,12 +53,20 @@ from puter_mcp.core import (
     ToolCallDelta,
     UsageUpdate,
 )
+from puter_mcp.gateway.exchange import Exchange
+from puter_mcp.gateway.failures import from_backend_error
+from puter_mcp.gateway.gate import OpenedAnswer
+from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, routes_for
+from puter_mcp.gateway.openai_chat import OPENAI, finish_reason, usage_of
+from puter_mcp.gateway.openai_chat import _puter_note as routing_note
 
 __all__ = [
     "ResponseEvents",
+    "ResponsesEncoder",
     "ResponsesRequest",
     "parse_request",
     "response_object",
+    "routes",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -549,16 +561,26 @@ def _item_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _usage(outcome: ChatOutcome, call: ChatCall) -> tuple[dict[str, Any], bool]:
+    """The Responses usage object, and whether its counts are estimates (Puter reported none;
+    the rule of `/v1/chat/completions`, `usage_of`)."""
+    counts, estimated = usage_of(outcome, call)
+    input_tokens, output_tokens = counts["prompt_tokens"], counts["completion_tokens"]
     # Puter reports no cached or reasoning share of the counts: 0, as OpenAI says of a model
     # without them.
-    return {
+    usage = {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,
     }
+    return usage, estimated
+
+
+def _incomplete(outcome: ChatOutcome) -> bool:
+    """Whether the answer was cut at its length limit (Responses' ``max_output_tokens``)."""
+    return finish_reason(outcome) == "length"
 
 
 def _shell(
@@ -605,13 +627,9 @@ def _shell(
     }
 
 
-def _reasoning_item(item_id: str, text: str, status: str | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": item_id, "type": "reasoning", "summary": []}
-    if text:
-        item["summary"] = [{"type": "summary_text", "text": text}]
-    if status is not None:
-        item["status"] = status
-    return item
+def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    summary = [{"type": "summary_text", "text": text}] if text else []
+    return {"id": item_id, "type": "reasoning", "summary": summary}
 
 
 def _output_text(text: str) -> dict[str, Any]:
@@ -636,17 +654,18 @@ def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: st
 
 def response_object(
     outcome: ChatOutcome,
-    echo: Mapping[str, Any],
+    request: ResponsesRequest,
     *,
     response_id: str | None = None,
     created_at: int | None = None,
-) -> dict[str, Any]:
-    """The ``response`` object for an answer delivered whole.
+) -> tuple[dict[str, Any], bool]:
+    """The ``response`` object for an answer delivered whole, and whether its usage is an
+    estimate.
 
     `model` is the model that answered; `status` is ``incomplete`` (reason
     ``max_output_tokens``) when the answer was cut at its length limit.
     """
-    incomplete = outcome.finish_reason == "length"
+    incomplete = _incomplete(outcome)
     item_status = "incomplete" if incomplete else "completed"
     output: list[dict[str, Any]] = []
     if outcome.reasoning:
@@ -655,16 +674,19 @@ def response_object(
         output.append(_message_item(_item_id("msg"), outcome.text, item_status))
     for call in outcome.tool_calls:
         output.append(_call_item(_item_id("fc"), call.id, call.name, call.arguments_json, "completed"))
-    return _shell(
+    usage, estimated = _usage(outcome, request.call)
+    body = _shell(
         response_id or new_response_id(),
         int(time.time()) if created_at is None else created_at,
         outcome.model,
-        echo,
+        request.echo,
         status="incomplete" if incomplete else "completed",
         output=output,
-        usage=_usage(outcome.usage.input_tokens, outcome.usage.output_tokens),
+        usage=usage,
         incomplete=incomplete,
     )
+    body["puter"] = routing_note(outcome)
+    return body, estimated
 
 
 # --------------------------------------------------------------------------------------------
@@ -705,16 +727,16 @@ class ResponseEvents:
     answer ends or text follows them, so a call's late argument fragment still lands on it.
     """
 
-    def __init__(self, model: str, echo: Mapping[str, Any], *, response_id: str | None = None) -> None:
+    def __init__(self, model: str, request: ResponsesRequest, *, response_id: str | None = None) -> None:
         self.model = model
-        self.echo = echo
+        self.request = request
+        self.echo = request.echo
         self.response_id = response_id or new_response_id()
         self.created_at = int(time.time())
         self.sequence = 0
         self.items: list[_Item] = []
         self._open: _Item | None = None
         self._calls: dict[int, _Item] = {}
-        self._usage: UsageUpdate | None = None
         self.ended = False
 
     # -- framing
@@ -749,8 +771,7 @@ class ResponseEvents:
         if isinstance(event, ToolCallDelta):
             return self._tool_call(event)
         if isinstance(event, UsageUpdate):
-            self._usage = event
-            return b""
+            return b""  # the whole usage comes with `Finished`
         if isinstance(event, Finished):
             return self._finished(event.outcome)
         if isinstance(event, StreamFailed):
@@ -874,19 +895,17 @@ class ResponseEvents:
     def _finished(self, outcome: ChatOutcome) -> bytes:
         self.ended = True
         self.model = outcome.model or self.model
-        incomplete = outcome.finish_reason == "length"
-        out = self._close_all("incomplete" if incomplete else "completed")
-        usage = outcome.usage
-        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
-        if not (input_tokens or output_tokens) and self._usage is not None:
-            input_tokens, output_tokens = self._usage.input_tokens, self._usage.output_tokens
+        incomplete = _incomplete(outcome)
         status = "incomplete" if incomplete else "completed"
+        out = self._close_all(status)
+        usage, _estimated = _usage(outcome, self.request.call)
         response = self._response(
             status,
             output=[item.snapshot(status) for item in self.items],
-            usage=_usage(input_tokens, output_tokens),
+            usage=usage,
             incomplete=incomplete,
         )
+        response["puter"] = routing_note(outcome)
         return out + self._event(f"response.{status}", response=response)
 
     def _failed(self, error: BackendError) -> bytes:
@@ -907,13 +926,47 @@ class ResponseEvents:
         return self._event("response.failed", response=response)
 
 
-async def stream_body(events: ResponseEvents, source: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
-    """The SSE body of a streamed answer: the opening events, then one chunk per core event
-    that makes any (each flushed as it is made)."""
-    yield events.opening()
-    async for event in source:
-        chunk = events.feed(event)
-        if chunk:
-            yield chunk
-        if events.ended:
-            return
+# --------------------------------------------------------------------------------------------
+# The routes
+
+
+class ResponsesEncoder:
+    """The SSE body of one streamed answer (`puter_mcp.gateway.gate.Encoder`)."""
+
+    def __init__(self, request: ResponsesRequest) -> None:
+        self.request = request
+
+    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
+        events = ResponseEvents(opened.model, self.request)
+        yield events.opening()
+        # Read the events to their end (Finished or StreamFailed is the last): leaving the
+        # iterator half-read would leave the core's stream to be closed by another task.
+        async for event in opened.events():
+            chunk = events.feed(event)
+            if chunk:
+                yield chunk
+
+
+def routes(gateway: Gateway) -> list[BaseRoute]:
+    """``POST /v1/responses`` and ``POST /responses``."""
+
+    async def create(request: Request, exchange: Exchange) -> Response:
+        body = await read_json(request)
+        try:
+            parsed = parse_request(body, default_model=gateway.backend.settings.default_model)
+        except BadRequest as exc:
+            raise from_backend_error(exc, now=time.time()) from exc
+        await gateway.admit(request, exchange, parsed.call.model)
+        if parsed.stream:
+            return gateway.stream(
+                OPENAI, exchange, parsed.call, encoder=ResponsesEncoder(parsed), media_type="text/event-stream"
+            )
+        outcome = await gateway.whole(request, exchange, parsed.call)
+        body, estimated = response_object(outcome, parsed)
+        headers = answer_headers(exchange)
+        if estimated:
+            headers["X-Puter-Usage"] = "estimated"
+        return JSONResponse(body, headers=headers)
+
+    table = [("/v1/responses", create, ["POST"]), ("/responses", create, ["POST"])]
+    return routes_for(gateway, OPENAI, table)
