@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -537,3 +538,53 @@ def test_a_failure_after_the_first_byte_ends_with_response_failed_and_no_second_
     assert failed.response.output[0].type == "message"
     assert failed.response.output[0].content[0].text == sent != ""
     assert len(emulator.chat_requests()) == 1
+
+
+def test_a_client_that_leaves_mid_stream_ends_the_upstream_request(served: Any) -> None:
+    emulator = served.emulator
+    # sandbox-slow streams its answer over ~10 s, so the request is still upstream when the
+    # client leaves after the first delta.
+    with client_of(served).responses.stream(model="sandbox-slow", input="hello") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                break
+        assert emulator.state.in_flight(emulator.paid.username) == 1
+    for _ in range(100):  # bounded: 5 s, half the stream's length
+        if emulator.state.in_flight(emulator.paid.username) == 0:
+            break
+        time.sleep(0.05)
+    assert emulator.state.in_flight(emulator.paid.username) == 0
+    assert len(emulator.chat_requests()) == 1
+
+
+def test_the_route_answers_without_the_v1_prefix(served: Any) -> None:
+    client = openai.OpenAI(base_url=served.url, api_key="unused", max_retries=0)
+    assert client.responses.create(model=MODEL, input="hi").status == "completed"
+
+
+def test_an_unknown_model_is_a_404_before_any_stream_begins(served: Any) -> None:
+    with (
+        pytest.raises(openai.NotFoundError) as caught,
+        client_of(served).responses.stream(model="gpt-5-nanoo", input="hi") as stream,
+    ):
+        list(stream)
+    body: Any = caught.value.body
+    assert body["code"] == "model_not_found" and body["param"] == "model"
+
+
+def test_a_wrong_field_is_a_400_naming_it_in_openais_shape(served: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client_of(served).responses.create(model=MODEL, input="hi", tools=[{"type": "web_search"}])
+    body: Any = caught.value.body
+    assert (body["type"], body["param"], body["code"]) == ("invalid_request_error", "tools[0].type", None)
+    assert "web_search" in body["message"]
+
+
+def test_an_answer_cut_by_max_output_tokens_is_incomplete(served: Any) -> None:
+    response = client_of(served).responses.create(
+        model=MODEL, input="tell me a long story", max_output_tokens=3
+    )
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert 0 < len(response.output_text) <= 3 * 4  # the emulator's tokens are 4 characters

@@ -714,6 +714,12 @@ class _Item:
         return _call_item(self.id, self.call_id, self.name, self.text, status)
 
 
+def _item_status(item: _Item, status: str) -> str:
+    """An item's status when the answer ends with `status`: a length limit cuts the message's
+    text, while a function call is only ever sent whole."""
+    return status if item.kind == "message" else "completed"
+
+
 class ResponseEvents:
     """The server-sent events of one streamed answer, from the core's events.
 
@@ -888,7 +894,7 @@ class ResponseEvents:
         out = b""
         for item in self.items:
             if not item.done:
-                out += self._close(item, "completed" if item.kind != "message" else status)
+                out += self._close(item, _item_status(item, status))
         self._open = None
         return out
 
@@ -901,7 +907,7 @@ class ResponseEvents:
         usage, _estimated = _usage(outcome, self.request.call)
         response = self._response(
             status,
-            output=[item.snapshot(status) for item in self.items],
+            output=[item.snapshot(_item_status(item, status)) for item in self.items],
             usage=usage,
             incomplete=incomplete,
         )
@@ -959,7 +965,11 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
         await gateway.admit(request, exchange, parsed.call.model)
         if parsed.stream:
             return gateway.stream(
-                OPENAI, exchange, parsed.call, encoder=ResponsesEncoder(parsed), media_type="text/event-stream"
+                OPENAI,
+                exchange,
+                parsed.call,
+                encoder=ResponsesEncoder(parsed),
+                media_type="text/event-stream",
             )
         outcome = await gateway.whole(request, exchange, parsed.call)
         body, estimated = response_object(outcome, parsed)
