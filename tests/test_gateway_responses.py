@@ -407,10 +407,11 @@ def test_instructions_reach_puter_as_the_first_system_message(served: Any) -> No
 
 def test_reasoning_effort_reaches_puter_as_its_effort(served: Any) -> None:
     response = client_of(served).responses.create(model=MODEL, input="think", reasoning={"effort": "minimal"})
-    # The emulator reasons only when Puter's request carries an effort, and names it.
+    (sent,) = served.emulator.chat_requests()
+    assert sent.effort == "low"  # Puter takes low, medium or high; minimal is the nearest, low
     reasoning = response.output[0]
     assert reasoning.type == "reasoning"
-    assert "Reasoning with low effort" in reasoning.summary[0].text
+    assert reasoning.summary[0].text == f'[{CANONICAL}] Reasoning with low effort about: "think".'
     assert [item.type for item in response.output] == ["reasoning", "message"]
 
 
