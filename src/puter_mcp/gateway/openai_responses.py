@@ -127,8 +127,8 @@ class ResponsesRequest:
 def parse_request(body: Mapping[str, Any], *, default_model: str | None = None) -> ResponsesRequest:
     """Translate a Responses request body into the core's chat call.
 
-    `default_model` answers a request that names no model. Unknown fields are ignored (clients add new ones every month); a known field of the wrong
-    type is refused, naming it.
+    `default_model` answers a request that names no model. Unknown fields are ignored (clients
+    add new ones every month); a known field of the wrong type is refused, naming it.
 
     Raises:
         BadRequest: the request cannot be answered as given; `argument` is the field at fault,
