@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from openai._models import construct_type
@@ -589,3 +590,57 @@ def test_an_answer_cut_by_max_output_tokens_is_incomplete(served: Any) -> None:
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
     assert 0 < len(response.output_text) <= 3 * 4  # the emulator's tokens are 4 characters
+
+
+CODEX_SHAPED: dict[str, Any] = {
+    # What Codex sends (store false, its include and cache key, strict-less function tools).
+    "model": MODEL,
+    "instructions": "You are a coding agent.",
+    "input": [
+        {
+            "type": "message",
+            "role": "developer",
+            "content": [{"type": "input_text", "text": "sandbox: read-only"}],
+        },
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list the files"}]},
+        {"type": "reasoning", "id": "rs_0", "summary": [], "content": None, "encrypted_content": "gAAAA..."},
+        {"type": "function_call", "name": "shell", "arguments": '{"command":["ls"]}', "call_id": "call_0"},
+        {"type": "function_call_output", "call_id": "call_0", "output": "README.md\nsrc"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "name": "shell",
+            "description": "Runs a shell command",
+            "strict": False,
+            "parameters": {"type": "object", "properties": {"command": {"type": "array"}}},
+        }
+    ],
+    "tool_choice": "auto",
+    "parallel_tool_calls": False,
+    "reasoning": {"effort": "medium", "summary": "auto"},
+    "store": False,
+    "stream": True,
+    "include": ["reasoning.encrypted_content"],
+    "prompt_cache_key": "0193-session",
+}
+
+
+def test_a_codex_shaped_stream_is_framed_as_sse_with_matching_event_names(served: Any) -> None:
+    with (
+        httpx2.Client(timeout=30) as http,
+        http.stream("POST", f"{served.url}/v1/responses", json=CODEX_SHAPED) as answer,
+    ):
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        body = b"".join(answer.iter_bytes())
+    events = sse(body)  # every block is `event: <type>` then `data: <json of that type>`
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    assert events[-1]["type"] == "response.completed"
+    final = events[-1]["response"]
+    assert [item["type"] for item in final["output"]] == ["reasoning", "message"]
+    assert final["store"] is False and final["parallel_tool_calls"] is False
+    (sent,) = served.emulator.chat_requests()
+    assert [message["role"] for message in sent.messages] == ["system", "system", "user", "assistant", "tool"]
+    assert sent.messages[-1]["content"] == "README.md\nsrc"
+    assert sent.effort == "medium"
