@@ -142,8 +142,8 @@ class RequestRecord:
     """For `complete`: the messages as sent (what tests read to see what reached Puter)."""
     tools: list[dict[str, Any]] | None = None
     """For `complete`: the tools as sent."""
-    effort: str | None = None
-    """For `complete`: the reasoning effort as sent (`reasoning.effort` or `reasoning_effort`)."""
+    args: dict[str, Any] | None = None
+    """For `complete`: every argument as sent (reasoning effort, max_tokens, stop...)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -159,7 +159,7 @@ class RequestRecord:
             "fault": self.fault.value if self.fault else None,
             "messages": self.messages,
             "tools": self.tools,
-            "effort": self.effort,
+            "args": self.args,
         }
 
 
