@@ -287,7 +287,7 @@ def usage_of(outcome: ChatOutcome, call: ChatCall) -> tuple[dict[str, int], bool
     }, estimated
 
 
-def _puter_note(outcome: ChatOutcome) -> dict[str, Any]:
+def routing_note(outcome: ChatOutcome) -> dict[str, Any]:
     """What the gateway adds to OpenAI's shape: how the answer was routed (clients ignore it)."""
     note: dict[str, Any] = {"model_requested": outcome.model_requested}
     if outcome.chain:
@@ -322,7 +322,7 @@ def completion(outcome: ChatOutcome, call: ChatCall, *, created: int, id: str) -
         ],
         "usage": usage,
         "system_fingerprint": None,
-        "puter": _puter_note(outcome),
+        "puter": routing_note(outcome),
     }
     return body, estimated
 

@@ -57,8 +57,7 @@ from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import from_backend_error
 from puter_mcp.gateway.gate import OpenedAnswer
 from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, routes_for
-from puter_mcp.gateway.openai_chat import OPENAI, finish_reason, usage_of
-from puter_mcp.gateway.openai_chat import _puter_note as routing_note
+from puter_mcp.gateway.openai_chat import OPENAI, finish_reason, routing_note, usage_of
 
 __all__ = [
     "ResponseEvents",
@@ -945,8 +944,6 @@ class ResponsesEncoder:
     async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
         events = ResponseEvents(opened.model, self.request)
         yield events.opening()
-        # Read the events to their end (Finished or StreamFailed is the last): leaving the
-        # iterator half-read would leave the core's stream to be closed by another task.
         async for event in opened.events():
             chunk = events.feed(event)
             if chunk:
