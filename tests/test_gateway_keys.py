@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import queue
 import stat
@@ -45,6 +46,7 @@ from puter_mcp.gateway.keystore import (
     parse_models,
 )
 from puter_mcp.gateway.limiter import KeyLimiter, SQLiteLimitStorage
+from puter_mcp.logs import RedactingFilter
 from puter_mcp.settings import resolve_paths
 from tests.helpers import SCRIPT, Emulator, RunningGateway, running_gateway, save_accounts, script_env
 
@@ -617,3 +619,14 @@ def test_keys_and_limits_hold_across_two_gateway_processes(emulator: Emulator, h
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def test_a_key_never_reaches_a_log_line() -> None:
+    secret = new_secret()
+    record = logging.LogRecord(
+        "t", logging.WARNING, __file__, 1, "a client sent %s in %r", (secret, {"k": secret}), None
+    )
+    RedactingFilter().filter(record)
+    logged = record.getMessage()
+    assert secret not in logged and secret[4:-4] not in logged
+    assert f"pmk-…{secret[-4:]}" in logged
