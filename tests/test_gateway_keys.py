@@ -207,6 +207,20 @@ async def test_a_refused_request_counts_in_no_window(tmp_path: Path) -> None:
     assert (await storage.get_moving_window(minute_key, 5, 60))[1] == 1
 
 
+async def test_a_long_window_holds_many_requests_and_frees_them_in_order(tmp_path: Path) -> None:
+    clock = Clock()
+    limiter, storage = limiter_over(tmp_path / "keys.db", clock)
+    limits = KeyLimits(rpd=300)
+    for _ in range(300):
+        assert (await limiter.admit("k", limits)).admitted
+        clock.now += 1
+    refused = await limiter.admit("k", limits)
+    assert not refused.admitted and refused.retry_after == pytest.approx(86400 - 300)
+    assert await storage.get_moving_window("LIMITER/k/300/1/day", 300, 86400) == (NOW, 300)
+    clock.now = NOW + 86400 + 1.5  # the first two have left the window
+    assert [(await limiter.admit("k", limits)).admitted for _ in range(3)] == [True, True, False]
+
+
 async def test_the_wait_is_the_longest_of_the_full_windows(tmp_path: Path) -> None:
     clock = Clock()
     limiter, _ = limiter_over(tmp_path / "keys.db", clock)

@@ -345,9 +345,11 @@ CREATE TABLE IF NOT EXISTS key_usage (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS limit_entries (
     key TEXT NOT NULL,              -- the limiter's key (window, amount and the key's id)
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS limit_entries_by_key ON limit_entries (key, at);
+    seq INTEGER NOT NULL,           -- 1, 2, 3... per key: the n-th request admitted
+    at REAL NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS limit_entries_by_time ON limit_entries (key, at);
 CREATE TABLE IF NOT EXISTS limit_counters (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
@@ -74,25 +74,43 @@ class SQLiteLimitStorage(Storage, MovingWindowSupport):
     # -- the moving window -------------------------------------------------------------------
 
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        # Entries are numbered per key, in the order admitted (and so in time). The window has
+        # room for `amount` more when the entry `limit - amount` places before the next one has
+        # left it: one lookup by number, however many entries the window holds (a day's limit
+        # may hold thousands).
         if amount > limit:
             return False
         now = self.clock()
         with self.database.write() as conn:
             # An entry counts while `at + expiry > now`: it leaves exactly when announced.
             conn.execute("DELETE FROM limit_entries WHERE key = ? AND at <= ?", (key, now - expiry))
-            (count,) = conn.execute("SELECT COUNT(*) FROM limit_entries WHERE key = ?", (key,)).fetchone()
-            if count + amount > limit:
+            (last,) = conn.execute("SELECT MAX(seq) FROM limit_entries WHERE key = ?", (key,)).fetchone()
+            last = int(last or 0)
+            blocking = last + amount - limit
+            if (
+                blocking > 0
+                and conn.execute(
+                    "SELECT 1 FROM limit_entries WHERE key = ? AND seq = ?", (key, blocking)
+                ).fetchone()
+            ):
                 return False
-            conn.executemany("INSERT INTO limit_entries (key, at) VALUES (?, ?)", [(key, now)] * amount)
+            conn.executemany(
+                "INSERT INTO limit_entries (key, seq, at) VALUES (?, ?, ?)",
+                [(key, last + number, now) for number in range(1, amount + 1)],
+            )
         return True
 
     async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         now = self.clock()
         with self.database.read() as conn:
-            oldest, count = conn.execute(
-                "SELECT MIN(at), COUNT(*) FROM limit_entries WHERE key = ? AND at > ?", (key, now - expiry)
+            oldest = conn.execute(
+                "SELECT seq, at FROM limit_entries WHERE key = ? AND at > ? ORDER BY at, seq LIMIT 1",
+                (key, now - expiry),
             ).fetchone()
-        return (now, 0) if not count else (float(oldest), int(count))
+            if oldest is None:
+                return now, 0
+            (last,) = conn.execute("SELECT MAX(seq) FROM limit_entries WHERE key = ?", (key,)).fetchone()
+        return float(oldest[1]), int(last) - int(oldest[0]) + 1
 
     # -- the fixed window (required by the base class; the gateway uses the moving one) ------
 
@@ -176,7 +194,7 @@ class LimitVerdict:
 
 
 class _Refused(Exception):
-    """A window filled between the check and the count: undo the counts (roll back)."""
+    """A window was full: undo the counts already made in the other windows (roll back)."""
 
 
 class KeyLimiter:
@@ -195,11 +213,9 @@ class KeyLimiter:
         self._strategy = MovingWindowRateLimiter(storage)
         self._clock = clock
 
-    def _atomically(self) -> AbstractContextManager[object]:
+    def _atomically(self) -> AbstractContextManager[object] | None:
         atomically = getattr(self.storage, "atomically", None)
-        # A storage without transactions is one process's memory, where these calls never
-        # suspend: nothing can come between them.
-        return atomically() if atomically is not None else nullcontext()
+        return atomically() if atomically is not None else None
 
     async def admit(self, identity: str, limits: KeyLimits) -> LimitVerdict:
         """Count one request of the key known to the limiter as `identity`, if every window
@@ -207,21 +223,32 @@ class KeyLimiter:
         windows = [(label, _ITEM_OF_LABEL[label](amount)) for label, amount, _ in limits.windows()]
         if not windows:
             return LimitVerdict(admitted=True)
-        full: list[tuple[str, RateLimitItem]] = []
+        transaction = self._atomically()
+        if transaction is None:
+            # One process's memory, where these calls never suspend: nothing comes between
+            # the check and the count, and a window found full leaves the others untouched.
+            full = [(label, item) for label, item in windows if not await self._strategy.test(item, identity)]
+            if full:
+                return await self._refusal(identity, full)
+            for _label, item in windows:
+                await self._strategy.hit(item, identity)
+            return LimitVerdict(admitted=True)
+        refused_by: str | None = None
         try:
-            with self._atomically():
-                full = [
-                    (label, item) for label, item in windows if not await self._strategy.test(item, identity)
-                ]
-                if not full:
-                    for label, item in windows:
-                        if not await self._strategy.hit(item, identity):
-                            full = [(label, item)]
-                            raise _Refused
-                    return LimitVerdict(admitted=True)
+            with transaction:
+                for label, item in windows:
+                    if not await self._strategy.hit(item, identity):
+                        refused_by = label
+                        raise _Refused  # rolls back the windows already counted
         except _Refused:
-            pass
-        return await self._refusal(identity, full)
+            # Every full window, so that the wait is the longest of theirs.
+            full = [
+                (label, item)
+                for label, item in windows
+                if label == refused_by or not await self._strategy.test(item, identity)
+            ]
+            return await self._refusal(identity, full)
+        return LimitVerdict(admitted=True)
 
     async def _refusal(self, identity: str, full: list[tuple[str, RateLimitItem]]) -> LimitVerdict:
         now = self._clock()
