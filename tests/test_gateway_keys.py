@@ -466,6 +466,14 @@ def test_401_403_and_429_through_the_openai_client(keyed: RunningGateway) -> Non
     assert by_header.status_code == 429  # x-api-key is the same key, over the same limit
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+def test_a_caller_without_a_key_learns_nothing_about_its_body(keyed: RunningGateway, path: str) -> None:
+    wrong = {"model": MODEL, "n": 5, "messages": "not a list", "input": 42}
+    response = httpx2.post(keyed.url + path, json=wrong)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "missing_api_key"
+
+
 def test_the_admin_routes(keyed: RunningGateway) -> None:
     boss = _create(keyed, KeySpec("boss", admin=True))
     worker = _create(keyed, KeySpec("worker"))

@@ -56,7 +56,7 @@ from puter_mcp.core import (
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import from_backend_error
 from puter_mcp.gateway.gate import OpenedAnswer
-from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, routes_for
+from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, requested_model, routes_for
 from puter_mcp.gateway.openai_chat import OPENAI, finish_reason, routing_note, usage_of
 
 __all__ = [
@@ -955,11 +955,12 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
 
     async def create(request: Request, exchange: Exchange) -> Response:
         body = await read_json(request)
+        default = gateway.backend.settings.default_model
+        await gateway.admit(request, exchange, requested_model(body, default))
         try:
-            parsed = parse_request(body, default_model=gateway.backend.settings.default_model)
+            parsed = parse_request(body, default_model=default)
         except BadRequest as exc:
             raise from_backend_error(exc, now=time.time()) from exc
-        await gateway.admit(request, exchange, parsed.call.model)
         if parsed.stream:
             return gateway.stream(
                 OPENAI,
