@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from puter_mcp.emulator import Fault
 from puter_mcp.gateway import anthropic as anthropic_face
 from puter_mcp.gateway.anthropic import decode_signature, encode_signature
+from puter_mcp.gateway.keystore import KeyLimits, KeySpec, SQLiteKeyStore, key_store_file
 from tests.helpers import Emulator, RunningGateway, running_gateway
 
 CLAUDE = "claude-sonnet-4-5"
@@ -488,3 +490,35 @@ def test_server_tools_are_refused_naming_them(client: anthropic.Anthropic) -> No
             messages=[user("search")],
         )
     assert "web_search" in str(caught.value)
+
+
+def test_keys_go_as_x_api_key_or_bearer_and_refusals_are_in_anthropics_shape(
+    emulator: Emulator, home: Path
+) -> None:
+    with running_gateway(emulator, home, emulator.paid, gateway={"require_keys": True}) as keyed:
+        store = SQLiteKeyStore(key_store_file(keyed.paths))
+        try:
+            _, narrow = store.create_now(KeySpec("narrow", models=(CLAUDE,)), now=time.time())
+            _, limited = store.create_now(KeySpec("limited", limits=KeyLimits(rpm=2)), now=time.time())
+        finally:
+            store.close()
+        hello = [user("hi")]
+        with anthropic.Anthropic(base_url=keyed.url, api_key=narrow, max_retries=0) as client:
+            assert client.messages.create(model=CLAUDE, max_tokens=20, messages=hello).model == CLAUDE_ID
+            with pytest.raises(anthropic.PermissionDeniedError) as forbidden:
+                client.messages.create(model=GPT, max_tokens=20, messages=hello)
+        with anthropic.Anthropic(base_url=keyed.url, auth_token=limited, max_retries=0) as bearer:
+            assert bearer.messages.count_tokens(model=CLAUDE, messages=hello).input_tokens > 0
+            assert bearer.messages.create(model=GPT, max_tokens=20, messages=hello).model == GPT_ID
+            with pytest.raises(anthropic.RateLimitError) as over:
+                bearer.messages.create(model=CLAUDE, max_tokens=20, messages=hello)
+        # Without a key, a body that is wrong in every way learns only that a key is missing.
+        missing = httpx2.post(keyed.url + "/v1/messages", json={"model": 5, "messages": "no"})
+    assert forbidden.value.status_code == 403
+    assert forbidden.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    assert over.value.status_code == 429
+    assert over.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert int(over.value.response.headers["retry-after"]) >= 1
+    assert missing.status_code == 401
+    assert missing.json()["type"] == "error"
+    assert missing.json()["error"]["type"] == "authentication_error"

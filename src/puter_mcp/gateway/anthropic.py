@@ -66,7 +66,7 @@ from puter_mcp.gateway.estimate import estimate_call_tokens, estimate_tokens
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError, from_backend_error
 from puter_mcp.gateway.gate import OpenedAnswer
-from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, routes_for
+from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, requested_model, routes_for
 
 __all__ = [
     "ANTHROPIC",
@@ -802,10 +802,15 @@ class MessageEncoder:
 
 
 def routes(gateway: Gateway) -> list[BaseRoute]:
+    async def admitted(request: Request, exchange: Exchange, *, counting: bool) -> MessagesRequest:
+        # The key first: a caller without one learns nothing about what is wrong with its body.
+        body = await read_json(request)
+        await gateway.admit(request, exchange, requested_model(body, gateway.backend.settings.default_model))
+        return messages_request(body, counting=counting)
+
     async def messages(request: Request, exchange: Exchange) -> Response:
-        parsed = messages_request(await read_json(request))
+        parsed = await admitted(request, exchange, counting=False)
         call = parsed.call
-        await gateway.admit(request, exchange, call.model)
         message_id = new_message_id()
         input_estimate = estimate_call_tokens(call)
         if parsed.stream:
@@ -828,8 +833,7 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
 
     async def count_tokens(request: Request, exchange: Exchange) -> Response:
         # Claude Code asks before every turn: answered here, from the parsed call, never upstream.
-        parsed = messages_request(await read_json(request), counting=True)
-        await gateway.admit(request, exchange, parsed.call.model)
+        parsed = await admitted(request, exchange, counting=True)
         return JSONResponse(
             {"input_tokens": estimate_call_tokens(parsed.call)},
             headers={USAGE_HEADER: "estimated-input", "request-id": _request_id()},
