@@ -665,7 +665,7 @@ class MessageStream:
                         "tool_use",
                         {
                             "type": "tool_use",
-                            "id": call_id or f"toolu_{index}",
+                            "id": call_id or f"toolu_{secrets.token_hex(12)}",
                             "name": name or "",
                             "input": {},
                         },
