@@ -121,7 +121,9 @@ class _McpKeys:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            await self.keys.admit(key_of(request), None)
+            # Every JSON-RPC message is a request here (initialize, notifications...): only the
+            # API routes' chats count against a key's limits.
+            await self.keys.admit(key_of(request), None, spend=False)
         except GatewayError as error:
             body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": error.message}}
             await JSONResponse(body, status_code=error.status, headers=error.headers())(scope, receive, send)
