@@ -57,6 +57,7 @@ from puter_mcp.core.results import (
     UsageInfo,
     VirtualModelRecord,
 )
+from puter_mcp.core.stats_view import UpstreamAttempt, UsageFigures, UsageReport
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -99,8 +100,11 @@ __all__ = [
     "ToolCallRecord",
     "ToolChoice",
     "Turn",
+    "UpstreamAttempt",
     "UpstreamRefused",
+    "UsageFigures",
     "UsageInfo",
+    "UsageReport",
     "UsageUpdate",
     "VirtualModelRecord",
     "sandbox_home",

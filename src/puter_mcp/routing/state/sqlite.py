@@ -191,6 +191,11 @@ _SELECT_ATTEMPTS = (
     "SELECT at, account, model, kind, latency_ms, ttft_ms, input_tokens, output_tokens,"
     " cost_usd, request_id FROM attempts WHERE origin = ? ORDER BY id DESC LIMIT ?"
 )
+# Served by the index on `at`; `id` breaks ties in the order the attempts were written.
+_SELECT_ATTEMPTS_SINCE = (
+    "SELECT at, account, model, kind, latency_ms, ttft_ms, input_tokens, output_tokens,"
+    " cost_usd, request_id FROM attempts WHERE origin = ? AND at >= ? ORDER BY at, id"
+)
 _FORGET_OLD_SLOTS = "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)"
 
 
@@ -811,6 +816,11 @@ class SQLiteStateStore:
     async def recent_attempts(self, limit: int = 100) -> list[Attempt]:
         self._flush()
         rows = self._read(_SELECT_ATTEMPTS, (self.origin, max(limit, 0)))
+        return [_attempt_from_row(r) for r in rows]
+
+    async def attempts_since(self, since: float) -> list[Attempt]:
+        self._flush()
+        rows = self._read(_SELECT_ATTEMPTS_SINCE, (self.origin, since))
         return [_attempt_from_row(r) for r in rows]
 
     def _flush(self) -> None:
