@@ -28,7 +28,7 @@ __all__ = ["main"]
 logger = logging.getLogger("puter_mcp")
 
 
-_SANDBOX_COMMANDS = frozenset({"serve", "status", "accounts", "models", "chat"})
+_SANDBOX_COMMANDS = frozenset({"serve", "status", "accounts", "models", "chat", "stats"})
 
 
 def _eprint(*parts: object) -> None:
@@ -49,6 +49,16 @@ def _count(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _window(text: str) -> float:
+    """An argparse type: a window such as ``24h`` in seconds (`puter_mcp.display.parse_window`)."""
+    from puter_mcp.display import parse_window
+
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -138,6 +148,18 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="Accounts, credits, cooldowns.")
     status.add_argument("--json", action="store_true", help="Print JSON.")
     status.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    stats = commands.add_parser(
+        "stats", help="Requests, failures, latency, tokens and cost per model and account."
+    )
+    stats.add_argument(
+        "--window",
+        type=_window,
+        metavar="SPAN",
+        help="How far back to count, e.g. 24h (default), 90m, 7d, 1w.",
+    )
+    stats.add_argument("--json", action="store_true", help="Print JSON.")
+    stats.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     models = commands.add_parser("models", help="Find models.")
     models.add_argument("query", nargs="?", help="Words to find in a model's id, name or aliases.")
@@ -488,6 +510,29 @@ def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
     return 0
 
 
+DEFAULT_STATS_WINDOW = 86400.0
+
+
+def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    """Usage from the shared attempt log: no gateway needs to run (it opens the state as
+    `status` does), and it counts every process using the same state database."""
+    import time
+
+    from puter_mcp.display import usage_text
+    from puter_mcp.runtime import open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+    window = args.window or DEFAULT_STATS_WINDOW
+
+    async def run() -> Any:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            return await backend.usage_stats(time.time() - window)
+
+    report = _run(run)
+    print(report.model_dump_json(indent=2) if args.json else usage_text(report))
+    return 0
+
+
 # -- models and chat ---------------------------------------------------------------------
 
 
@@ -634,6 +679,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "use": _cmd_use,
     "rename": _cmd_rename,
     "status": _cmd_status,
+    "stats": _cmd_stats,
     "models": _cmd_models,
     "chat": _cmd_chat,
     "config": _cmd_config,

@@ -261,6 +261,12 @@ async def usage_stats(
 
     since = max(since, until - ATTEMPTS_KEPT)
     attempts = [upstream_attempt(attempt, name_of) for attempt in await store.attempts_since(since)]
+    # A sandbox's state lives in a fresh private directory: no other process shares it.
+    covers = "this sandbox only (its state is fresh and private)" if sandbox else None
     return usage_report(
-        attempts, since=since, until=until, covers=covered_processes(store.describe()), sandbox=sandbox
+        attempts,
+        since=since,
+        until=until,
+        covers=covers or covered_processes(store.describe()),
+        sandbox=sandbox,
     )
