@@ -162,3 +162,20 @@ async def test_a_hook_added_after_the_first_call_hears_the_next_ones(emulator: E
         backend.add_attempt_hook(heard.append)
         await backend.chat(ChatCall.build(message="hello", model=MODEL))
     assert [(a.account, a.model, a.ok) for a in heard] == [(emulator.paid.username, CANONICAL, True)]
+
+
+@pytest.mark.anyio
+async def test_active_cooldowns_name_the_account_a_429_cooled_without_asking_puter(
+    emulator: Emulator, home: Path
+) -> None:
+    async with backend_for(emulator, home, emulator.paid, emulator.free) as (backend, _):
+        assert await backend.active_cooldowns() == []
+        emulator.state.add_fault(Fault.TOO_MANY_REQUESTS, model=MODEL, account=emulator.paid.username)
+        await backend.chat(ChatCall.build(message="hello", model=MODEL))
+        emulator.state.clear_requests()
+        cooling = await backend.active_cooldowns()
+        assert emulator.state.requests == []  # read from the shared state only
+    assert [(c.scope, c.account, c.kind) for c in cooling] == [
+        ("account", emulator.paid.username, FailureKind.RATE_LIMITED.value)
+    ]
+    assert cooling[0].until is not None

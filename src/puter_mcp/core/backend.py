@@ -1,8 +1,8 @@
 """The facade every front end uses: the MCP tools today, the HTTP gateway tomorrow.
 
 `Backend` offers four operations: `chat_stream` (the one way a chat runs), `chat` (its events,
-folded into the whole answer), `list_models` and `accounts_overview`, and two for statistics
-(`usage_stats`, `add_attempt_hook`), over one Puter client,
+folded into the whole answer), `list_models` and `accounts_overview`, and three for statistics
+(`usage_stats`, `active_cooldowns`, `add_attempt_hook`), over one Puter client,
 the saved accounts, the shared routing state and the model catalogue. It knows no front end:
 failures come out as the errors of `puter_mcp.core.errors`, which each front end words for
 its users.
@@ -24,7 +24,13 @@ import anyio
 from puter_mcp.core.calls import ChatCall, ModelsQuery
 from puter_mcp.core.errors import BackendError
 from puter_mcp.core.events import AttemptStarted, ChatEvent, Finished, StreamFailed, TextDelta
-from puter_mcp.core.results import AccountsOverview, ChatOutcome, ModelsPage, StreamProgress
+from puter_mcp.core.results import (
+    AccountsOverview,
+    ChatOutcome,
+    CooldownInfo,
+    ModelsPage,
+    StreamProgress,
+)
 from puter_mcp.core.stats_view import UpstreamAttempt, UsageReport
 from puter_mcp.settings import Paths, Settings
 
@@ -176,6 +182,11 @@ class Backend:
         which); see `puter_mcp.core.stats_view` for what each figure counts.
         """
         return await self._engine_now().usage_stats(since, self._clock())
+
+    async def active_cooldowns(self) -> list[CooldownInfo]:
+        """The cooldowns in force now (accounts, models, pairs), read from the shared state
+        without a request to Puter: cheap enough to poll (metrics)."""
+        return await self._engine_now().active_cooldowns()
 
     def add_attempt_hook(self, hook: Callable[[UpstreamAttempt], None]) -> None:
         """Tell `hook` of every upstream request this process makes, as it ends.

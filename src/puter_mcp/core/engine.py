@@ -21,7 +21,7 @@ from puter_mcp.core.calls import ChatCall, ModelsQuery
 from puter_mcp.core.catalogue_cache import CatalogueCache
 from puter_mcp.core.chat import ChatPipeline
 from puter_mcp.core.events import ChatEvent
-from puter_mcp.core.results import AccountsOverview, ModelsPage, VirtualModelRecord
+from puter_mcp.core.results import AccountsOverview, CooldownInfo, ModelsPage, VirtualModelRecord
 from puter_mcp.core.stats_view import AttemptNames, UpstreamAttempt, UsageReport
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import PuterClient
@@ -111,6 +111,9 @@ class Engine:
 
     def add_attempt_hook(self, hook: Callable[[UpstreamAttempt], None]) -> None:
         self.router.add_hook(stats_view.attempt_hook(hook, self.attempt_names))
+
+    async def active_cooldowns(self) -> list[CooldownInfo]:
+        return await stats_view.active_cooldowns(self.book, self.attempt_names)
 
     async def usage_stats(self, since: float, until: float) -> UsageReport:
         return await stats_view.usage_stats(

@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from puter_mcp.core.results import CooldownInfo
 from puter_mcp.puter.errors import FailureKind
 
 if TYPE_CHECKING:
     # The records and the pure functions are part of the core's face, which must stay cheap to
     # import; the parts below are the machinery's (docs/architecture.md, "Pitfalls").
     from puter_mcp.core.accounts_view import AccountsView
+    from puter_mcp.routing.cooldowns import CooldownBook
     from puter_mcp.routing.state import Attempt, StateStore
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "UpstreamAttempt",
     "UsageFigures",
     "UsageReport",
+    "active_cooldowns",
     "attempt_hook",
     "covered_processes",
     "percentile",
@@ -270,3 +273,19 @@ async def usage_stats(
         covers=covers or covered_processes(store.describe()),
         sandbox=sandbox,
     )
+
+
+async def active_cooldowns(book: CooldownBook, name_of: Callable[[str], str]) -> list[CooldownInfo]:
+    """The cooldowns in force now, accounts named, without asking Puter anything (unlike the
+    accounts overview, which checks each account): cheap enough for every metrics scrape."""
+    return [
+        CooldownInfo(
+            scope=cooldown.scope.value,
+            account=name_of(cooldown.account) if cooldown.account else None,
+            model=cooldown.model or None,
+            kind=cooldown.kind.value,
+            until=None if cooldown.until == math.inf else cooldown.until,
+            reason=cooldown.reason,
+        )
+        for cooldown in await book.snapshot()
+    ]
