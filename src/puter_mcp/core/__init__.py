@@ -41,6 +41,7 @@ from puter_mcp.core.events import (
     ToolCallDelta,
     UsageUpdate,
 )
+from puter_mcp.core.readiness import Readiness
 from puter_mcp.core.results import (
     AccountsOverview,
     AccountStatus,
@@ -58,6 +59,8 @@ from puter_mcp.core.results import (
     VirtualModelRecord,
 )
 from puter_mcp.core.stats_view import UpstreamAttempt, UsageFigures, UsageReport
+from puter_mcp.puter.effort import effort_from_thinking_budget
+from puter_mcp.puter.errors import FailureKind
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -78,6 +81,7 @@ __all__ = [
     "ContentPart",
     "CooldownInfo",
     "Credits",
+    "FailureKind",
     "Finished",
     "ImagePart",
     "ModelNotFound",
@@ -87,6 +91,7 @@ __all__ = [
     "NamedTool",
     "NoCandidateLeft",
     "NotSignedIn",
+    "Readiness",
     "ReasoningDelta",
     "ReasoningEffort",
     "ReasoningPart",
@@ -107,5 +112,6 @@ __all__ = [
     "UsageReport",
     "UsageUpdate",
     "VirtualModelRecord",
+    "effort_from_thinking_budget",
     "sandbox_home",
 ]
