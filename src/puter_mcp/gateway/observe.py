@@ -25,6 +25,7 @@ token or any message text; neither does the access log.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -88,6 +89,7 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry = registry or CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "puter_gateway_requests",
             "HTTP requests answered, by API, route, method and status.",
@@ -156,31 +158,40 @@ class GatewayMetrics:
             registry=registry,
         )
 
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: the hooks run on the event loop for every
+        request, and `labels` checks and converts its arguments each time (a few µs)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def exchange_ended(self, exchange: Exchange) -> None:
         """Count one HTTP request (an `ExchangeHook`)."""
-        api = exchange.api
-        self.requests.labels(api, route_of(exchange.path), exchange.method, str(exchange.status)).inc()
+        api, child = exchange.api, self._child
+        child(self.requests, api, route_of(exchange.path), exchange.method, str(exchange.status)).inc()
         if exchange.failure:
-            self.failures.labels(api, exchange.failure).inc()
-        self.duration.labels(api, "true" if exchange.stream else "false").observe(exchange.ms / 1000)
+            child(self.failures, api, exchange.failure).inc()
+        child(self.duration, api, "true" if exchange.stream else "false").observe(exchange.ms / 1000)
         if exchange.ttft_ms is not None:
-            self.ttft.labels(api).observe(exchange.ttft_ms / 1000)
+            child(self.ttft, api).observe(exchange.ttft_ms / 1000)
 
     def attempt_ended(self, attempt: UpstreamAttempt) -> None:
         """Count one request to Puter (a `Backend.add_attempt_hook` hook)."""
-        model = attempt.model
+        model, child = attempt.model, self._child
         outcome = "ok" if attempt.kind is None else attempt.kind.value
-        self.upstream.labels(model, attempt.account, outcome).inc()
+        child(self.upstream, model, attempt.account, outcome).inc()
         if attempt.kind is None:
-            self.upstream_latency.labels(model).observe(attempt.latency_ms / 1000)
+            child(self.upstream_latency, model).observe(attempt.latency_ms / 1000)
             if attempt.ttft_ms is not None:
-                self.upstream_ttft.labels(model).observe(attempt.ttft_ms / 1000)
+                child(self.upstream_ttft, model).observe(attempt.ttft_ms / 1000)
         if attempt.input_tokens:
-            self.tokens.labels(model, "input").inc(attempt.input_tokens)
+            child(self.tokens, model, "input").inc(attempt.input_tokens)
         if attempt.output_tokens:
-            self.tokens.labels(model, "output").inc(attempt.output_tokens)
+            child(self.tokens, model, "output").inc(attempt.output_tokens)
         if attempt.cost_usd:
-            self.cost.labels(model).inc(attempt.cost_usd)
+            child(self.cost, model).inc(attempt.cost_usd)
 
     def set_cooldowns(self, cooldowns: list[CooldownInfo]) -> None:
         """Replace the cooldown gauge's series by the cooldowns in force now."""
@@ -198,11 +209,18 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
-def _quoted(value: object) -> str:
-    text = str(value)
-    if text and not any(c in text for c in ' "=\\') and text.isprintable():
+# A value logfmt can show bare: printable, no space, quote, equals sign or backslash.
+_BARE = re.compile(r'[^\s"=\\\x00-\x1f\x7f]+')
+
+
+def _shown(value: object) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    text = value if isinstance(value, str) else str(value)
+    if _BARE.fullmatch(text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
 
 
 def access_line(exchange: Exchange) -> tuple[str, dict[str, Any]]:
@@ -228,12 +246,9 @@ def access_line(exchange: Exchange) -> tuple[str, dict[str, Any]]:
         "failure": exchange.failure,
         "fallback": exchange.fallback,
     }
-    shown = [
-        f"{name}={_quoted(str(value).lower() if isinstance(value, bool) else value)}"
-        for name, value in fields.items()
-        if value is not None
-    ]
-    return " ".join(shown), fields
+    # Built with one join per line: the hook runs on the event loop once per request.
+    line = " ".join([f"{name}={_shown(value)}" for name, value in fields.items() if value is not None])
+    return line, fields
 
 
 def log_exchange(exchange: Exchange) -> None:
