@@ -4,9 +4,11 @@ with no gateway running."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
+import anyio
 import pytest
 
 from puter_mcp.cli import main
@@ -103,3 +105,45 @@ def test_windows_read_and_shown(text: str, seconds: float, shown: str) -> None:
 def test_what_is_not_a_window(text: str) -> None:
     with pytest.raises(ValueError, match="not a window"):
         parse_window(text)
+
+
+def test_stats_add_each_api_keys_requests_and_429s_from_the_key_store(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from puter_mcp.gateway.keystore import SQLiteKeyStore, key_store_file
+    from puter_mcp.settings import resolve_paths
+
+    store_file = key_store_file(resolve_paths({"PUTER_MCP_HOME": str(home)}))
+    assert main(["stats"]) == 0
+    assert "API keys" not in capsys.readouterr().out
+    assert not store_file.exists()  # a look at the stats creates no key store
+
+    assert main(["keys", "create", "laptop"]) == 0
+    secret = capsys.readouterr().out.strip()
+    store = SQLiteKeyStore(store_file)
+    try:
+        (laptop,) = store.list_now()
+        now = time.time()
+
+        async def use() -> None:
+            for admitted in (True, True, True, False):
+                await store.record_use(laptop, now=now, admitted=admitted)
+
+        anyio.run(use)
+    finally:
+        store.close()
+
+    assert main(["stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["keys"] == {"laptop": {"requests": 3, "rate_limited": 1}}
+    assert main(["stats"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("laptop"))
+    assert row.split() == ["laptop", "3", "1"]
+    assert secret not in out
+
+
+def test_sandbox_stats_never_read_the_real_key_store(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "laptop"]) == 0
+    capsys.readouterr()
+    assert main(["--sandbox", "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["keys"] == {}

@@ -26,6 +26,7 @@ from puter_mcp.gateway.app import build_app
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError
 from puter_mcp.gateway.handling import Gateway
+from puter_mcp.gateway.keystore import KeyLimits, KeySpec, SQLiteKeyStore, key_store_file
 from puter_mcp.gateway.observe import ACCESS_LOGGER, GatewayMetrics, access_line, observer_of, route_of
 from puter_mcp.settings import (
     CooldownSettings,
@@ -232,6 +233,46 @@ async def test_with_keys_required_metrics_need_a_key_any_key(keyed: httpx2.Async
     assert {"puter_gateway_requests", "puter_upstream_requests", "puter_cooldowns_active"} <= families
     # Metrics name no key: a scraper's key sees the traffic, not who made it.
     assert "laptop" not in answer.text and "ops" not in answer.text
+
+
+def test_stats_count_each_real_keys_requests_and_429s_and_metrics_name_no_key(
+    emulator: Emulator, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    with running_gateway(emulator, home, emulator.paid, gateway={"require_keys": True}) as running:
+        store = SQLiteKeyStore(key_store_file(running.paths))
+        try:
+            now = time.time()
+            laptop = store.create_now(KeySpec("laptop", limits=KeyLimits(rpm=2)), now=now)[1]
+            ops = store.create_now(KeySpec("ops", admin=True), now=now)[1]
+        finally:
+            store.close()
+        client = openai.OpenAI(base_url=f"{running.url}/v1", api_key=laptop, max_retries=0)
+        messages: Any = [{"role": "user", "content": "hi"}]
+        for _ in range(2):
+            client.chat.completions.create(model=MODEL, messages=messages)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model=MODEL, messages=messages)
+        with httpx2.Client(base_url=running.url, timeout=30) as http:
+            metrics = http.get("/metrics", headers=bearer(ops))
+            stats = http.get("/stats", headers=bearer(ops)).json()
+    # ops's own two requests count as they were admitted before /stats read the counts.
+    assert stats["keys"] == {
+        "laptop": {"requests": 2, "rate_limited": 1},
+        "ops": {"requests": 2, "rate_limited": 0},
+    }
+    assert stats["total"]["requests"] == len(emulator.chat_requests()) == 2
+    samples = metric_samples(metrics.text)
+    chat = {"api": "openai", "route": "/v1/chat/completions", "method": "POST"}
+    assert value(samples, "puter_gateway_requests_total", **chat, status="429") == 1
+    assert "laptop" not in metrics.text and "ops" not in metrics.text
+    lines = [record.getMessage() for record in caplog.records if record.name == ACCESS_LOGGER]
+    # The two admitted requests name their key; the refused one is logged without it (the key
+    # gate refuses before it tells who the key is).
+    assert sum("key=laptop" in line for line in lines) == 2
+    assert sum("status=429" in line for line in lines) == 1
+    for secret in (laptop, ops):
+        assert all(secret not in line for line in lines)
 
 
 # -- the pure parts --------------------------------------------------------------------------

@@ -228,6 +228,12 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--strict", action="store_true", help="Exit non-zero on warnings too, not only on problems."
     )
     logs.configure_parser(commands.add_parser("logs", help="Print the log file's path and its last lines."))
+    # API keys of the HTTP gateway (docs/gateway-keys.md).
+    from puter_mcp.gateway import keys_cli
+
+    keys_cli.configure_parser(
+        commands.add_parser("keys", help="Create, list and revoke the gateway's API keys.")
+    )
 
     commands.add_parser(
         "emulator", help="Run the Puter emulator standalone (see `puter-mcp emulator --help`)."
@@ -568,11 +574,36 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
 
     async def run() -> Any:
         async with open_backend(settings, paths, sandbox=sandbox) as backend:
-            return await backend.usage_stats(time.time() - window)
+            report = await backend.usage_stats(time.time() - window)
+        # A sandbox has no keys; and it must not read the real ones.
+        return report, None if sandbox else await _key_usage(paths, report.since)
 
-    report = _run(run)
-    print(report.model_dump_json(indent=2) if args.json else usage_text(report))
+    report, keys = _run(run)
+    if args.json:
+        # The shape of the gateway's GET /stats.
+        by_key = {
+            name: {"requests": n, "rate_limited": refused} for name, (n, refused) in (keys or {}).items()
+        }
+        print(json.dumps({**report.model_dump(mode="json"), "window_s": window, "keys": by_key}, indent=2))
+    else:
+        print(usage_text(report, keys))
     return 0
+
+
+async def _key_usage(paths: Paths, since: float) -> dict[str, tuple[int, int]] | None:
+    """Each gateway API key's requests and 429s since `since`, or None when no key was ever
+    created (the key store is not made for a look)."""
+    from puter_mcp.gateway.keystore import SQLiteKeyStore, key_store_file
+
+    path = key_store_file(paths)
+    if not path.exists():
+        return None
+    store = SQLiteKeyStore(path)
+    try:
+        rows = await store.usage(since)
+    finally:
+        store.close()
+    return {row.name: (row.requests, row.rate_limited) for row in rows}
 
 
 # -- models and chat ---------------------------------------------------------------------
@@ -713,6 +744,12 @@ def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
     return 0
 
 
+def _cmd_keys(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.gateway import keys_cli
+
+    return keys_cli.run(args, paths)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "serve": _cmd_serve,
     "gateway": _cmd_gateway,
@@ -726,4 +763,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "models": _cmd_models,
     "chat": _cmd_chat,
     "config": _cmd_config,
+    "keys": _cmd_keys,
 }

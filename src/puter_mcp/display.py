@@ -260,6 +260,7 @@ def usage_text(report: UsageReport, keys: Mapping[str, tuple[int, int]] | None =
         lines += ["", *_table("model", report.models), "", *_table("account", report.accounts)]
     if keys:
         width = max(len("key"), *map(len, keys))
-        lines += ["", f"{'key'.ljust(width)}  requests  429s"]
+        # The key store counts by the hour: its window starts at the top of `since`'s hour.
+        lines += ["", f"{'key'.ljust(width)}  requests  429s   (API keys, counted by whole hours)"]
         lines += [f"{name.ljust(width)}  {n:>8}  {refused:>4}" for name, (n, refused) in keys.items()]
     return "\n".join(lines)
