@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from puter_mcp.gateway import anthropic, keys_routes, openai_chat, openai_responses
+from puter_mcp.gateway import anthropic, keys_routes, observe, openai_chat, openai_responses
 from puter_mcp.gateway.access import KeyGate
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError
@@ -37,6 +37,7 @@ def _api_routes(gateway: Gateway) -> list[BaseRoute]:
         *openai_responses.routes(gateway),
         *anthropic.routes(gateway),
         *keys_routes.routes(gateway),
+        *observe.routes(gateway),
     ]
 
 
@@ -81,6 +82,7 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", mcp_app: Starlette |
     app: ASGIApp = Starlette(routes=routes, lifespan=lifespan)
     if mcp_app is not None:
         app = _WithMcp(app, _McpKeys(mcp_app, gateway.keys))
+    app = observe.count_in_flight(app, gateway)
     settings = gateway.settings
     if settings.cors_origins:
         app = CORSMiddleware(
