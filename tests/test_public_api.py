@@ -84,6 +84,7 @@ CORE_NAMES = [
     "ContentPart",
     "CooldownInfo",
     "Credits",
+    "FailureKind",
     "Finished",
     "ImagePart",
     "ModelNotFound",
@@ -93,6 +94,7 @@ CORE_NAMES = [
     "NamedTool",
     "NoCandidateLeft",
     "NotSignedIn",
+    "Readiness",
     "ReasoningDelta",
     "ReasoningEffort",
     "ReasoningPart",
@@ -110,6 +112,7 @@ CORE_NAMES = [
     "UsageInfo",
     "UsageUpdate",
     "VirtualModelRecord",
+    "effort_from_thinking_budget",
     "sandbox_home",
 ]
 

@@ -28,7 +28,7 @@ __all__ = ["main"]
 logger = logging.getLogger("puter_mcp")
 
 
-_SANDBOX_COMMANDS = frozenset({"serve", "status", "accounts", "models", "chat"})
+_SANDBOX_COMMANDS = frozenset({"serve", "gateway", "status", "accounts", "models", "chat"})
 
 
 def _eprint(*parts: object) -> None:
@@ -98,6 +98,16 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="Off loopback: a Host header clients may use (repeatable; default: the bound address).",
     )
     serve.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    gateway = commands.add_parser(
+        "gateway", help="Serve the OpenAI, Anthropic and Ollama APIs over HTTP (docs/gateway.md)."
+    )
+    gateway.add_argument("--host", help="Address to bind (default 127.0.0.1; elsewhere keys are required).")
+    gateway.add_argument("--port", type=int, help="Port (default 8000; 0 picks a free one).")
+    gateway.add_argument(
+        "--mcp", action="store_true", default=None, help="Also serve MCP (streamable HTTP) at /mcp."
+    )
+    gateway.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     login = commands.add_parser("login", help="Sign in to Puter and save the account.")
     login.add_argument("--token-file", metavar="PATH", help="Sign in with the Puter auth token in this file.")
@@ -249,6 +259,13 @@ def _read_secrets(args: argparse.Namespace) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    if args.command == "gateway":
+        return {
+            "log_level": getattr(args, "log_level", None),
+            "gateway.host": args.host,
+            "gateway.port": args.port,
+            "gateway.mcp": args.mcp,
+        }
     return {
         "log_level": getattr(args, "log_level", None),
         "http.host": getattr(args, "host", None),
@@ -390,6 +407,31 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
                     allowed_hosts=settings.http.allowed_hosts,
                     on_ready=lambda url: _eprint(f"puter-mcp: serving MCP at {url}"),
                 )
+
+    _run(run)
+    return 0
+
+
+def _cmd_gateway(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.gateway.serve import binding_problem, serve_gateway
+    from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+    problem = binding_problem(settings.gateway)
+    if problem:
+        raise _Failure(problem, exit_code=2)
+    if sandbox:
+        _eprint(SANDBOX_NOTICE)
+
+    def announce(urls: list[tuple[str, str]]) -> None:
+        width = max(len(what) for what, _url in urls)
+        _eprint("puter-mcp: the gateway is ready. Base URLs for your clients:")
+        for what, url in urls:
+            _eprint(f"  {what.ljust(width)}  {url}")
+
+    async def run() -> None:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            await serve_gateway(backend, settings.gateway, on_ready=announce)
 
     _run(run)
     return 0
@@ -628,6 +670,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "serve": _cmd_serve,
+    "gateway": _cmd_gateway,
     "login": _cmd_login,
     "logout": _cmd_logout,
     "accounts": _cmd_status,

@@ -41,6 +41,7 @@ from puter_mcp.core.events import (
     ToolCallDelta,
     UsageUpdate,
 )
+from puter_mcp.core.readiness import Readiness
 from puter_mcp.core.results import (
     AccountsOverview,
     AccountStatus,
@@ -57,6 +58,8 @@ from puter_mcp.core.results import (
     UsageInfo,
     VirtualModelRecord,
 )
+from puter_mcp.puter.effort import effort_from_thinking_budget
+from puter_mcp.puter.errors import FailureKind
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -77,6 +80,7 @@ __all__ = [
     "ContentPart",
     "CooldownInfo",
     "Credits",
+    "FailureKind",
     "Finished",
     "ImagePart",
     "ModelNotFound",
@@ -86,6 +90,7 @@ __all__ = [
     "NamedTool",
     "NoCandidateLeft",
     "NotSignedIn",
+    "Readiness",
     "ReasoningDelta",
     "ReasoningEffort",
     "ReasoningPart",
@@ -103,5 +108,6 @@ __all__ = [
     "UsageInfo",
     "UsageUpdate",
     "VirtualModelRecord",
+    "effort_from_thinking_budget",
     "sandbox_home",
 ]

@@ -1,7 +1,7 @@
 """The facade every front end uses: the MCP tools today, the HTTP gateway tomorrow.
 
-`Backend` offers four operations: `chat_stream` (the one way a chat runs), `chat` (its events,
-folded into the whole answer), `list_models` and `accounts_overview`, over one Puter client,
+`Backend` offers these operations: `chat_stream` (the one way a chat runs), `chat` (its events,
+folded into the whole answer), `list_models`, `accounts_overview` and `readiness`, over one Puter client,
 the saved accounts, the shared routing state and the model catalogue. It knows no front end:
 failures come out as the errors of `puter_mcp.core.errors`, which each front end words for
 its users.
@@ -29,6 +29,7 @@ from puter_mcp.settings import Paths, Settings
 if TYPE_CHECKING:
     from puter_mcp.accounts.store import AccountsStore
     from puter_mcp.core.engine import Engine
+    from puter_mcp.core.readiness import Readiness
     from puter_mcp.puter.client import PuterClient
     from puter_mcp.routing.state import StateStore
 
@@ -162,6 +163,14 @@ class Backend:
     async def accounts_overview(self) -> AccountsOverview:
         """Every account with its credit, tier and state, and the models' cooldowns."""
         return await self._engine_now().accounts_overview()
+
+    async def readiness(self) -> Readiness:
+        """Whether it can answer now (an account usable, the catalogue known), without asking
+        Puter anything but the catalogue when it is not known yet: cheap enough for a health
+        probe every few seconds."""
+        from puter_mcp.core.readiness import readiness
+
+        return await readiness(self._engine_now(), now=self._clock())
 
     async def aclose(self) -> None:
         if self._engine is not None:
