@@ -334,15 +334,19 @@ def test_done_reason_is_ollamas_spelling_of_the_finish_reason(finish: str | None
     assert done_reason(finish) == reason
 
 
-def test_durations_add_up_to_the_total() -> None:
-    durations = Durations(started_ns=1_000, first_content_ns=4_000, ended_ns=10_000)
-    fields = durations.fields()
+def test_durations_are_nanoseconds_to_the_first_content_and_after_it() -> None:
+    fields = Durations(started=10.0, first_content=10.25, ended=11.0).fields()
     assert fields == {
-        "total_duration": 9_000,
+        "total_duration": 1_000_000_000,
         "load_duration": 0,
-        "prompt_eval_duration": 3_000,
-        "eval_duration": 6_000,
+        "prompt_eval_duration": 250_000_000,
+        "eval_duration": 750_000_000,
     }
+
+
+def test_a_whole_answers_time_is_all_eval_since_its_first_content_is_not_seen() -> None:
+    fields = Durations(started=10.0, ended=10.5).fields()
+    assert (fields["prompt_eval_duration"], fields["eval_duration"]) == (0, 500_000_000)
 
 
 def record(model_id: str, **extra: Any) -> ModelRecord:

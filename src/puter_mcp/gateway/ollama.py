@@ -30,19 +30,28 @@ import datetime as dt
 import difflib
 import hashlib
 import json
-import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute
 
 from puter_mcp.core import (
     BadRequest,
     ChatCall,
+    ChatOutcome,
+    Finished,
     ImagePart,
     ModelRecord,
+    ModelsQuery,
+    ReasoningDelta,
     ReasoningEffort,
+    StreamFailed,
+    TextDelta,
     TextPart,
     Tool,
     ToolCall,
@@ -51,6 +60,11 @@ from puter_mcp.core import (
     Turn,
     VirtualModelRecord,
 )
+from puter_mcp.gateway.estimate import estimate_call_tokens, estimate_tokens
+from puter_mcp.gateway.exchange import Exchange
+from puter_mcp.gateway.failures import GatewayError, from_backend_error
+from puter_mcp.gateway.gate import OpenedAnswer
+from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, routes_for
 
 __all__ = [
     "DEFAULT_THINK_EFFORT",
@@ -83,7 +97,7 @@ OWNER = "puter-mcp"
 _LATEST = ":latest"
 
 # Ollama's `done_reason` for the core's finish reasons; a tool call ends a turn as "stop" there.
-_DONE_REASONS = {"length": "length", "max_tokens": "length"}
+_DONE_REASONS = {"length": "length", "max_tokens": "length", "max_output_tokens": "length"}
 
 # Puter's catalogue does not say which models reason; these names do (see docs/gateway-ollama.md).
 _REASONING_MODEL = re.compile(
@@ -405,7 +419,7 @@ def _with_format(turns: list[Turn], body: Mapping[str, Any]) -> list[Turn]:
     return [*turns[:leading], Turn(role="system", content=instruction), *turns[leading:]]
 
 
-def _call(body: Mapping[str, Any], turns: list[Turn], *, stream: bool) -> ChatCall:
+def _call(body: Mapping[str, Any], turns: list[Turn]) -> ChatCall:
     options = _options(body)
     effort = reasoning_effort(body.get("think"))
     # Turns and tools are checked already: pydantic takes the instances as they are.
@@ -417,7 +431,9 @@ def _call(body: Mapping[str, Any], turns: list[Turn], *, stream: bool) -> ChatCa
         "stop": options.stop,
         "reasoning_effort": effort,
         "tools": _tools(body.get("tools")),
-        "stream": stream,
+        # Streamed from Puter even when the client wants the answer whole: a stall is noticed
+        # sooner, and a broken answer is started again before anything was sent.
+        "stream": True,
     }
     return ChatCall.parse({key: value for key, value in fields.items() if value is not None})
 
@@ -428,8 +444,8 @@ def chat_call(body: Mapping[str, Any]) -> ChatCall:
     Raises:
         BadRequest: a wrong shape, named by where it is (``messages.2.images.0``).
     """
-    stream = stream_wanted(body)
-    return _call(body, _with_format(_turns(body.get("messages")), body), stream=stream)
+    stream_wanted(body)  # checked here, so that a wrong one is refused before anything is asked
+    return _call(body, _with_format(_turns(body.get("messages")), body))
 
 
 _GENERATE_UNSUPPORTED = {
@@ -450,7 +466,7 @@ def generate_call(body: Mapping[str, Any]) -> ChatCall:
         BadRequest: a wrong shape, or what cannot be honoured: `raw` prompts, `suffix`,
             `template`, a non-empty `context`.
     """
-    stream = stream_wanted(body)
+    stream_wanted(body)
     if body.get("raw") is True:
         raise BadRequest(
             "raw prompts (already in a model's template) cannot be sent: Puter's models take chat "
@@ -471,7 +487,7 @@ def generate_call(body: Mapping[str, Any]) -> ChatCall:
         message["images"] = body["images"]
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system.strip() else []
     turns = _turns([*messages, message])
-    return _call(body, _with_format(turns, body), stream=stream)
+    return _call(body, _with_format(turns, body))
 
 
 def wants_thinking(body: Mapping[str, Any]) -> bool:
@@ -491,55 +507,53 @@ def created_at(epoch: float) -> str:
 
 def done_reason(finish_reason: str | None) -> str:
     """Ollama's `done_reason` for the core's finish reason (`stop` or `length`)."""
-    return _DONE_REASONS.get(finish_reason or "", "stop")
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters a token: the estimate used when upstream reports no usage."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
-
-
-def prompt_text(call: ChatCall) -> str:
-    """Every text of a call's conversation, for an estimate of its input tokens."""
-    return " ".join(turn.text for turn in call.messages)
+    return _DONE_REASONS.get((finish_reason or "").lower(), "stop")
 
 
 @dataclass
 class Durations:
-    """Ollama's timings, measured: nanoseconds from the request's arrival to the first content
-    (`prompt_eval_duration`: routing, failover and the model's time to first token) and from
-    there to the end (`eval_duration`). Nothing is loaded here, so `load_duration` is 0."""
+    """Ollama's timings, measured from the request's arrival (`time.perf_counter()` seconds):
+    to the first content (`prompt_eval_duration`: routing, failover and the model's time to
+    first token), from there to the end (`eval_duration`), and in all (`total_duration`).
+    Nothing is loaded here, so `load_duration` is 0. A whole answer's first content is not
+    observed: its time is all `eval_duration`."""
 
-    started_ns: int = field(default_factory=time.perf_counter_ns)
-    first_content_ns: int | None = None
-    ended_ns: int | None = None
-
-    def content_began(self) -> None:
-        if self.first_content_ns is None:
-            self.first_content_ns = time.perf_counter_ns()
+    started: float
+    first_content: float | None = None
+    ended: float | None = None
 
     def fields(self) -> dict[str, int]:
-        ended = self.ended_ns if self.ended_ns is not None else time.perf_counter_ns()
-        first = self.first_content_ns if self.first_content_ns is not None else ended
+        ended = self.ended if self.ended is not None else time.perf_counter()
+        first = self.first_content if self.first_content is not None else self.started
+        to_first, after = _ns(first - self.started), _ns(ended - first)
         return {
-            "total_duration": ended - self.started_ns,
+            "total_duration": to_first + after,
             "load_duration": 0,
-            "prompt_eval_duration": first - self.started_ns,
-            "eval_duration": ended - first,
+            "prompt_eval_duration": to_first,
+            "eval_duration": after,
         }
 
 
-def final_fields(
-    *,
-    reason: str,
-    durations: Durations,
-    input_tokens: int,
-    output_tokens: int,
-) -> dict[str, Any]:
+def _ns(seconds: float) -> int:
+    return max(0, round(seconds * 1e9))
+
+
+def counts(outcome: ChatOutcome, call: ChatCall) -> tuple[int, int]:
+    """`prompt_eval_count` and `eval_count`: Puter's counts, or estimates when it reported none
+    (never zeros passed off as measured)."""
+    usage = outcome.usage
+    if usage.input_tokens or usage.output_tokens:
+        return usage.input_tokens, usage.output_tokens
+    arguments = "".join(tool_call.arguments_json for tool_call in outcome.tool_calls)
+    return estimate_call_tokens(call), estimate_tokens(outcome.text + (outcome.reasoning or "") + arguments)
+
+
+def final_fields(outcome: ChatOutcome, call: ChatCall, durations: Durations) -> dict[str, Any]:
     """What the last line (or a whole answer) adds: `done`, why, the timings and the counts."""
+    input_tokens, output_tokens = counts(outcome, call)
     return {
         "done": True,
-        "done_reason": reason,
+        "done_reason": done_reason(outcome.finish_reason),
         **durations.fields(),
         "prompt_eval_count": input_tokens,
         "eval_count": output_tokens,
@@ -780,3 +794,244 @@ class Catalogue:
         lowered = {entry.lower(): entry for entry in names}
         found = difflib.get_close_matches(catalogue_name(name).lower(), list(lowered), n=n, cutoff=0.5)
         return [lowered[match] for match in found]
+
+
+# --------------------------------------------------------------------------------------------
+# The routes
+
+
+class OllamaApi:
+    """Ollama's error shape: ``{"error": "..."}`` with the status."""
+
+    name = "ollama"
+
+    def error_response(self, error: GatewayError) -> Response:
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers())
+
+
+OLLAMA = OllamaApi()
+
+NDJSON = "application/x-ndjson"
+
+_METHODS = {"chat": "POST", "generate": "POST", "tags": "GET", "show": "POST", "ps": "GET", "version": "GET"}
+"""The endpoints served, and the method each takes (GET ones answer HEAD too)."""
+
+_NOT_SERVED = {
+    "pull": "models are not downloaded here: every model of Puter's catalogue is ready (GET /api/tags)",
+    "push": "models cannot be uploaded: this server serves Puter's catalogue",
+    "create": "models cannot be created: define a virtual model (a chain) in puter-mcp's config.toml",
+    "copy": "models cannot be copied: define a virtual model (a chain) in puter-mcp's config.toml",
+    "delete": "models cannot be deleted: this server serves Puter's catalogue",
+    "embed": "embeddings are not served: Puter's chat models only",
+    "embeddings": "embeddings are not served: Puter's chat models only",
+    "blobs": "model files are not stored here: this server serves Puter's catalogue",
+}
+
+
+def _refusal(error: BadRequest) -> GatewayError:
+    return GatewayError(400, error.message, param=error.argument)
+
+
+class _Lines:
+    """The NDJSON body of one streamed answer: a line per piece of text or reasoning, a line
+    per whole tool call, then the final line, or an ``{"error"}`` line after what was sent
+    when the answer breaks off.
+
+    Args:
+        key: where the text goes: ``message`` (`/api/chat`: a message object) or ``response``
+            (`/api/generate`: the text itself).
+        thinking: pass the model's reasoning on (not when `think` is false).
+    """
+
+    def __init__(self, call: ChatCall, durations: Durations, *, key: str, thinking: bool) -> None:
+        self.call, self.durations, self.key, self.thinking = call, durations, key, thinking
+
+    def _line(self, model: str, text: str = "", **extra: Any) -> bytes:
+        line: dict[str, Any] = {"model": model, "created_at": created_at(time.time())}
+        if self.key == "message":
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            for name in ("thinking", "tool_calls"):
+                if name in extra:
+                    message[name] = extra.pop(name)
+            line["message"] = message
+        else:
+            line["response"] = text
+        line.update(extra)
+        line.setdefault("done", False)
+        return ndjson(line)
+
+    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
+        self.durations.first_content = self.durations.started + opened.ttft_ms / 1000
+        gatherer = ToolCallGatherer()
+        model = opened.model
+        async for event in opened.events():
+            if isinstance(event, TextDelta):
+                for call in gatherer.flush(final=False):
+                    yield self._line(model, tool_calls=[call.entry()])
+                yield self._line(model, event.text)
+            elif isinstance(event, ReasoningDelta):
+                if self.thinking:
+                    yield self._line(model, thinking=event.text)
+            elif isinstance(event, ToolCallDelta):
+                for call in gatherer.add(event):
+                    yield self._line(model, tool_calls=[call.entry()])
+            elif isinstance(event, Finished):
+                try:
+                    calls = gatherer.flush()
+                except ValueError as exc:
+                    yield ndjson({"error": str(exc)})
+                    return
+                for call in calls:
+                    yield self._line(model, tool_calls=[call.entry()])
+                self.durations.ended = time.perf_counter()
+                outcome = event.outcome
+                fields = final_fields(outcome, self.call, self.durations)
+                if self.key == "response":
+                    fields["context"] = []
+                yield self._line(outcome.model, **fields)
+            elif isinstance(event, StreamFailed):
+                # What was sent stays; the client is told why the rest will not come.
+                yield ndjson({"error": from_backend_error(event.error, now=time.time()).message})
+
+
+def whole_body(
+    outcome: ChatOutcome, call: ChatCall, durations: Durations, *, key: str, thinking: bool
+) -> dict[str, Any]:
+    """A non-streamed answer: one object with the whole message (or response) and the counts."""
+    body: dict[str, Any] = {"model": outcome.model, "created_at": created_at(time.time())}
+    reasoning = outcome.reasoning if thinking else None
+    if key == "message":
+        message: dict[str, Any] = {"role": "assistant", "content": outcome.text}
+        if reasoning:
+            message["thinking"] = reasoning
+        if outcome.tool_calls:
+            message["tool_calls"] = tool_calls_of(outcome.tool_calls)
+        body["message"] = message
+    else:
+        body["response"] = outcome.text
+        if reasoning:
+            body["thinking"] = reasoning
+    durations.ended = time.perf_counter()
+    body.update(final_fields(outcome, call, durations))
+    if key == "response":
+        body["context"] = []
+    return body
+
+
+def routes(gateway: Gateway) -> list[BaseRoute]:
+    """Ollama's routes over `gateway`."""
+    since = created_at(gateway.clock())
+    """`modified_at` of every model: when this gateway began serving them."""
+
+    async def catalogue() -> Catalogue:
+        backend = gateway.backend
+        page = await backend.list_models(ModelsQuery(limit=100_000))
+        virtual = await backend.list_models(ModelsQuery(virtual=True))
+        return Catalogue(page.models, virtual.virtual_models)
+
+    async def loaded(request: Request, exchange: Exchange, body: Mapping[str, Any], key: str) -> Response:
+        """Ollama's answer to a request with nothing to say: the model is "loaded" (clients
+        send one to warm a model up). Ollama checks the model exists; so does this."""
+        name = _model(body)
+        await gateway.admit(request, exchange, catalogue_name(name))
+        entry = (await catalogue()).find(name)
+        if entry is None:
+            raise _unknown(name, await catalogue())
+        answer = {"model": entry.name, "created_at": created_at(time.time()), key: _empty(key)}
+        answer.update(done=True, done_reason="load")
+        return JSONResponse(answer, media_type=NDJSON if stream_wanted(body) else None)
+
+    async def answer(request: Request, exchange: Exchange, body: Mapping[str, Any], key: str) -> Response:
+        durations = Durations(started=exchange.started)
+        try:
+            call = chat_call(body) if key == "message" else generate_call(body)
+            stream = stream_wanted(body)
+        except BadRequest as exc:
+            raise _refusal(exc) from exc
+        await gateway.admit(request, exchange, call.model)
+        thinking = wants_thinking(body)
+        if stream:
+            lines = _Lines(call, durations, key=key, thinking=thinking)
+            return gateway.stream(OLLAMA, exchange, call, encoder=lines, media_type=NDJSON)
+        outcome = await gateway.whole(request, exchange, call)
+        whole = whole_body(outcome, call, durations, key=key, thinking=thinking)
+        return JSONResponse(whole, headers=answer_headers(exchange))
+
+    async def chat(request: Request, exchange: Exchange) -> Response:
+        body = await read_json(request)
+        if not body.get("messages"):
+            return await loaded(request, exchange, body, "message")
+        return await answer(request, exchange, body, "message")
+
+    async def generate(request: Request, exchange: Exchange) -> Response:
+        body = await read_json(request)
+        if not body.get("prompt") and not body.get("images"):
+            return await loaded(request, exchange, body, "response")
+        return await answer(request, exchange, body, "response")
+
+    async def tags(request: Request, exchange: Exchange) -> Response:
+        await gateway.admit(request, exchange, None)
+        return JSONResponse({"models": [entry.tag(since) for entry in (await catalogue()).entries]})
+
+    async def show(request: Request, exchange: Exchange) -> Response:
+        body = await read_json(request)
+        try:
+            name = _model(body)
+        except BadRequest as exc:
+            raise _refusal(exc) from exc
+        await gateway.admit(request, exchange, None)
+        models = await catalogue()
+        entry = models.find(name)
+        if entry is None:
+            raise _unknown(name, models)
+        return JSONResponse(entry.show(since))
+
+    async def running(request: Request, exchange: Exchange) -> Response:
+        # Nothing is loaded in memory here: Puter runs the models.
+        await gateway.admit(request, exchange, None)
+        return JSONResponse({"models": []})
+
+    async def version(request: Request, exchange: Exchange) -> Response:
+        return JSONResponse({"version": OLLAMA_VERSION})
+
+    async def root(request: Request, exchange: Exchange) -> Response:
+        return PlainTextResponse("Ollama is running")
+
+    async def not_served(request: Request, exchange: Exchange) -> Response:
+        endpoint: str = request.path_params["endpoint"]
+        if endpoint in _METHODS:
+            raise GatewayError(405, f"/api/{endpoint} takes {_METHODS[endpoint]}, not {request.method}")
+        why = _NOT_SERVED.get(endpoint.split("/", 1)[0])
+        if why is not None:
+            raise GatewayError(501, f"/api/{endpoint} is not served by puter-mcp's Ollama API: {why}")
+        raise GatewayError(
+            404,
+            f"/api/{endpoint} is not an endpoint of Ollama's API here; served: /api/chat, "
+            "/api/generate, /api/tags, /api/show, /api/ps, /api/version",
+        )
+
+    handlers = {
+        "chat": chat,
+        "generate": generate,
+        "tags": tags,
+        "show": show,
+        "ps": running,
+        "version": version,
+    }
+    table = [(f"/api/{name}", handlers[name], [method]) for name, method in _METHODS.items()]
+    table += [
+        ("/", root, ["GET"]),
+        # Last: what the routes above do not take (another endpoint, or another method).
+        ("/api/{endpoint:path}", not_served, ["GET", "POST", "PUT", "DELETE", "HEAD"]),
+    ]
+    return routes_for(gateway, OLLAMA, table)
+
+
+def _empty(key: str) -> Any:
+    return {"role": "assistant", "content": ""} if key == "message" else ""
+
+
+def _unknown(name: str, models: Catalogue) -> GatewayError:
+    closest = models.closest(name)
+    hint = f"; did you mean {', '.join(closest)}?" if closest else "; GET /api/tags lists them"
+    return GatewayError(404, f"model {name!r} not found{hint}", param="model", code="model_not_found")
