@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import ollama
 import pytest
 
@@ -65,9 +65,9 @@ def client(gateway: RunningGateway) -> ollama.Client:
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
+def http() -> Iterator[httpx2.Client]:
     # One client: making one costs tens of milliseconds (its TLS context).
-    with httpx.Client(timeout=30) as made:
+    with httpx2.Client(timeout=30) as made:
         yield made
 
 
@@ -75,11 +75,11 @@ def user(content: str, **extra: Any) -> dict[str, Any]:
     return {"role": "user", "content": content, **extra}
 
 
-def ndjson_lines(response: httpx.Response) -> list[dict[str, Any]]:
+def ndjson_lines(response: httpx2.Response) -> list[dict[str, Any]]:
     return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
 
-def post(http: httpx.Client, gateway: RunningGateway, path: str, body: dict[str, Any]) -> httpx.Response:
+def post(http: httpx2.Client, gateway: RunningGateway, path: str, body: dict[str, Any]) -> httpx2.Response:
     return http.post(gateway.url + path, json=body)
 
 
@@ -110,7 +110,7 @@ def test_chat_streams_ndjson_by_default_and_ends_with_the_counts(client: ollama.
 
 
 def test_a_body_without_stream_is_answered_as_ndjson_lines(
-    http: httpx.Client, gateway: RunningGateway
+    http: httpx2.Client, gateway: RunningGateway
 ) -> None:
     response = post(http, gateway, "/api/chat", {"model": MODEL, "messages": [user("hi")]})
     assert response.status_code == 200
@@ -242,7 +242,7 @@ def test_a_streamed_tool_call_comes_whole_in_one_line(client: ollama.Client) -> 
 
 @pytest.mark.parametrize(("think", "effort"), [(True, DEFAULT_THINK_EFFORT), ("high", "high")])
 def test_think_asks_for_reasoning_and_it_comes_back_as_thinking(
-    client: ollama.Client, think: Any, effort: str
+    client: ollama.Client, gateway: RunningGateway, think: Any, effort: str
 ) -> None:
     whole = client.chat(model=MODEL, messages=[user("ponder")], think=think, stream=False)
     assert whole.message.thinking == f'[{CANONICAL}] Reasoning with {effort} effort about: "ponder".'
@@ -250,11 +250,16 @@ def test_think_asks_for_reasoning_and_it_comes_back_as_thinking(
     assert "".join(part.message.thinking or "" for part in streamed) == whole.message.thinking
     generated = client.generate(model=MODEL, prompt="ponder", think=think, stream=False)
     assert generated.thinking == whole.message.thinking
+    assert [(r.args or {}).get("reasoning") for r in gateway.emulator.chat_requests()] == [
+        {"effort": effort}
+    ] * 3
 
 
-def test_without_think_no_reasoning_is_asked_for(client: ollama.Client) -> None:
+def test_without_think_no_reasoning_is_asked_for(client: ollama.Client, gateway: RunningGateway) -> None:
     answer = client.chat(model=MODEL, messages=[user("ponder")], think=False, stream=False)
     assert answer.message.thinking is None
+    (request,) = gateway.emulator.chat_requests()
+    assert "reasoning" not in (request.args or {})
 
 
 def test_images_reach_puter_as_image_parts(client: ollama.Client, gateway: RunningGateway) -> None:
@@ -278,15 +283,20 @@ def test_format_json_reaches_puter_as_an_instruction(client: ollama.Client, gate
     assert "JSON" in request.messages[0]["content"]
 
 
-def test_num_predict_limits_the_answer_and_says_so(client: ollama.Client) -> None:
-    answer = client.chat(
-        model=MODEL, messages=[user("a long answer")], options={"num_predict": 3}, stream=False
-    )
+def test_the_options_puter_takes_reach_it_and_num_predict_limits_the_answer(
+    client: ollama.Client, gateway: RunningGateway
+) -> None:
+    options = {"num_predict": 3, "temperature": 0.3, "stop": ["END"], "top_k": 5}
+    answer = client.chat(model=MODEL, messages=[user("a long answer")], options=options, stream=False)
     assert answer.done_reason == "length"
     assert answer.message.content is not None and len(answer.message.content) <= 12
+    (request,) = gateway.emulator.chat_requests()
+    sent = request.args or {}
+    assert (sent["max_tokens"], sent["temperature"], sent["stop"]) == (3, 0.3, ["END"])
+    assert "top_k" not in sent
 
 
-def test_version_and_root_answer_as_ollama_does(http: httpx.Client, gateway: RunningGateway) -> None:
+def test_version_and_root_answer_as_ollama_does(http: httpx2.Client, gateway: RunningGateway) -> None:
     version = http.get(gateway.url + "/api/version")
     assert version.json() == {"version": OLLAMA_VERSION}
     assert [int(number) for number in OLLAMA_VERSION.split(".")] >= [0, 6, 4]  # VS Code's minimum
@@ -310,7 +320,7 @@ def test_version_and_root_answer_as_ollama_does(http: httpx.Client, gateway: Run
     ],
 )
 def test_errors_are_ollamas_error_object_with_the_status(
-    http: httpx.Client, gateway: RunningGateway, path: str, body: dict[str, Any], status: int, words: str
+    http: httpx2.Client, gateway: RunningGateway, path: str, body: dict[str, Any], status: int, words: str
 ) -> None:
     response = post(http, gateway, path, body)
     assert response.status_code == status
@@ -319,7 +329,7 @@ def test_errors_are_ollamas_error_object_with_the_status(
 
 
 def test_a_body_that_is_not_json_is_refused_in_ollamas_shape(
-    http: httpx.Client, gateway: RunningGateway
+    http: httpx2.Client, gateway: RunningGateway
 ) -> None:
     response = http.post(gateway.url + "/api/chat", content=b"{not json")
     assert response.status_code == 400
@@ -334,7 +344,7 @@ def test_the_client_raises_the_error_it_was_sent(client: ollama.Client) -> None:
 
 
 def test_a_failure_before_content_fails_over_silently_with_exactly_one_answer(
-    http: httpx.Client,
+    http: httpx2.Client,
     own_gateway: RunningGateway,
 ) -> None:
     emulator = own_gateway.emulator
@@ -354,7 +364,7 @@ def test_a_failure_before_content_fails_over_silently_with_exactly_one_answer(
 
 
 def test_a_failure_after_content_ends_with_an_error_line_and_no_second_request(
-    http: httpx.Client,
+    http: httpx2.Client,
     own_gateway: RunningGateway,
 ) -> None:
     emulator = own_gateway.emulator
@@ -385,7 +395,7 @@ def test_the_client_sees_the_text_then_the_error_of_a_broken_answer(own_gateway:
 
 
 def test_when_no_candidate_can_answer_the_status_says_so_before_any_byte(
-    http: httpx.Client, own_gateway: RunningGateway
+    http: httpx2.Client, own_gateway: RunningGateway
 ) -> None:
     own_gateway.emulator.state.add_fault(Fault.UPSTREAM_PROVIDER_UNAVAILABLE, times=None)
     response = post(http, own_gateway, "/api/chat", {"model": MODEL, "messages": [user("hello")]})

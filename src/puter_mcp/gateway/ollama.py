@@ -538,11 +538,16 @@ def _ns(seconds: float) -> int:
     return max(0, round(seconds * 1e9))
 
 
+def usage_estimated(outcome: ChatOutcome) -> bool:
+    """Whether Puter reported no token counts for this answer (they are estimated then)."""
+    return outcome.usage.input_tokens == 0 and outcome.usage.output_tokens == 0
+
+
 def counts(outcome: ChatOutcome, call: ChatCall) -> tuple[int, int]:
     """`prompt_eval_count` and `eval_count`: Puter's counts, or estimates when it reported none
     (never zeros passed off as measured)."""
     usage = outcome.usage
-    if usage.input_tokens or usage.output_tokens:
+    if not usage_estimated(outcome):
         return usage.input_tokens, usage.output_tokens
     arguments = "".join(tool_call.arguments_json for tool_call in outcome.tool_calls)
     return estimate_call_tokens(call), estimate_tokens(outcome.text + (outcome.reasoning or "") + arguments)
@@ -955,7 +960,10 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
             return gateway.stream(OLLAMA, exchange, call, encoder=lines, media_type=NDJSON)
         outcome = await gateway.whole(request, exchange, call)
         whole = whole_body(outcome, call, durations, key=key, thinking=thinking)
-        return JSONResponse(whole, headers=answer_headers(exchange))
+        headers = answer_headers(exchange)
+        if usage_estimated(outcome):
+            headers["X-Puter-Usage"] = "estimated"
+        return JSONResponse(whole, headers=headers)
 
     async def chat(request: Request, exchange: Exchange) -> Response:
         body = await read_json(request)
