@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import ollama
 import pytest
 
 from puter_mcp.emulator import EmulatorState, EmulatorThread, Fault
+from puter_mcp.gateway.keystore import KeySpec, SQLiteKeyStore, key_store_file
 from puter_mcp.gateway.ollama import DEFAULT_THINK_EFFORT, OLLAMA_VERSION
 from tests.helpers import Emulator, RunningGateway, running_gateway
 
@@ -402,3 +404,27 @@ def test_when_no_candidate_can_answer_the_status_says_so_before_any_byte(
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/json")
     assert list(response.json()) == ["error"]
+
+
+def test_with_keys_required_the_api_asks_for_one_and_refuses_in_ollamas_shape(
+    http: httpx2.Client, emulator: Emulator, home: Path
+) -> None:
+    with running_gateway(emulator, home, emulator.paid, gateway={"require_keys": True}) as keyed:
+        store = SQLiteKeyStore(key_store_file(keyed.paths))
+        try:
+            _, secret = store.create_now(KeySpec("nano-only", models=(MODEL,)), now=time.time())
+        finally:
+            store.close()
+        chat = {"model": MODEL, "messages": [user("hi")], "stream": False}
+        refused = post(http, keyed, "/api/chat", chat)
+        assert refused.status_code == 401 and list(refused.json()) == ["error"]
+        assert http.get(keyed.url + "/api/tags").status_code == 401
+        # What health probes and version checks call needs no key.
+        assert http.get(keyed.url + "/api/version").status_code == 200
+        assert http.get(keyed.url + "/").status_code == 200
+        client = ollama.Client(host=keyed.url, headers={"Authorization": f"Bearer {secret}"})
+        assert client.chat(model=MODEL, messages=[user("hi")], stream=False).message.content
+        assert client.list().models
+        with pytest.raises(ollama.ResponseError) as caught:
+            client.chat(model="claude-sonnet-4-5", messages=[user("hi")], stream=False)
+        assert caught.value.status_code == 403
