@@ -805,7 +805,13 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
     async def admitted(request: Request, exchange: Exchange, *, counting: bool) -> MessagesRequest:
         # The key first: a caller without one learns nothing about what is wrong with its body.
         body = await read_json(request)
-        await gateway.admit(request, exchange, requested_model(body, gateway.backend.settings.default_model))
+        # Claude Code counts tokens before every turn: that needs a valid key, not a place.
+        await gateway.admit(
+            request,
+            exchange,
+            requested_model(body, gateway.backend.settings.default_model),
+            spend=not counting,
+        )
         return messages_request(body, counting=counting)
 
     async def messages(request: Request, exchange: Exchange) -> Response:

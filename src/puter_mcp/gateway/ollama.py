@@ -1010,6 +1010,10 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
         if endpoint in _METHODS:
             raise GatewayError(405, f"/api/{endpoint} takes {_METHODS[endpoint]}, not {request.method}")
         why = _NOT_SERVED.get(endpoint.split("/", 1)[0])
+        if why is None or "/" in endpoint:
+            # Recorded under one name: a path per request (a scanner's) would make a metric
+            # series per path.
+            exchange.path = "/api/{endpoint}"
         if why is not None:
             raise GatewayError(501, f"/api/{endpoint} is not served by puter-mcp's Ollama API: {why}")
         raise GatewayError(
