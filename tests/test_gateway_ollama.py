@@ -418,6 +418,8 @@ def test_with_keys_required_the_api_asks_for_one_and_refuses_in_ollamas_shape(
         chat = {"model": MODEL, "messages": [user("hi")], "stream": False}
         refused = post(http, keyed, "/api/chat", chat)
         assert refused.status_code == 401 and list(refused.json()) == ["error"]
+        # The key is checked first: without one, nothing is said about the body.
+        assert post(http, keyed, "/api/chat", {**chat, "think": "max"}).status_code == 401
         assert http.get(keyed.url + "/api/tags").status_code == 401
         # What health probes and version checks call needs no key.
         assert http.get(keyed.url + "/api/version").status_code == 200
@@ -425,6 +427,7 @@ def test_with_keys_required_the_api_asks_for_one_and_refuses_in_ollamas_shape(
         client = ollama.Client(host=keyed.url, headers={"Authorization": f"Bearer {secret}"})
         assert client.chat(model=MODEL, messages=[user("hi")], stream=False).message.content
         assert client.list().models
+        assert client.show("claude-sonnet-4-5").capabilities  # listing is not chatting
         with pytest.raises(ollama.ResponseError) as caught:
             client.chat(model="claude-sonnet-4-5", messages=[user("hi")], stream=False)
         assert caught.value.status_code == 403

@@ -937,8 +937,12 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
     async def loaded(request: Request, exchange: Exchange, body: Mapping[str, Any], key: str) -> Response:
         """Ollama's answer to a request with nothing to say: the model is "loaded" (clients
         send one to warm a model up). Ollama checks the model exists; so does this."""
-        name = _model(body)
-        await gateway.admit(request, exchange, catalogue_name(name))
+        # Nothing is asked of Puter: the key must be valid, its limits are not spent.
+        await gateway.admit(request, exchange, _named(body), spend=False)
+        try:
+            name = _model(body)
+        except BadRequest as exc:
+            raise _refusal(exc) from exc
         entry = (await catalogue()).find(name)
         if entry is None:
             raise _unknown(name, await catalogue())
@@ -948,12 +952,13 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
 
     async def answer(request: Request, exchange: Exchange, body: Mapping[str, Any], key: str) -> Response:
         durations = Durations(started=exchange.started)
+        # The key first: a caller without a valid one learns nothing about the body.
+        await gateway.admit(request, exchange, _named(body))
         try:
             call = chat_call(body) if key == "message" else generate_call(body)
             stream = stream_wanted(body)
         except BadRequest as exc:
             raise _refusal(exc) from exc
-        await gateway.admit(request, exchange, call.model)
         thinking = wants_thinking(body)
         if stream:
             lines = _Lines(call, durations, key=key, thinking=thinking)
@@ -978,16 +983,16 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
         return await answer(request, exchange, body, "response")
 
     async def tags(request: Request, exchange: Exchange) -> Response:
-        await gateway.admit(request, exchange, None)
+        await gateway.admit(request, exchange, None, spend=False)
         return JSONResponse({"models": [entry.tag(since) for entry in (await catalogue()).entries]})
 
     async def show(request: Request, exchange: Exchange) -> Response:
         body = await read_json(request)
+        await gateway.admit(request, exchange, None, spend=False)
         try:
             name = _model(body)
         except BadRequest as exc:
             raise _refusal(exc) from exc
-        await gateway.admit(request, exchange, None)
         models = await catalogue()
         entry = models.find(name)
         if entry is None:
@@ -996,7 +1001,7 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
 
     async def running(request: Request, exchange: Exchange) -> Response:
         # Nothing is loaded in memory here: Puter runs the models.
-        await gateway.admit(request, exchange, None)
+        await gateway.admit(request, exchange, None, spend=False)
         return JSONResponse({"models": []})
 
     async def version(request: Request, exchange: Exchange) -> Response:
@@ -1037,6 +1042,13 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
         ("/api/{endpoint:path}", not_served, ["GET", "POST", "PUT", "DELETE", "HEAD"]),
     ]
     return routes_for(gateway, OLLAMA, table)
+
+
+def _named(body: Mapping[str, Any]) -> str | None:
+    """The model a body names, as the catalogue knows it: what a key's model list is checked
+    against (None when it names none; the body is refused for that afterwards)."""
+    model = body.get("model", body.get("name"))
+    return catalogue_name(model) if isinstance(model, str) and model.strip() else None
 
 
 def _empty(key: str) -> Any:
