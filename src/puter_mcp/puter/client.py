@@ -21,8 +21,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -204,18 +203,26 @@ def _redact(text: str, token: str | None) -> str:
     return text.replace(token, "[token]") if token and token in text else text
 
 
-@contextmanager
-def _token_free_errors(token: str | None) -> Iterator[None]:
+class _token_free_errors:
     """Make sure no `PuterError` leaving a call carries the token in its message.
 
     Puter's messages do not echo tokens today; this keeps it so whatever they say tomorrow.
-    The original error is not chained, since its message is the thing being hidden.
+    The original error is not chained, since its message is the thing being hidden. (A class
+    rather than a generator: every streamed call enters it.)
     """
-    try:
-        yield
-    except PuterError as exc:
-        if not token or token not in exc.message:
-            raise
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+        token = self._token
+        if not isinstance(exc, PuterError) or not token or token not in exc.message:
+            return
         raise PuterError(
             exc.kind,
             _redact(exc.message, token),
