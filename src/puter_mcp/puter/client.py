@@ -21,7 +21,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -203,26 +204,18 @@ def _redact(text: str, token: str | None) -> str:
     return text.replace(token, "[token]") if token and token in text else text
 
 
-class _token_free_errors:
+@contextmanager
+def _token_free_errors(token: str | None) -> Iterator[None]:
     """Make sure no `PuterError` leaving a call carries the token in its message.
 
     Puter's messages do not echo tokens today; this keeps it so whatever they say tomorrow.
-    The original error is not chained, since its message is the thing being hidden. (A class
-    rather than a generator: every streamed call enters it.)
+    The original error is not chained, since its message is the thing being hidden.
     """
-
-    __slots__ = ("_token",)
-
-    def __init__(self, token: str | None) -> None:
-        self._token = token
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
-        token = self._token
-        if not isinstance(exc, PuterError) or not token or token not in exc.message:
-            return
+    try:
+        yield
+    except PuterError as exc:
+        if not token or token not in exc.message:
+            raise
         raise PuterError(
             exc.kind,
             _redact(exc.message, token),

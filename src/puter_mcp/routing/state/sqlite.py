@@ -25,8 +25,8 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -582,46 +582,38 @@ class SQLiteStateStore:
 
     # -- transactions and the cooldown cache -----------------------------------------------
 
-    # `_locked`, `_transaction` and `_write` are small classes rather than generator-based
-    # context managers: a call enters them four times, and a generator costs a few more
-    # calls and a frame each time (bench/README.md, issue 10).
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._follow_file()
+            yield self._conn
 
-    def _locked(self) -> _Locked:
-        """The store's lock held, the file followed (see `_follow_file`): the connection."""
-        return _Locked(self)
-
-    def _transaction(self, conn: sqlite3.Connection) -> _Transaction:
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         """One write transaction (the lock held), taking SQLite's write lock before anything is
         read; the attempts logged so far are written with it."""
-        return _Transaction(self, conn)
-
-    def _write(self) -> _Write:
-        """`_locked` and `_transaction` together."""
-        return _Write(self)
-
-    def _begin(self, conn: sqlite3.Connection) -> list[Attempt]:
         conn.execute("BEGIN IMMEDIATE")
         with self._queue_lock:
             queued, self._queued = self._queued, []
-        return queued
-
-    def _commit(self, conn: sqlite3.Connection, queued: list[Attempt]) -> None:
         try:
+            yield conn
             if queued:
                 conn.executemany(_INSERT_ATTEMPT, [_attempt_params(self.origin, a) for a in queued])
             conn.execute("COMMIT")
         except BaseException:
-            self._roll_back(conn, queued)
+            # What the cache saw in this transaction did not happen; the attempts wait for
+            # the next write. The original error is the one worth reporting.
+            self._cooldowns = None
+            with self._queue_lock:
+                self._queued[:0] = queued
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             raise
 
-    def _roll_back(self, conn: sqlite3.Connection, queued: list[Attempt]) -> None:
-        # What the cache saw in this transaction did not happen; the attempts wait for the
-        # next write. The original error is the one worth reporting.
-        self._cooldowns = None
-        with self._queue_lock:
-            self._queued[:0] = queued
-        with suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._locked() as conn, self._transaction(conn):
+            yield conn
 
     def _known_cooldowns(self, conn: sqlite3.Connection) -> dict[CooldownKey, Cooldown]:
         """This origin's cooldowns, read again only if another connection committed since."""
@@ -896,69 +888,6 @@ class SQLiteStateStore:
             self._flush()
         with self._lock:
             self._conn.close()
-
-
-class _Locked:
-    __slots__ = ("_store",)
-
-    def __init__(self, store: SQLiteStateStore) -> None:
-        self._store = store
-
-    def __enter__(self) -> sqlite3.Connection:
-        store = self._store
-        store._lock.acquire()
-        try:
-            store._follow_file()
-        except BaseException:
-            store._lock.release()
-            raise
-        return store._conn
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._store._lock.release()
-
-
-class _Transaction:
-    __slots__ = ("_conn", "_queued", "_store")
-
-    def __init__(self, store: SQLiteStateStore, conn: sqlite3.Connection) -> None:
-        self._store = store
-        self._conn = conn
-        self._queued: list[Attempt] = []
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._queued = self._store._begin(self._conn)
-        return self._conn
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        if exc_type is None:
-            self._store._commit(self._conn, self._queued)
-        else:
-            self._store._roll_back(self._conn, self._queued)
-
-
-class _Write:
-    __slots__ = ("_locked", "_transaction")
-
-    def __init__(self, store: SQLiteStateStore) -> None:
-        self._locked = _Locked(store)
-        self._transaction: _Transaction | None = None
-
-    def __enter__(self) -> sqlite3.Connection:
-        conn = self._locked.__enter__()
-        try:
-            self._transaction = _Transaction(self._locked._store, conn)
-            return self._transaction.__enter__()
-        except BaseException:
-            self._locked.__exit__(None, None, None)
-            raise
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        try:
-            if self._transaction is not None:
-                self._transaction.__exit__(exc_type, *exc_info)
-        finally:
-            self._locked.__exit__(None, None, None)
 
 
 StateFileStatus = Literal["ok", "moved-aside", "unreadable"]
