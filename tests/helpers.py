@@ -7,6 +7,7 @@ namespace, and moving a test would break its neighbours.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -15,8 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -491,3 +492,73 @@ class ScriptedBrowser:
 
 def stored(home_paths_file: Path) -> list[Account]:
     return AccountsStore(home_paths_file).load().accounts
+
+
+# --------------------------------------------------------------------------------------------
+# The HTTP gateway over the emulator's accounts, in a thread of its own
+
+
+@dataclass
+class RunningGateway:
+    """A gateway serving on a free loopback port (`url`, e.g. ``http://127.0.0.1:PORT``)."""
+
+    url: str
+    emulator: Emulator
+    settings: Settings
+    paths: Paths
+
+
+@contextmanager
+def running_gateway(
+    emulator: Emulator,
+    home: Path,
+    *saved: EmulatedAccount,
+    gateway: dict[str, Any] | None = None,
+    hooks: Sequence[Any] = (),
+    **overrides: Any,
+) -> Iterator[RunningGateway]:
+    """`serve_gateway` over the emulator's accounts (`saved`, default: the paid one), in a
+    thread with its own event loop, so that sync clients (``openai.OpenAI``) and async ones
+    both work from the test. `gateway`: ``[gateway]`` settings; `overrides`: other settings."""
+    from puter_mcp.gateway.serve import serve_gateway
+    from puter_mcp.settings import GatewaySettings
+
+    settings, paths = settings_for(emulator, home, **overrides)
+    settings = settings.model_copy(
+        update={"gateway": GatewaySettings.model_validate({"port": 0, **(gateway or {})})}
+    )
+    save_accounts(paths, *(saved or (emulator.paid,)))
+    ready = threading.Event()
+    held: dict[str, Any] = {}
+
+    async def serve() -> None:
+        held["loop"], held["task"] = asyncio.get_running_loop(), asyncio.current_task()
+
+        def on_ready(urls: list[tuple[str, str]]) -> None:
+            held["url"] = urls[0][1].removesuffix("/v1")
+            ready.set()
+
+        async with Backend.create(settings, paths, env={}) as backend:
+            await serve_gateway(backend, settings.gateway, hooks=hooks, on_ready=on_ready)
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:
+            held["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=run, name="gateway", daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(20):
+            raise AssertionError("the gateway did not start within 20 s")
+        if "error" in held:
+            raise AssertionError(f"the gateway failed to start: {held['error']!r}") from held["error"]
+        yield RunningGateway(held["url"], emulator, settings, paths)
+    finally:
+        if "task" in held and thread.is_alive():
+            held["loop"].call_soon_threadsafe(held["task"].cancel)
+        thread.join(20)

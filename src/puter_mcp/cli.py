@@ -28,7 +28,7 @@ __all__ = ["main"]
 logger = logging.getLogger("puter_mcp")
 
 
-_SANDBOX_COMMANDS = frozenset({"serve", "status", "accounts", "models", "chat"})
+_SANDBOX_COMMANDS = frozenset({"serve", "gateway", "status", "accounts", "models", "chat", "stats"})
 
 
 def _eprint(*parts: object) -> None:
@@ -49,6 +49,16 @@ def _count(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _window(text: str) -> float:
+    """An argparse type: a window such as ``24h`` in seconds (`puter_mcp.display.parse_window`)."""
+    from puter_mcp.display import parse_window
+
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -99,6 +109,16 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     serve.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    gateway = commands.add_parser(
+        "gateway", help="Serve the OpenAI, Anthropic and Ollama APIs over HTTP (docs/gateway.md)."
+    )
+    gateway.add_argument("--host", help="Address to bind (default 127.0.0.1; elsewhere keys are required).")
+    gateway.add_argument("--port", type=int, help="Port (default 8000; 0 picks a free one).")
+    gateway.add_argument(
+        "--mcp", action="store_true", default=None, help="Also serve MCP (streamable HTTP) at /mcp."
+    )
+    gateway.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     login = commands.add_parser("login", help="Sign in to Puter and save the account.")
     login.add_argument("--token-file", metavar="PATH", help="Sign in with the Puter auth token in this file.")
     login.add_argument(
@@ -138,6 +158,18 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="Accounts, credits, cooldowns.")
     status.add_argument("--json", action="store_true", help="Print JSON.")
     status.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    stats = commands.add_parser(
+        "stats", help="Requests, failures, latency, tokens and cost per model and account."
+    )
+    stats.add_argument(
+        "--window",
+        type=_window,
+        metavar="SPAN",
+        help="How far back to count, e.g. 24h (default), 90m, 7d, 1w.",
+    )
+    stats.add_argument("--json", action="store_true", help="Print JSON.")
+    stats.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     models = commands.add_parser("models", help="Find models.")
     models.add_argument("query", nargs="?", help="Words to find in a model's id, name or aliases.")
@@ -196,6 +228,12 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--strict", action="store_true", help="Exit non-zero on warnings too, not only on problems."
     )
     logs.configure_parser(commands.add_parser("logs", help="Print the log file's path and its last lines."))
+    # API keys of the HTTP gateway (docs/gateway-keys.md).
+    from puter_mcp.gateway import keys_cli
+
+    keys_cli.configure_parser(
+        commands.add_parser("keys", help="Create, list and revoke the gateway's API keys.")
+    )
 
     commands.add_parser(
         "emulator", help="Run the Puter emulator standalone (see `puter-mcp emulator --help`)."
@@ -249,6 +287,13 @@ def _read_secrets(args: argparse.Namespace) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    if args.command == "gateway":
+        return {
+            "log_level": getattr(args, "log_level", None),
+            "gateway.host": args.host,
+            "gateway.port": args.port,
+            "gateway.mcp": args.mcp,
+        }
     return {
         "log_level": getattr(args, "log_level", None),
         "http.host": getattr(args, "host", None),
@@ -395,6 +440,31 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
     return 0
 
 
+def _cmd_gateway(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.gateway.serve import binding_problem, serve_gateway
+    from puter_mcp.runtime import SANDBOX_NOTICE, open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+    problem = binding_problem(settings.gateway)
+    if problem:
+        raise _Failure(problem, exit_code=2)
+    if sandbox:
+        _eprint(SANDBOX_NOTICE)
+
+    def announce(urls: list[tuple[str, str]]) -> None:
+        width = max(len(what) for what, _url in urls)
+        _eprint("puter-mcp: the gateway is ready. Base URLs for your clients:")
+        for what, url in urls:
+            _eprint(f"  {what.ljust(width)}  {url}")
+
+    async def run() -> None:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            await serve_gateway(backend, settings.gateway, on_ready=announce)
+
+    _run(run)
+    return 0
+
+
 # -- accounts ----------------------------------------------------------------------------
 
 
@@ -486,6 +556,54 @@ def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
         else accounts_text(overview, CLI_WORDS)
     )
     return 0
+
+
+DEFAULT_STATS_WINDOW = 86400.0
+
+
+def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    """Usage from the shared attempt log: no gateway needs to run (it opens the state as
+    `status` does), and it counts every process using the same state database."""
+    import time
+
+    from puter_mcp.display import usage_text
+    from puter_mcp.runtime import open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+    window = args.window or DEFAULT_STATS_WINDOW
+
+    async def run() -> Any:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            report = await backend.usage_stats(time.time() - window)
+        # A sandbox has no keys; and it must not read the real ones.
+        return report, None if sandbox else await _key_usage(paths, report.since)
+
+    report, keys = _run(run)
+    if args.json:
+        # The shape of the gateway's GET /stats.
+        by_key = {
+            name: {"requests": n, "rate_limited": refused} for name, (n, refused) in (keys or {}).items()
+        }
+        print(json.dumps({**report.model_dump(mode="json"), "window_s": window, "keys": by_key}, indent=2))
+    else:
+        print(usage_text(report, keys))
+    return 0
+
+
+async def _key_usage(paths: Paths, since: float) -> dict[str, tuple[int, int]] | None:
+    """Each gateway API key's requests and 429s since `since`, or None when no key was ever
+    created (the key store is not made for a look)."""
+    from puter_mcp.gateway.keystore import SQLiteKeyStore, key_store_file
+
+    path = key_store_file(paths)
+    if not path.exists():
+        return None
+    store = SQLiteKeyStore(path)
+    try:
+        rows = await store.usage(since)
+    finally:
+        store.close()
+    return {row.name: (row.requests, row.rate_limited) for row in rows}
 
 
 # -- models and chat ---------------------------------------------------------------------
@@ -626,15 +744,24 @@ def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
     return 0
 
 
+def _cmd_keys(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.gateway import keys_cli
+
+    return keys_cli.run(args, paths)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "serve": _cmd_serve,
+    "gateway": _cmd_gateway,
     "login": _cmd_login,
     "logout": _cmd_logout,
     "accounts": _cmd_status,
     "use": _cmd_use,
     "rename": _cmd_rename,
     "status": _cmd_status,
+    "stats": _cmd_stats,
     "models": _cmd_models,
     "chat": _cmd_chat,
     "config": _cmd_config,
+    "keys": _cmd_keys,
 }

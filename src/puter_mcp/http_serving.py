@@ -118,9 +118,10 @@ def served_url(host: str, port: int, path: str = "") -> str:
 
 
 def _matches(value: str, patterns: Sequence[str]) -> bool:
-    """`value` is one of `patterns`, where ``name:*`` stands for that name with any port."""
+    """`value` is one of `patterns`, where ``name:*`` stands for that name with any port and
+    ``*`` for anything (only ever from the user's own configuration: CORS for any origin)."""
     return any(
-        value == pattern or (pattern.endswith(":*") and value.startswith(pattern[:-1]))
+        value == pattern or pattern == "*" or (pattern.endswith(":*") and value.startswith(pattern[:-1]))
         for pattern in patterns
     )
 

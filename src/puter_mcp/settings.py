@@ -24,6 +24,7 @@ from puter_mcp.puter.timeouts import DEFAULT_TIMEOUTS
 __all__ = [
     "ConfigError",
     "CooldownSettings",
+    "GatewaySettings",
     "HttpSettings",
     "Paths",
     "PrivateDirError",
@@ -129,6 +130,40 @@ class HttpSettings(_Section):
     )
 
 
+def _comma_list(value: Any) -> Any:
+    """A list setting given as one string (an environment variable): comma-separated."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class GatewaySettings(_Section):
+    """The HTTP gateway (`puter-mcp gateway`): the OpenAI, Anthropic and Ollama APIs over the
+    backend (docs/gateway.md). Serving rules shared with MCP over HTTP (Host and Origin
+    checks) live in `puter_mcp.http_serving`; these are the gateway's own."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    require_keys: bool = Field(
+        default=False,
+        description="Every request needs an API key (`puter-mcp keys create`). Forced on off loopback.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Web origins browsers may call from (["*"] for any); empty: no CORS headers.',
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Off loopback: the Host header values clients may use (as in [http]).",
+    )
+    mcp: bool = Field(default=False, description="Also serve MCP (streamable HTTP) at /mcp.")
+    max_body_mb: float = Field(
+        default=32.0, gt=0, description="Largest request body, in MiB (images travel inline)."
+    )
+
+    _lists = field_validator("cors_origins", "allowed_hosts", mode="before")(_comma_list)
+
+
 class Settings(BaseModel):
     """Everything puter-mcp can be told; see the README's "Configuration" section."""
 
@@ -160,6 +195,7 @@ class Settings(BaseModel):
     routing: RoutingSettings = RoutingSettings()
     cooldowns: CooldownSettings = CooldownSettings()
     http: HttpSettings = HttpSettings()
+    gateway: GatewaySettings = GatewaySettings()
     chains: dict[str, Any] = Field(default_factory=dict, description="User-defined virtual models.")
 
     @field_validator("state")
@@ -263,6 +299,12 @@ ENV_VARS: Mapping[str, str] = {
     "PUTER_MCP_HOST": "http.host",
     "PUTER_MCP_PORT": "http.port",
     "PUTER_MCP_AUTH_TOKEN": "http.auth_token",
+    "PUTER_MCP_GATEWAY_HOST": "gateway.host",
+    "PUTER_MCP_GATEWAY_PORT": "gateway.port",
+    "PUTER_MCP_GATEWAY_REQUIRE_KEYS": "gateway.require_keys",
+    "PUTER_MCP_GATEWAY_CORS_ORIGINS": "gateway.cors_origins",
+    "PUTER_MCP_GATEWAY_ALLOWED_HOSTS": "gateway.allowed_hosts",
+    "PUTER_MCP_GATEWAY_MCP": "gateway.mcp",
 }
 
 

@@ -41,6 +41,7 @@ from puter_mcp.core.events import (
     ToolCallDelta,
     UsageUpdate,
 )
+from puter_mcp.core.readiness import Readiness
 from puter_mcp.core.results import (
     AccountsOverview,
     AccountStatus,
@@ -57,6 +58,9 @@ from puter_mcp.core.results import (
     UsageInfo,
     VirtualModelRecord,
 )
+from puter_mcp.core.stats_view import UpstreamAttempt, UsageFigures, UsageReport
+from puter_mcp.puter.effort import effort_from_thinking_budget
+from puter_mcp.puter.errors import FailureKind
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -77,6 +81,7 @@ __all__ = [
     "ContentPart",
     "CooldownInfo",
     "Credits",
+    "FailureKind",
     "Finished",
     "ImagePart",
     "ModelNotFound",
@@ -86,6 +91,7 @@ __all__ = [
     "NamedTool",
     "NoCandidateLeft",
     "NotSignedIn",
+    "Readiness",
     "ReasoningDelta",
     "ReasoningEffort",
     "ReasoningPart",
@@ -99,9 +105,13 @@ __all__ = [
     "ToolCallRecord",
     "ToolChoice",
     "Turn",
+    "UpstreamAttempt",
     "UpstreamRefused",
+    "UsageFigures",
     "UsageInfo",
+    "UsageReport",
     "UsageUpdate",
     "VirtualModelRecord",
+    "effort_from_thinking_budget",
     "sandbox_home",
 ]

@@ -227,6 +227,7 @@ class DriversCall:
         record.model = args.model
         record.messages = list(args.messages)
         record.tools = list(args.tools)
+        record.args = dict(raw_args)
         model = self.state.catalogue.find(args.model)
         call = _ChatCall(self.state, account, args, model, record)
         names = model.names() if model is not None else (args.model,)

@@ -142,6 +142,8 @@ class RequestRecord:
     """For `complete`: the messages as sent (what tests read to see what reached Puter)."""
     tools: list[dict[str, Any]] | None = None
     """For `complete`: the tools as sent."""
+    args: dict[str, Any] | None = None
+    """For `complete`: every argument as sent (reasoning effort, max_tokens, stop...)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +159,7 @@ class RequestRecord:
             "fault": self.fault.value if self.fault else None,
             "messages": self.messages,
             "tools": self.tools,
+            "args": self.args,
         }
 
 

@@ -1,0 +1,68 @@
+"""Whether the backend can answer now, cheaply: for a gateway's ``/health`` and a doctor.
+
+Ready means at least one account can be used (signed in, and not blocked as a whole by an
+account-wide cooldown: out of credit, signed out, e-mail unconfirmed, throttled) and Puter's
+model catalogue is known (from memory, the disk cache, or one fetch). Nothing else is sent to
+Puter: a health probe every few seconds must not cost requests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from puter_mcp.core.errors import BackendError
+from puter_mcp.puter.errors import PuterError
+from puter_mcp.routing.state import Scope
+
+if TYPE_CHECKING:
+    from puter_mcp.core.engine import Engine
+
+__all__ = ["Readiness", "readiness"]
+
+
+class Readiness(BaseModel):
+    """Whether the backend can answer now, and if not, why."""
+
+    ready: bool
+    accounts: int = Field(description="Accounts signed in.")
+    usable_accounts: int = Field(description="Of those, the ones no account-wide cooldown blocks now.")
+    models: int = Field(description="Models in the catalogue (0 when it is unknown).")
+    stale_catalogue: bool = False
+    problems: list[str] = Field(default_factory=list, description="Why it is not ready (empty when ready).")
+    sandbox: bool = False
+
+
+async def readiness(engine: Engine, *, now: float) -> Readiness:
+    problems: list[str] = []
+    accounts = engine.routable_accounts()
+    if not accounts:
+        _saved, _default, problem = engine.accounts.saved()
+        problems.append("no Puter account can be used" + (f" ({problem})" if problem else ""))
+    blocked = {
+        cooldown.account
+        for cooldown in await engine.book.snapshot()
+        if cooldown.scope is Scope.ACCOUNT and cooldown.until > now
+    }
+    usable = [account for account in accounts if account.id not in blocked]
+    if accounts and not usable:
+        problems.append(
+            f"every account is blocked for now ({len(accounts)} signed in: throttled, out of credit "
+            "or refused)"
+        )
+    models, stale = 0, False
+    try:
+        entry = await engine.catalogue_cache.entry()
+        models, stale = len(entry.catalogue), entry.stale
+    except (BackendError, PuterError) as exc:
+        problems.append(f"Puter's model catalogue cannot be read: {exc}")
+    return Readiness(
+        ready=not problems,
+        accounts=len(accounts),
+        usable_accounts=len(usable),
+        models=models,
+        stale_catalogue=stale,
+        problems=problems,
+        sandbox=engine.sandbox,
+    )
