@@ -29,11 +29,13 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from puter_mcp.puter.errors import FailureKind
@@ -373,6 +375,15 @@ def _attempt_from_fields(fields: dict[str, str]) -> Attempt:
     )
 
 
+_Entries = list[tuple[str, dict[str, str]]]
+"""Stream entries as the client answers with ``decode_responses``: (id, fields)."""
+
+
+async def _run(script: AsyncScript, *, keys: list[str], args: list[Any]) -> list[Any]:
+    """Run a registered script (EVALSHA; loaded again if Redis lost it) and type its answer."""
+    return cast(list[Any], await script(keys=keys, args=args))
+
+
 def _glob_escape(text: str) -> str:
     """`text` as a literal in a SCAN MATCH pattern."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
@@ -477,7 +488,7 @@ class RedisStateStore:
             await self.prune(
                 now=hk.now, attempts_max_age=hk.attempts_max_age, cooldowns_max_age=hk.cooldowns_max_age
             )
-        answer = await self._read_cooldowns(keys=self._cooldown_keys(), args=[self._version])
+        answer = await _run(self._read_cooldowns, keys=self._cooldown_keys(), args=[self._version])
         if len(answer) > 1:
             self._version = str(answer[0])
             self._cooldowns = _cooldowns_from(answer[1])
@@ -510,7 +521,8 @@ class RedisStateStore:
             # checks that the decision was made from the stored records.
             take = decision.take_slot and (claim is None or claimable)
             claimed = with_claim(current, decision.claim_until) if claimable and current else None
-            answer = await self._acquire(
+            answer = await _run(
+                self._acquire,
                 keys=keys,
                 args=[
                     self._version,
@@ -612,7 +624,7 @@ class RedisStateStore:
                     args += [_field(key), "" if new is None else _encode_cooldown(new)]
                 for attempt in queued:
                     args += _attempt_values(attempt)
-                answer = await self._settle(keys=keys, args=args)
+                answer = await _run(self._settle, keys=keys, args=args)
                 if answer[0] == "stale":
                     self._take(answer)
                     continue
@@ -633,7 +645,7 @@ class RedisStateStore:
         another connection); None for a slot nobody knows (released long ago, or never)."""
         account = self._held.get(slot_id)
         if account is None:
-            account = await self._redis.get(self._key(f"slot:{slot_id}"))
+            account = cast(str | None, await self._redis.get(self._key(f"slot:{slot_id}")))
         return account
 
     # -- cooldowns -------------------------------------------------------------------------
@@ -698,17 +710,19 @@ class RedisStateStore:
 
     async def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
         started, running, _settling = self._slot_keys(account)
-        requests, in_flight = await self._window_usage(keys=[started, running], args=[repr(now), repr(window)])
+        requests, in_flight = await _run(
+            self._window_usage, keys=[started, running], args=[repr(now), repr(window)]
+        )
         # Running requests only: a finished one still settling is not in flight to a reader.
         return WindowUsage(requests=int(requests), in_flight=int(in_flight))
 
     # -- last use and attempts -------------------------------------------------------------
 
     async def touch(self, account: str, now: float) -> None:
-        await self._touch(keys=[self._key("last-used")], args=[account, repr(now)])
+        await _run(self._touch, keys=[self._key("last-used")], args=[account, repr(now)])
 
     async def last_used(self) -> dict[str, float]:
-        stored = await self._redis.hgetall(self._key("last-used"))  # type: ignore[misc]
+        stored = cast(dict[str, str], await self._redis.hgetall(self._key("last-used")))
         return {str(account): float(at) for account, at in stored.items()}
 
     async def record_attempt(self, attempt: Attempt) -> None:
@@ -720,7 +734,7 @@ class RedisStateStore:
             await self._write(())
         if limit <= 0:
             return []
-        entries = await self._redis.xrevrange(self._key("attempts"), count=limit)
+        entries = cast(_Entries, await self._redis.xrevrange(self._key("attempts"), count=limit))
         return [_attempt_from_fields(fields) for _id, fields in entries]
 
     async def attempts_since(self, since: float) -> list[Attempt]:
@@ -732,7 +746,7 @@ class RedisStateStore:
         # Newest first, in pages, until a page reaches records older than `since` by more than
         # the stream's order can differ from the records' times.
         for _ in range(max(1, self.attempts_kept // 1000 + 2)):
-            page = await self._redis.xrevrange(self._key("attempts"), max=newest, count=1000)
+            page = cast(_Entries, await self._redis.xrevrange(self._key("attempts"), max=newest, count=1000))
             for _id, fields in page:
                 found.append(_attempt_from_fields(fields))
             if len(page) < 1000 or found[-1].time < since - _ORDER_SLACK:
@@ -747,12 +761,16 @@ class RedisStateStore:
         old = [c.key for c in (await self._fresh_cooldowns()).values() if c.until < now - cooldowns_max_age]
         if old:
             cutoff = now - cooldowns_max_age
-            await self._write([(key, lambda c, cut=cutoff: None if c is None or c.until < cut else c) for key in old])
+            await self._write(
+                [(key, lambda c, cut=cutoff: None if c is None or c.until < cut else c) for key in old]
+            )
         pattern = _glob_escape(self._key("slots:")) + "*:started"
         async for started in self._redis.scan_iter(match=pattern, count=500):
             base = started[: -len("started")]
-            await self._forget_old(
-                keys=[started, base + "running", base + "settling"], args=[repr(now), repr(SLOT_HISTORY)]
+            await _run(
+                self._forget_old,
+                keys=[started, base + "running", base + "settling"],
+                args=[repr(now), repr(SLOT_HISTORY)],
             )
 
     async def _prune_attempts(self, cutoff: float) -> None:
@@ -760,7 +778,7 @@ class RedisStateStore:
         stream = self._key("attempts")
         oldest = "-"
         for _ in range(max(1, self.attempts_kept // 1000 + 2)):
-            page = await self._redis.xrange(stream, min=oldest, count=1000)
+            page = cast(_Entries, await self._redis.xrange(stream, min=oldest, count=1000))
             old = [entry_id for entry_id, fields in page if float(fields["time"]) < cutoff]
             if old:
                 await self._redis.xdel(stream, *old)
@@ -787,11 +805,13 @@ class RedisStateStore:
         """The Redis version, and the milliseconds of one round trip (a PING), for doctor."""
         info = await self._redis.info("server")
         started = time.perf_counter()
-        await self._redis.ping()  # type: ignore[misc]
+        await self._redis.ping()
         return str(info.get("redis_version", "?")), (time.perf_counter() - started) * 1000
 
 
-_CHURN = "the Redis state store's cooldowns changed on every one of 50 tries; another replica writes in a loop"
+_CHURN = (
+    "the Redis state store's cooldowns changed on every one of 50 tries; another replica writes in a loop"
+)
 
 
 class _TakeASlot:
@@ -823,10 +843,8 @@ async def check_redis(url: str, *, password: str | None = None, prefix: str = DE
     except REDIS_STORE_ERRORS as error:
         return RedisCheck(False, f"{shown} cannot be reached ({error})")
     finally:
-        try:
+        with suppress(*REDIS_STORE_ERRORS):
             await store.aclose()
-        except REDIS_STORE_ERRORS:
-            pass
     major = version.split(".", 1)[0]
     if major.isdigit() and int(major) < 5:
         return RedisCheck(False, f"{shown} runs Redis {version}; the store needs Redis 5 or later (streams)")

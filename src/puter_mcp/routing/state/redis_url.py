@@ -16,7 +16,7 @@ __all__ = ["PASSWORD_ENV", "REDIS_SCHEMES", "check_redis_url", "is_redis_url", "
 REDIS_SCHEMES = ("redis://", "rediss://")
 """The URL forms that select the Redis store."""
 
-PASSWORD_ENV = "PUTER_MCP_REDIS_PASSWORD"
+PASSWORD_ENV = "PUTER_MCP_REDIS_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 """The environment variable that gives the Redis password when the URL has none."""
 
 _MASK = "****"
