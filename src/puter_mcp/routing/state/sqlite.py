@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
+import anyio.to_thread
+
 from puter_mcp.files import PRIVATE_FILE_MODE, ensure_private_dir
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.owners import Owner, is_running, this_process
@@ -190,6 +193,11 @@ _INSERT_ATTEMPT = (
 _SELECT_ATTEMPTS = (
     "SELECT at, account, model, kind, latency_ms, ttft_ms, input_tokens, output_tokens,"
     " cost_usd, request_id FROM attempts WHERE origin = ? ORDER BY id DESC LIMIT ?"
+)
+# Served by the index on `at`; `id` breaks ties in the order the attempts were written.
+_SELECT_ATTEMPTS_SINCE = (
+    "SELECT at, account, model, kind, latency_ms, ttft_ms, input_tokens, output_tokens,"
+    " cost_usd, request_id FROM attempts WHERE origin = ? AND at >= ? ORDER BY at, id"
 )
 _FORGET_OLD_SLOTS = "DELETE FROM slots WHERE started < ? AND (released_at IS NOT NULL OR lease_until <= ?)"
 
@@ -811,6 +819,22 @@ class SQLiteStateStore:
     async def recent_attempts(self, limit: int = 100) -> list[Attempt]:
         self._flush()
         rows = self._read(_SELECT_ATTEMPTS, (self.origin, max(limit, 0)))
+        return [_attempt_from_row(r) for r in rows]
+
+    async def attempts_since(self, since: float) -> list[Attempt]:
+        self._flush()
+        # A day of a busy gateway is ~10^5 rows, a second's work: read them in a worker thread
+        # on a connection of its own (WAL lets it read while writes go on), so that neither the
+        # event loop nor this store's lock, which every call's acquire and settle take, waits.
+        return await anyio.to_thread.run_sync(self._read_attempts_since, since)
+
+    def _read_attempts_since(self, since: float) -> list[Attempt]:
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout)
+        try:
+            rows = conn.execute(_SELECT_ATTEMPTS_SINCE, (self.origin, since)).fetchall()
+        finally:
+            conn.close()
         return [_attempt_from_row(r) for r in rows]
 
     def _flush(self) -> None:
