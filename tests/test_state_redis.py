@@ -403,6 +403,9 @@ async def test_a_chat_through_the_engine_shares_its_attempts_and_costs_two_round
         client.execute_command = counted
         outcome = await backend.chat(ChatCall.build(message="hello 2", model="gpt-5-nano"))
         assert outcome.text
+        client.execute_command = send
+        report = await backend.usage_stats(since=0.0)
+        assert report.covers.startswith("every replica sharing this Redis store")
     assert sent == ["EVALSHA", "EVALSHA"]  # acquire, then settle with the attempt
     replica = RedisStateStore(redis_server.url, prefix=redis_prefix, origin=settings.api_origin)
     try:
