@@ -521,8 +521,12 @@ def test_keys_go_as_x_api_key_or_bearer_and_refusals_are_in_anthropics_shape(
             with pytest.raises(anthropic.PermissionDeniedError) as forbidden:
                 client.messages.create(model=GPT, max_tokens=20, messages=hello)
         with anthropic.Anthropic(base_url=keyed.url, auth_token=limited, max_retries=0) as bearer:
-            assert bearer.messages.count_tokens(model=CLAUDE, messages=hello).input_tokens > 0
+            # Counting tokens needs a valid key but spends none of its limit (Claude Code
+            # counts before every turn).
+            for _ in range(3):
+                assert bearer.messages.count_tokens(model=CLAUDE, messages=hello).input_tokens > 0
             assert bearer.messages.create(model=GPT, max_tokens=20, messages=hello).model == GPT_ID
+            assert bearer.messages.create(model=CLAUDE, max_tokens=20, messages=hello).model == CLAUDE_ID
             with pytest.raises(anthropic.RateLimitError) as over:
                 bearer.messages.create(model=CLAUDE, max_tokens=20, messages=hello)
         # Without a key, a body that is wrong in every way learns only that a key is missing.

@@ -181,7 +181,7 @@ class TwoKeys:
     required = True
     KEYS: ClassVar = {"pmk-chat": Caller("laptop"), "pmk-admin": Caller("ops", admin=True)}
 
-    async def admit(self, secret: str | None, model: str | None) -> Caller:
+    async def admit(self, secret: str | None, model: str | None, *, spend: bool = True) -> Caller:
         if secret not in self.KEYS:
             raise GatewayError(401, "a valid API key is required")
         return self.KEYS[secret]
