@@ -38,6 +38,7 @@ from puter_mcp.routing.state import (
     SlotRequest,
     StateStore,
     WindowUsage,
+    open_state_store,
 )
 from puter_mcp.routing.state.redis import REDIS_STORE_ERRORS, RedisStateStore
 from puter_mcp.settings import ConfigError, load_settings, resolve_paths
@@ -472,3 +473,18 @@ def test_config_masks_the_redis_password(
     out = capsys.readouterr().out
     assert "a-redis-password" not in out
     assert json.loads(out)["settings"]["state"] == "redis://user:****@127.0.0.1:6379/0"
+
+
+async def test_the_fallbacks_warning_names_redis_without_its_password(tmp_path: Path) -> None:
+    closed = RedisServer(tmp_path / "closed").start()
+    closed.stop()  # nothing listens there any more
+    warnings: list[str] = []
+    store = open_state_store(f"redis://:pw-never-shown@127.0.0.1:{closed.port}/0", on_warning=warnings.append)
+    try:
+        await store.touch("a", T0)  # answered from memory
+        assert await store.last_used() == {"a": T0}
+        (warning,) = warnings
+        assert f"redis://:****@127.0.0.1:{closed.port}/0" in warning
+        assert "pw-never-shown" not in warning + store.describe()
+    finally:
+        await store.aclose()
