@@ -122,6 +122,17 @@ local function forget_old(started, running, settling, now, history)
   redis.call('ZREMRANGEBYSCORE', running, '-inf', fmt(now))
   redis.call('ZREMRANGEBYSCORE', settling, '-inf', fmt(now))
 end
+local function count_in_window(started, now, window)
+  -- As `in_window`, without reading the whole window: only the two seconds around its edge,
+  -- where the two ways of comparing could differ by a rounding, are read and compared exactly.
+  local edge = now - window
+  local count = redis.call('ZCOUNT', started, '(' .. fmt(edge + 1), '+inf')
+  local near = redis.call('ZRANGEBYSCORE', started, '(' .. fmt(edge - 1), fmt(edge + 1), 'WITHSCORES')
+  for i = 2, #near, 2 do
+    if tonumber(near[i]) + window > now then count = count + 1 end
+  end
+  return count
+end
 local function in_window(started, now, window)
   -- `started + window > now`, not `started > now - window`: the time announced as "frees at"
   -- (started + window) is exactly when a request leaves. The range read is a second wider.
@@ -148,11 +159,11 @@ local answer = 'ok'
 if ARGV[2] == '1' then
   local now, window, history = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[10])
   forget_old(KEYS[3], KEYS[4], KEYS[5], now, history)
-  local starts = in_window(KEYS[3], now, window)
+  local requests = count_in_window(KEYS[3], now, window)
   local in_flight = redis.call('ZCARD', KEYS[4]) + redis.call('ZCARD', KEYS[5])
-  if #starts >= tonumber(ARGV[7]) or in_flight >= tonumber(ARGV[8]) then
+  if requests >= tonumber(ARGV[7]) or in_flight >= tonumber(ARGV[8]) then
     local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
-    return {'refused', in_flight, first[2] or '', starts}
+    return {'refused', in_flight, first[2] or '', in_window(KEYS[3], now, window)}
   end
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
   redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3])
@@ -261,8 +272,7 @@ _WINDOW_USAGE = (
     + """
 -- KEYS: started, running; ARGV: now, window
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local starts = in_window(KEYS[1], now, window)
-return {#starts, redis.call('ZCOUNT', KEYS[2], '(' .. fmt(now), '+inf')}
+return {count_in_window(KEYS[1], now, window), redis.call('ZCOUNT', KEYS[2], '(' .. fmt(now), '+inf')}
 """
 )
 
