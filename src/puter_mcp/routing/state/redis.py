@@ -20,7 +20,7 @@ other replica changes a cooldown, and two when one did.
 Every key of one deployment and one Puter origin shares one hash tag (``{origin}``), so each
 script's keys live on one Redis Cluster node. A slot is a lease: a sorted-set member scored by
 its lease's end, so a replica that dies mid-request gives its places back when the lease ends,
-and every key has a TTL long enough for what it holds.
+and every slot key has a TTL long enough for what it holds.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -836,12 +837,12 @@ def _take_a_slot(_cooldowns: list[Cooldown]) -> _TakeASlot:
     return _TakeASlot()
 
 
+@dataclass(frozen=True, slots=True)
 class RedisCheck:
-    """What `check_redis` found: reachable or not, and what to tell the user."""
+    """What `check_redis` found: reachable (and recent enough) or not, and what to tell the user."""
 
-    def __init__(self, ok: bool, detail: str) -> None:
-        self.ok = ok
-        self.detail = detail
+    ok: bool
+    detail: str
 
 
 async def check_redis(url: str, *, password: str | None = None, prefix: str = DEFAULT_PREFIX) -> RedisCheck:
