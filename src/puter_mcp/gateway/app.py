@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from puter_mcp.gateway import anthropic, keys_routes, observe, openai_chat, openai_responses
+from puter_mcp.gateway import anthropic, keys_routes, observe, ollama, openai_chat, openai_responses
 from puter_mcp.gateway.access import KeyGate
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError
@@ -38,6 +38,7 @@ def _api_routes(gateway: Gateway) -> list[BaseRoute]:
         *anthropic.routes(gateway),
         *keys_routes.routes(gateway),
         *observe.routes(gateway),
+        *ollama.routes(gateway),
     ]
 
 
