@@ -10,16 +10,12 @@ never in the product's own account of itself.
 from __future__ import annotations
 
 import os
-import queue
 import signal
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx2
 import openai
@@ -30,7 +26,14 @@ from puter_mcp.emulator import Fault
 from puter_mcp.emulator.state import TIER_LIMITS, Tier
 from puter_mcp.emulator.state import Account as EmulatedAccount
 from puter_mcp.settings import resolve_paths
-from tests.helpers import SCRIPT, Emulator, RedisServer, save_accounts, script_env
+from tests.helpers import (
+    Emulator,
+    GatewayProcess,
+    RedisServer,
+    save_accounts,
+    script_env,
+    start_gateway_process,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -49,47 +52,8 @@ MAX_WAIT = 30.0
 
 
 @dataclass
-class Replica:
-    """One gateway process: its base URL and every line it wrote to stderr so far."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    lines: list[str] = field(default_factory=list)
-
-    def logged(self, text: str) -> bool:
-        return any(text in line for line in list(self.lines))
-
-
-def _pump(stream: IO[bytes], found: queue.Queue[str], kept: list[str]) -> None:
-    for raw in stream:
-        line = raw.decode(errors="replace")
-        kept.append(line)
-        found.put(line)
-
-
-def _start_replica(env: dict[str, str]) -> Replica:
-    process = subprocess.Popen(
-        [SCRIPT, "gateway", "--port", "0"], env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    assert process.stderr is not None
-    found: queue.Queue[str] = queue.Queue()
-    kept: list[str] = []
-    threading.Thread(target=_pump, args=(process.stderr, found, kept), daemon=True).start()
-    for _ in range(200):  # bounded: the start-up prints a few lines
-        try:
-            line = found.get(timeout=20)
-        except queue.Empty:
-            break
-        if "OpenAI" in line and "http://" in line:
-            return Replica(process, line.split()[-1].removesuffix("/v1"), kept)
-    process.kill()
-    process.wait()
-    raise AssertionError("a replica did not start:\n" + "".join(kept))
-
-
-@dataclass
 class Fleet:
-    replicas: list[Replica]
+    replicas: list[GatewayProcess]
     redis: RedisServer
     prefix: str
     emulator: Emulator
@@ -137,7 +101,7 @@ def fleet_of(emulator: Emulator, home: Path, tmp_path: Path) -> Iterator[FleetFa
     """`fleet_of(account)`: three replicas signed in to `account` only, on a Redis of the
     test's own (a test may stop it), with a short slot lease."""
     server = RedisServer(tmp_path / "redis").start()
-    started: list[Replica] = []
+    started: list[GatewayProcess] = []
 
     def make(account: EmulatedAccount) -> Fleet:
         save_accounts(resolve_paths({"PUTER_MCP_HOME": str(home)}), account)
@@ -151,21 +115,14 @@ def fleet_of(emulator: Emulator, home: Path, tmp_path: Path) -> Iterator[FleetFa
             PUTER_MCP_MAX_WAIT=str(MAX_WAIT),
         )
         for _ in range(REPLICAS):
-            started.append(_start_replica(env))
+            started.append(start_gateway_process(env))
         return Fleet(list(started), server, prefix, emulator)
 
     try:
         yield make
     finally:
         for replica in started:
-            if replica.process.poll() is None:
-                replica.process.terminate()
-        for replica in started:
-            try:
-                replica.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                replica.process.kill()
-                replica.process.wait()
+            replica.stop()
         server.stop()
 
 
