@@ -721,3 +721,8 @@ def start_gateway_process(env: dict[str, str], *args: str) -> GatewayProcess:
     process.kill()
     process.wait()
     raise AssertionError("the gateway did not start:\n" + "".join(kept))
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts, such as nginx)."""
+    return _free_loopback_port()

@@ -11,13 +11,26 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx2
+import openai
 import pytest
 from ruamel.yaml import YAML
 
-from tests.helpers import SCRIPT
+from puter_mcp.settings import resolve_paths
+from tests.helpers import (
+    SCRIPT,
+    Emulator,
+    GatewayProcess,
+    free_loopback_port,
+    save_accounts,
+    script_env,
+    start_gateway_process,
+)
 
 UNIT = Path(__file__).resolve().parents[1] / "deploy" / "puter-mcp-gateway.service"
 ANALYZE = shutil.which("systemd-analyze")
@@ -248,6 +261,136 @@ def test_nginx_spreads_over_the_three_replicas_and_lets_streams_through() -> Non
     assert not re.search(r"^\s*(ip_hash|hash|least_conn|random)\b", upstream.group(1), re.M)  # round-robin
     directives = {line.strip() for line in text.splitlines()}
     assert {"proxy_buffering off;", "proxy_request_buffering off;", "proxy_read_timeout 600s;"} <= directives
-    assert "proxy_set_header Host $host;" in directives
+    assert "proxy_set_header Host $http_host;" in directives
     # A POST that reached one replica is never sent to another (no `non_idempotent`).
     assert "proxy_next_upstream error timeout;" in directives
+
+
+# -- nginx.conf, run: in front of three gateway processes on loopback ---------------------------
+
+NGINX = shutil.which("nginx") or next(
+    (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None
+)
+needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs it)")
+
+
+def _local_nginx_conf(tmp_path: Path, upstreams: list[str], port: int) -> Path:
+    """deploy/nginx.conf with its replicas and port on loopback, its files under `tmp_path`,
+    and one worker (so that one connection's requests meet one round-robin)."""
+    text = NGINX_CONF.read_text()
+    for name, address in zip(GATEWAYS, upstreams, strict=True):
+        text = text.replace(f"server {name}:8000", f"server {address}")
+    text = text.replace("listen 8000;", f"listen 127.0.0.1:{port};")
+    text = text.replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+    text = text.replace("worker_processes auto;", "worker_processes 1;")
+    temp_paths = "".join(
+        f"    {kind}_temp_path {tmp_path}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    text = text.replace("http {\n", "http {\n" + temp_paths, 1)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+@needs_nginx
+def test_nginx_accepts_the_config_with_its_replicas_resolved(tmp_path: Path) -> None:
+    assert NGINX is not None
+    conf = _local_nginx_conf(tmp_path, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"], free_loopback_port())
+    result = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+@pytest.mark.slow
+@needs_nginx
+def test_nginx_in_front_of_three_gateways_takes_turns_and_passes_streams(
+    emulator: Emulator, home: Path, tmp_path: Path
+) -> None:
+    assert NGINX is not None
+    save_accounts(resolve_paths({"PUTER_MCP_HOME": str(home)}), emulator.paid)
+    env = script_env(home, emulator)
+    replicas: list[GatewayProcess] = []
+    proxy: subprocess.Popen[bytes] | None = None
+    try:
+        for _ in GATEWAYS:
+            replicas.append(start_gateway_process(env))
+        port = free_loopback_port()
+        conf = _local_nginx_conf(
+            tmp_path, [replica.url.removeprefix("http://") for replica in replicas], port
+        )
+        proxy = subprocess.Popen(
+            [NGINX, "-p", str(tmp_path), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):  # until nginx listens (10 s at most)
+            try:
+                if httpx2.get(base + "/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert proxy.poll() is None, proxy.stderr.read().decode() if proxy.stderr else ""
+            time.sleep(0.05)
+        before = [replica.requests_logged() for replica in replicas]
+        with openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0) as client:
+            for _ in range(6):
+                answer = client.chat.completions.create(
+                    model="gpt-5-nano", messages=[{"role": "user", "content": "hi"}]
+                )
+                assert answer.choices[0].message.content
+            chunks = list(
+                client.chat.completions.create(
+                    model="gpt-5-nano", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+            )
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+        assert streamed and len(chunks) > 2
+        # The replicas log a request when it ends: wait (bounded) for the stream's line.
+        served: list[int] = []
+        for _ in range(200):
+            served = [
+                replica.requests_logged() - count for replica, count in zip(replicas, before, strict=True)
+            ]
+            if sum(served) == 7:
+                break
+            time.sleep(0.05)
+        assert sorted(served) == [2, 2, 3], served  # round-robin: six requests two each, then one more
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+        for replica in replicas:
+            replica.stop()
+
+
+@pytest.mark.slow
+def test_the_images_health_check_passes_on_a_live_gateway_and_fails_without_one(
+    emulator: Emulator, home: Path
+) -> None:
+    """The HEALTHCHECK's own code, pointed at a gateway process here instead of port 8000."""
+    save_accounts(resolve_paths({"PUTER_MCP_HOME": str(home)}), emulator.paid)
+    code = _healthcheck_code()
+    replica = start_gateway_process(script_env(home, emulator))
+    try:
+        live = subprocess.run(
+            [sys.executable, "-c", code.replace("http://127.0.0.1:8000", replica.url)],
+            capture_output=True,
+            timeout=30,
+        )
+        assert live.returncode == 0, live.stderr
+    finally:
+        replica.stop()
+    gone = subprocess.run(
+        [sys.executable, "-c", code.replace("http://127.0.0.1:8000", replica.url)],
+        capture_output=True,
+        timeout=30,
+    )
+    assert gone.returncode == 1
