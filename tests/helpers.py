@@ -680,9 +680,11 @@ class GatewayProcess:
     def logged(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
-    def requests_logged(self) -> int:
-        """The requests it has answered so far (its access log lines)."""
-        return sum(1 for line in list(self.lines) if "puter_mcp.gateway.access" in line)
+    def requests_logged(self, path: str) -> int:
+        """The requests for `path` it has answered so far (its access log lines)."""
+        return sum(
+            1 for line in list(self.lines) if "puter_mcp.gateway.access" in line and f" path={path} " in line
+        )
 
     def stop(self) -> None:
         """SIGTERM (it gives its slots back), SIGKILL if it has not ended after 10 s."""
