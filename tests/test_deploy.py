@@ -372,22 +372,33 @@ def test_nginx_in_front_of_three_gateways_takes_turns_and_passes_streams(
 def test_the_images_health_check_passes_on_a_live_gateway_and_fails_without_one(
     emulator: Emulator, home: Path
 ) -> None:
-    """The HEALTHCHECK's own code, pointed at a gateway process here instead of port 8000."""
+    """The HEALTHCHECK's own code against a gateway started with the image's environment
+    (every address, keys required, its Host names), on a free port instead of 8000."""
     save_accounts(resolve_paths({"PUTER_MCP_HOME": str(home)}), emulator.paid)
-    code = _healthcheck_code()
-    replica = start_gateway_process(script_env(home, emulator))
+    image_env = dict(
+        item.split("=", 1)
+        for word, rest in _instructions(DOCKERFILE)
+        if word == "ENV"
+        for item in rest.split()
+    )
+    image_env["PUTER_MCP_HOME"] = str(home)
+    replica = start_gateway_process(script_env(home, emulator, **image_env))
+    port = replica.url.rsplit(":", 1)[1]
+    code = _healthcheck_code().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
     try:
-        live = subprocess.run(
-            [sys.executable, "-c", code.replace("http://127.0.0.1:8000", replica.url)],
-            capture_output=True,
+        assert replica.logged(f"http://0.0.0.0:{port}") or replica.url.startswith("http://0.0.0.0"), (
+            replica.lines
+        )
+        live = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
+        assert live.returncode == 0, live.stderr
+        # Keys are required: a chat request without one is refused.
+        refused = httpx2.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "gpt-5-nano", "messages": [{"role": "user", "content": "hi"}]},
             timeout=30,
         )
-        assert live.returncode == 0, live.stderr
+        assert refused.status_code == 401, refused.text
     finally:
         replica.stop()
-    gone = subprocess.run(
-        [sys.executable, "-c", code.replace("http://127.0.0.1:8000", replica.url)],
-        capture_output=True,
-        timeout=30,
-    )
+    gone = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
     assert gone.returncode == 1
