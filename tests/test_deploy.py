@@ -386,9 +386,7 @@ def test_the_images_health_check_passes_on_a_live_gateway_and_fails_without_one(
     port = replica.url.rsplit(":", 1)[1]
     code = _healthcheck_code().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
     try:
-        assert replica.logged(f"http://0.0.0.0:{port}") or replica.url.startswith("http://0.0.0.0"), (
-            replica.lines
-        )
+        assert replica.url == f"http://0.0.0.0:{port}"  # bound to every address, as in the image
         live = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
         assert live.returncode == 0, live.stderr
         # Keys are required: a chat request without one is refused.
