@@ -582,7 +582,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
         async with open_backend(settings, paths, sandbox=sandbox) as backend:
             report = await backend.usage_stats(time.time() - window)
         # A sandbox has no keys; and it must not read the real ones.
-        return report, None if sandbox else await _key_usage(paths, report.since)
+        return report, None if sandbox else await _key_usage(settings, paths, report.since)
 
     report, keys = _run(run)
     if args.json:
@@ -596,19 +596,23 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
     return 0
 
 
-async def _key_usage(paths: Paths, since: float) -> dict[str, tuple[int, int]] | None:
-    """Each gateway API key's requests and 429s since `since`, or None when no key was ever
-    created (the key store is not made for a look)."""
-    from puter_mcp.gateway.keystore import SQLiteKeyStore, key_store_file
+async def _key_usage(settings: Settings, paths: Paths, since: float) -> dict[str, tuple[int, int]] | None:
+    """Each gateway API key's requests and 429s since `since`, from the key store the settings
+    name, or None when no key was ever created on this machine (the file is not made for a
+    look)."""
+    from puter_mcp.gateway.keyplace import keys_in_redis, open_key_store
+    from puter_mcp.gateway.keystore import KeyStoreError, key_store_file
 
-    path = key_store_file(paths)
-    if not path.exists():
+    if not keys_in_redis(settings) and not key_store_file(paths).exists():
         return None
-    store = SQLiteKeyStore(path)
+    store = open_key_store(settings, paths)
     try:
         rows = await store.usage(since)
+    except KeyStoreError as exc:
+        _eprint(f"puter-mcp: the keys' usage is left out: {exc}")
+        return None
     finally:
-        store.close()
+        await store.aclose()
     return {row.name: (row.requests, row.rate_limited) for row in rows}
 
 
@@ -755,7 +759,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 def _cmd_keys(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.gateway import keys_cli
 
-    return keys_cli.run(args, paths)
+    return keys_cli.run(args, settings, paths)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
