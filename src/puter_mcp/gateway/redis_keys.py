@@ -33,9 +33,9 @@ from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from limits.aio.storage import RedisStorage
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from puter_mcp.gateway.keystore import (
     USAGE_KEPT_HOURS,
