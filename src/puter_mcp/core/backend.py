@@ -100,11 +100,27 @@ class Backend:
         on_warning: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Backend:
-        """A backend for these settings; the token of ``PUTER_AUTH_TOKEN`` comes from `env`."""
+        """A backend for these settings; the token of ``PUTER_AUTH_TOKEN`` comes from `env`.
+
+        The accounts are the home's saved ones, unless `[accounts] file` names a read-only file
+        or ``PUTER_MCP_ACCOUNTS`` (in `env`) holds them (docs/configuration.md, "Accounts").
+
+        Raises:
+            BackendError: that file or variable is missing or malformed, or both are given.
+        """
         env = os.environ if env is None else env
+        accounts: AccountsStore | None = None
+        if not sandbox:  # the sandbox has accounts of its own, never the real ones
+            from puter_mcp.accounts.store import AccountsError, fixed_accounts
+
+            try:
+                accounts = fixed_accounts(settings.accounts.file, env)
+            except AccountsError as exc:
+                raise BackendError(str(exc)) from exc
         return cls(
             settings,
             paths,
+            accounts=accounts,
             env_token=env.get("PUTER_AUTH_TOKEN"),
             sandbox=sandbox,
             on_warning=on_warning,
