@@ -465,12 +465,14 @@ def report_emulator_log(emulator: EmulatorProcess, accounts: dict[str, list[str]
 # -- profiling (--profile) --------------------------------------------------------------------
 
 # Runs `puter-mcp` under cProfile, switched on by SIGUSR1 and dumped by SIGUSR2, so that only
-# the measured requests are profiled (not the imports and start-up).
+# the measured requests are profiled (not the imports and start-up), in the event loop's thread.
 _PROFILED = textwrap.dedent(
     """
-    import cProfile, signal, sys
+    import cProfile, signal, sys, time
     out, *rest = sys.argv[1:]
-    profiler = cProfile.Profile()
+    # The event loop thread's CPU time, not wall time: on a busy machine a call preempted by
+    # another process would otherwise be charged the time it waited.
+    profiler = cProfile.Profile(time.thread_time)
     signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
     def stop(*_):
         profiler.disable()

@@ -327,8 +327,12 @@ def completion(outcome: ChatOutcome, call: ChatCall, *, created: int, id: str) -
     return body, estimated
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON, made once: ``json.dumps`` with any option builds a new encoder per call."""
+
+
 def _sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    return b"data: " + _to_json(data).encode() + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"
@@ -341,19 +345,20 @@ class ChunkEncoder:
         self.call, self.include_usage = call, include_usage
         self.id, self.created = id, created
         self.started_calls: set[int] = set()
+        self._model = ""
+        self._head = self._tail = b""
 
     def chunk(self, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": model,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        }
-        if self.include_usage:
-            body["usage"] = None
-        return _sse(body)
+        """One ``chat.completion.chunk`` event. Every chunk of a stream differs only in its
+        delta and finish reason: the rest is encoded once per model (once per stream)."""
+        if model != self._model:
+            self._model = model
+            head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": model}
+            self._head = b"data: " + _to_json(head)[:-1].encode() + b',"system_fingerprint":null,'
+            self._head += b'"choices":[{"index":0,"delta":'
+            self._tail = b',"logprobs":null}]' + (b',"usage":null' if self.include_usage else b"") + b"}\n\n"
+        finish_json = b"null" if finish is None else _to_json(finish).encode()
+        return self._head + _to_json(delta).encode() + b',"finish_reason":' + finish_json + self._tail
 
     async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
         model = opened.model
