@@ -206,6 +206,12 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--strict", action="store_true", help="Exit non-zero on warnings too, not only on problems."
     )
     logs.configure_parser(commands.add_parser("logs", help="Print the log file's path and its last lines."))
+    # API keys of the HTTP gateway (docs/gateway-keys.md).
+    from puter_mcp.gateway import keys_cli
+
+    keys_cli.configure_parser(
+        commands.add_parser("keys", help="Create, list and revoke the gateway's API keys.")
+    )
 
     commands.add_parser(
         "emulator", help="Run the Puter emulator standalone (see `puter-mcp emulator --help`)."
@@ -668,6 +674,12 @@ def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
     return 0
 
 
+def _cmd_keys(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    from puter_mcp.gateway import keys_cli
+
+    return keys_cli.run(args, paths)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "serve": _cmd_serve,
     "gateway": _cmd_gateway,
@@ -680,4 +692,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "models": _cmd_models,
     "chat": _cmd_chat,
     "config": _cmd_config,
+    "keys": _cmd_keys,
 }

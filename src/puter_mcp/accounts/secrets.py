@@ -31,6 +31,8 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 # A bearer credential in a header or a logged request, whatever its shape. The length floor
 # keeps an already masked token (`eyJh…k9Qz`) from being masked again into `****…k9Qz`.
 _BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/-]{16,}=*)")
+# The gateway's API keys (`pmk-` and 43 url-safe characters), wherever a client put one.
+_GATEWAY_KEY = re.compile(r"\bpmk-[A-Za-z0-9_-]{20,}")
 
 
 def _plain(token: str | SecretStr) -> str:
@@ -50,7 +52,8 @@ def mask_token(token: str | SecretStr) -> str:
 
 
 def redact(text: str, tokens: Iterable[str | SecretStr] = ()) -> str:
-    """Return `text` with every known token, JWT and bearer credential replaced by its mask.
+    """Return `text` with every known token, JWT, gateway API key and bearer credential
+    replaced by its mask.
 
     Known tokens are replaced first, longest first, so that a token containing another is
     masked whole. JWT-shaped strings and ``Bearer <credential>`` values are masked too, so a
@@ -61,4 +64,5 @@ def redact(text: str, tokens: Iterable[str | SecretStr] = ()) -> str:
         if token in text:
             text = text.replace(token, mask_token(token))
     text = _JWT.sub(lambda m: mask_token(m.group(0)), text)
+    text = _GATEWAY_KEY.sub(lambda m: mask_token(m.group(0)), text)
     return _BEARER.sub(lambda m: m.group(1) + mask_token(m.group(2)), text)

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from puter_mcp.gateway import openai_chat
+from puter_mcp.gateway import keys_routes, openai_chat, openai_responses
 from puter_mcp.gateway.access import KeyGate
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError
@@ -34,6 +34,8 @@ def _api_routes(gateway: Gateway) -> list[BaseRoute]:
     # One line per API module: each offers `routes(gateway)`.
     return [
         *openai_chat.routes(gateway),
+        *openai_responses.routes(gateway),
+        *keys_routes.routes(gateway),
     ]
 
 

@@ -86,10 +86,17 @@ class OpenedAnswer:
         self.ttft_ms = ttft_ms
         self.outcome: ChatOutcome | None = None
         self.failure: BackendError | None = None
+        self._events: AsyncGenerator[ChatEvent, None] | None = None
 
-    async def events(self) -> AsyncIterator[ChatEvent]:
+    def events(self) -> AsyncIterator[ChatEvent]:
         """The content events from the first on, then `UsageUpdate` when Puter sends it, then
-        exactly one `Finished` or `StreamFailed`."""
+        exactly one `Finished` or `StreamFailed`. One iterator per answer: `aclose` closes it,
+        so an encoder may stop reading at any point."""
+        if self._events is None:
+            self._events = self._read()
+        return self._events
+
+    async def _read(self) -> AsyncGenerator[ChatEvent, None]:
         for event in self._first:
             self._note(event)
             yield event
@@ -107,7 +114,10 @@ class OpenedAnswer:
             self.failure = event.error
 
     async def aclose(self) -> None:
-        """Release the upstream request (at once, when the answer is not finished)."""
+        """Release the upstream request (at once, when the answer is not finished). Called by
+        the task that opened the answer: the core's stream must be closed by that task."""
+        if self._events is not None:
+            await self._events.aclose()
         await self._stream.aclose()
 
 
@@ -257,8 +267,16 @@ class AnswerStream(Response):
             exchange.status = 200
             if self.ping is not None:
                 group.start_soon(self._keep_alive, send_body, last_sent)
-            async for chunk in self.encoder(opened):
-                await send_body(chunk)
+            body = self.encoder(opened)
+            try:
+                async for chunk in body:
+                    await send_body(chunk)
+            finally:
+                # Closed here, in this task, like everything that reads the core's stream.
+                closing = getattr(body, "aclose", None)
+                if closing is not None:
+                    with anyio.CancelScope(shield=True):
+                        await closing()
             await send_body(b"", more=False)
         finally:
             with anyio.CancelScope(shield=True):

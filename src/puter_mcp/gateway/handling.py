@@ -6,8 +6,8 @@ API's own shape (`Api.error_response`), answers an unexpected exception with a 5
 (logged, never shown), and tells the hooks once the last byte went out. A chat handler:
 
     body = await read_json(request)
+    await gateway.admit(request, exchange, requested_model(body, default))
     call = <the API's translation of body into a ChatCall>
-    await gateway.admit(request, exchange, call.model)
     if <streamed>:
         return gateway.stream(API, exchange, call, encoder=<events to bytes>, media_type=...)
     outcome = await gateway.whole(request, exchange, call)
@@ -42,6 +42,7 @@ __all__ = [
     "answer_headers",
     "key_of",
     "read_json",
+    "requested_model",
     "routes_for",
 ]
 
@@ -86,6 +87,9 @@ class Gateway:
     async def admit(self, request: Request, exchange: Exchange, model: str | None) -> Caller:
         """Check the request's API key and its limits for `model`.
 
+        Call it as soon as the body is read, before translating it: a caller without a valid
+        key learns nothing about what is wrong with the body (`requested_model`).
+
         Raises:
             GatewayError: 401, 403 or 429 (`puter_mcp.gateway.access`).
         """
@@ -129,6 +133,13 @@ class Gateway:
         outcome = await whole_answer(self.backend, call, request)
         exchange.answered(outcome)
         return outcome
+
+
+def requested_model(body: Mapping[str, Any], default: str) -> str:
+    """The model a request body names (``model``), or `default` when it names none: what a
+    key's model list is checked against."""
+    model = body.get("model")
+    return model.strip() if isinstance(model, str) and model.strip() else default
 
 
 def answer_headers(exchange: Exchange) -> dict[str, str]:

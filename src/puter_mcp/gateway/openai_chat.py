@@ -42,7 +42,7 @@ from puter_mcp.gateway.estimate import estimate_call_tokens, estimate_tokens
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError, from_backend_error
 from puter_mcp.gateway.gate import OpenedAnswer
-from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, routes_for
+from puter_mcp.gateway.handling import Gateway, answer_headers, read_json, requested_model, routes_for
 
 __all__ = ["OPENAI", "OpenAIApi", "chat_call", "routes"]
 
@@ -287,7 +287,7 @@ def usage_of(outcome: ChatOutcome, call: ChatCall) -> tuple[dict[str, int], bool
     }, estimated
 
 
-def _puter_note(outcome: ChatOutcome) -> dict[str, Any]:
+def routing_note(outcome: ChatOutcome) -> dict[str, Any]:
     """What the gateway adds to OpenAI's shape: how the answer was routed (clients ignore it)."""
     note: dict[str, Any] = {"model_requested": outcome.model_requested}
     if outcome.chain:
@@ -322,7 +322,7 @@ def completion(outcome: ChatOutcome, call: ChatCall, *, created: int, id: str) -
         ],
         "usage": usage,
         "system_fingerprint": None,
-        "puter": _puter_note(outcome),
+        "puter": routing_note(outcome),
     }
     return body, estimated
 
@@ -452,9 +452,10 @@ async def _answer(
 ) -> Response:
     if forced_model is not None:
         body = {**body, "model": forced_model}
-    parsed = chat_call(body, default_model=gateway.backend.settings.default_model)
+    default = gateway.backend.settings.default_model
+    await gateway.admit(request, exchange, requested_model(body, default))
+    parsed = chat_call(body, default_model=default)
     call = parsed.call
-    await gateway.admit(request, exchange, call.model)
     id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     if parsed.stream:
         encoder = ChunkEncoder(call, include_usage=parsed.include_usage, id=id, created=created)

@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 from starlette.applications import Starlette
 
 from puter_mcp.core import Backend, BackendError
-from puter_mcp.gateway.access import KeyGate, OpenDoor
+from puter_mcp.gateway.access import KeyGate
 from puter_mcp.gateway.app import build_app
 from puter_mcp.gateway.exchange import ExchangeHook
 from puter_mcp.gateway.handling import Gateway
+from puter_mcp.gateway.keys import KeyRing
+from puter_mcp.gateway.keystore import KeyStoreError, key_store_file
 from puter_mcp.http_serving import LOOPBACK_HOSTS, ServingError, serve_asgi, served_url
 from puter_mcp.settings import GatewaySettings
 
@@ -64,9 +66,12 @@ async def serve_gateway(
     if problem:
         raise BackendError(problem)
     if keys is None:
-        if settings.require_keys:
-            raise BackendError("API keys are required, but no key store was given")
-        keys = OpenDoor()
+        # The machine's key store, also when keys are not required: a key sent anyway is
+        # checked and its limits hold (puter_mcp.gateway.keys).
+        try:
+            keys = KeyRing.open(key_store_file(backend.paths), required=settings.require_keys)
+        except KeyStoreError as exc:
+            raise BackendError(str(exc)) from exc
     gateway = Gateway(backend, settings=settings, keys=keys, hooks=list(hooks))
     mcp_app: Starlette | None = None
     if settings.mcp:
