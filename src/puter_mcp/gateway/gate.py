@@ -3,9 +3,10 @@
 A streamed answer is sent by `AnswerStream`, an ASGI response that, in the one task that
 serves the request:
 
-1. reads `Backend.chat_stream` up to its first content event (`open_answer`). Everything
-   before it (a 429, a model down, an account refused) is failed over silently by the core,
-   and a request that no candidate can answer gets a real status in the API's shape, never
+1. reads the answer's events up to the first content event (`open_answer` over
+   `Backend.chat_stream`; with an `EventEncoder`, `Backend.chat_into` hands them over).
+   Everything before it (a 429, a model down, an account refused) is failed over silently by
+   the core, and a request that no candidate can answer gets a real status in the API's shape, never
    a 200 followed by an error;
 2. sends the headers (naming the model that answers), then the body the API's encoder makes
    from the events, flushed event by event;
@@ -23,8 +24,8 @@ body in another task (docs/gateway.md, "Streaming").
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 from starlette.requests import Request
@@ -48,7 +49,15 @@ from puter_mcp.gateway.failures import GatewayError, from_backend_error
 if TYPE_CHECKING:
     from puter_mcp.gateway.exchange import Exchange
 
-__all__ = ["AnswerStream", "Encoder", "OpenedAnswer", "model_headers", "open_answer", "whole_answer"]
+__all__ = [
+    "AnswerStream",
+    "Encoder",
+    "EventEncoder",
+    "OpenedAnswer",
+    "model_headers",
+    "open_answer",
+    "whole_answer",
+]
 
 
 _OPENING = (*CONTENT_EVENTS, Finished, StreamFailed)
@@ -69,7 +78,7 @@ class OpenedAnswer:
 
     def __init__(
         self,
-        stream: AsyncGenerator[ChatEvent, None],
+        stream: AsyncGenerator[ChatEvent, None] | None,
         first: list[ChatEvent],
         *,
         asked: str | None,
@@ -98,15 +107,18 @@ class OpenedAnswer:
 
     async def _read(self) -> AsyncGenerator[ChatEvent, None]:
         for event in self._first:
-            self._note(event)
+            self.note(event)
             yield event
         self._first = []
+        if self._stream is None:  # handed over event by event (`EventEncoder`)
+            return
         async for event in self._stream:
             if isinstance(event, Finished | StreamFailed):
-                self._note(event)
+                self.note(event)
             yield event
 
-    def _note(self, event: ChatEvent) -> None:
+    def note(self, event: ChatEvent) -> None:
+        """Take in how the answer ended, from its last event (`Finished`, `StreamFailed`)."""
         if isinstance(event, Finished):
             self.outcome = event.outcome
             self.model = event.outcome.model
@@ -118,7 +130,8 @@ class OpenedAnswer:
         the task that opened the answer: the core's stream must be closed by that task."""
         if self._events is not None:
             await self._events.aclose()
-        await self._stream.aclose()
+        if self._stream is not None:
+            await self._stream.aclose()
 
 
 async def open_answer(backend: Backend, call: ChatCall, *, started: float | None = None) -> OpenedAnswer:
@@ -132,39 +145,60 @@ async def open_answer(backend: Backend, call: ChatCall, *, started: float | None
     """
     started = time.perf_counter() if started is None else started
     stream = backend.chat_stream(call)
-    first: list[ChatEvent] = []
-    answering: Answering | None = None
-    first_model = ""
-    failures: list[str] = []
+    opening = _Opening()
     try:
         async for event in stream:
-            if isinstance(event, AttemptStarted):
-                first_model = first_model or event.model
-                if event.previous_failure:
-                    failures.append(event.previous_failure)
-                continue
-            if isinstance(event, Answering):
-                answering = event
-                continue
-            first.append(event)
-            if isinstance(event, _OPENING):
+            if opening.opens(event):
                 break
     except BackendError as exc:
         raise from_backend_error(exc, now=time.time()) from exc
     except BaseException:
         await stream.aclose()
         raise
-    fallback = None
-    if answering is not None and failures and answering.model != first_model:
-        fallback = f"{first_model} failed ({', '.join(dict.fromkeys(failures))})"
-    return OpenedAnswer(
-        stream,
-        first,
-        asked=call.model,
-        answering=answering,
-        fallback=fallback,
-        ttft_ms=(time.perf_counter() - started) * 1000,
-    )
+    return opening.opened(stream, asked=call.model, started=started)
+
+
+class _Opening:
+    """What the events before an answer's first content say: the model tried first, why
+    attempts failed, who answers; and the events that open the answer."""
+
+    __slots__ = ("answering", "failures", "first", "first_model")
+
+    def __init__(self) -> None:
+        self.answering: Answering | None = None
+        self.first_model = ""
+        self.failures: list[str] = []
+        self.first: list[ChatEvent] = []
+
+    def opens(self, event: ChatEvent) -> bool:
+        """Note one event before the answer opens; True when it opens it (its first content,
+        or its end when it has none)."""
+        if isinstance(event, AttemptStarted):
+            self.first_model = self.first_model or event.model
+            if event.previous_failure:
+                self.failures.append(event.previous_failure)
+            return False
+        if isinstance(event, Answering):
+            self.answering = event
+            return False
+        self.first.append(event)
+        return isinstance(event, _OPENING)
+
+    def opened(
+        self, stream: AsyncGenerator[ChatEvent, None] | None, *, asked: str | None, started: float
+    ) -> OpenedAnswer:
+        answering, failures = self.answering, self.failures
+        fallback = None
+        if answering is not None and failures and answering.model != self.first_model:
+            fallback = f"{self.first_model} failed ({', '.join(dict.fromkeys(failures))})"
+        return OpenedAnswer(
+            stream,
+            self.first,
+            asked=asked,
+            answering=answering,
+            fallback=fallback,
+            ttft_ms=(time.perf_counter() - started) * 1000,
+        )
 
 
 def model_headers(asked: str | None, answered: str, fallback: str | None) -> dict[str, str]:
@@ -188,12 +222,32 @@ Encoder = Callable[[OpenedAnswer], AsyncIterator[bytes]]
 ending with the API's error event when `StreamFailed` comes."""
 
 
+@runtime_checkable
+class EventEncoder(Protocol):
+    """Makes an API's response body event by event, as the core hands each one over.
+
+    The faster kind of encoder: the answer is then read with `Backend.chat_into`, so no task
+    and no channel stand between the router and the client (each event handed across a
+    channel costs a few turns of the event loop; see bench/README.md). An `Encoder` is the
+    simpler kind to write; the body is the same.
+    """
+
+    def opening(self, opened: OpenedAnswer) -> bytes:
+        """What goes out right after the headers (b"" for nothing)."""
+        ...
+
+    def encode(self, event: ChatEvent) -> bytes:
+        """The bytes for one event, from the first content event on (b"" for none). The last
+        event is `Finished` or `StreamFailed`: the API's end of the body, or its error event."""
+        ...
+
+
 class AnswerStream(Response):
     """The streamed answer to one chat request (see the module docstring).
 
     Args:
         backend, call: what to answer.
-        encoder: the API's body from the events.
+        encoder: the API's body from the events (an `Encoder` or an `EventEncoder`).
         error_response: the API's refusal, for a request no candidate can answer.
         exchange: the request's record, filled as the answer goes.
         media_type: ``text/event-stream`` or ``application/x-ndjson``.
@@ -206,7 +260,7 @@ class AnswerStream(Response):
         backend: Backend,
         call: ChatCall,
         *,
-        encoder: Encoder,
+        encoder: Encoder | EventEncoder,
         error_response: Callable[[GatewayError], Response],
         exchange: Exchange,
         media_type: str,
@@ -239,13 +293,63 @@ class AnswerStream(Response):
     async def _answer(self, scope: Scope, receive: Receive, send: Send, group: anyio.abc.TaskGroup) -> None:
         exchange = self.exchange
         exchange.stream = True
+        body = _Body(send, locked=self.ping is not None)
+        if isinstance(self.encoder, EventEncoder):
+            await self._deliver(self.encoder, scope, receive, send, body, group)
+            return
         try:
             opened = await open_answer(self.backend, self.call, started=exchange.started)
         except GatewayError as error:
             exchange.refused(error)
             await self.error_response(error)(scope, receive, send)
             return
-        exchange.answering(opened)
+        try:
+            await self.start(opened, send, body, group)
+            chunks = self.encoder(opened)
+            try:
+                async for chunk in chunks:
+                    await body.send(chunk)
+            finally:
+                # Closed here, in this task, like everything that reads the core's stream.
+                closing = getattr(chunks, "aclose", None)
+                if closing is not None:
+                    with anyio.CancelScope(shield=True):
+                        await closing()
+            await body.send(b"", more=False)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await opened.aclose()
+            exchange.ended(opened)
+
+    async def _deliver(
+        self,
+        encoder: EventEncoder,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: _Body,
+        group: anyio.abc.TaskGroup,
+    ) -> None:
+        """The answer with an `EventEncoder`: each event encoded and sent as the core hands it
+        over, the headers with the first content."""
+        exchange = self.exchange
+        delivery = _Delivery(self, encoder, send, body, group)
+        try:
+            await self.backend.chat_into(self.call, delivery)
+        except BackendError as exc:
+            # Raised only before any content, so before the headers.
+            error = from_backend_error(exc, now=time.time())
+            exchange.refused(error)
+            await self.error_response(error)(scope, receive, send)
+            return
+        finally:
+            if delivery.opened is not None:
+                exchange.ended(delivery.opened)
+        await body.send(b"", more=False)
+
+    async def start(self, opened: OpenedAnswer, send: Send, body: _Body, group: anyio.abc.TaskGroup) -> None:
+        """Send the headers of an opened answer (and start the pings), once."""
+        self.exchange.answering(opened)
         headers = {
             "cache-control": "no-cache",
             # Proxies (nginx) must not buffer a stream: each event goes out as it is made.
@@ -254,43 +358,75 @@ class AnswerStream(Response):
             **self.extra_headers,
         }
         self.init_headers(headers)  # with the content type, from `media_type`
-        sending = anyio.Lock()
-        last_sent = [time.monotonic()]
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        self.exchange.status = 200
+        body.last_sent = time.monotonic()
+        if self.ping is not None:
+            group.start_soon(self._keep_alive, body)
 
-        async def send_body(chunk: bytes, more: bool = True) -> None:
-            async with sending:
-                await send({"type": "http.response.body", "body": chunk, "more_body": more})
-                last_sent[0] = time.monotonic()
-
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            exchange.status = 200
-            if self.ping is not None:
-                group.start_soon(self._keep_alive, send_body, last_sent)
-            body = self.encoder(opened)
-            try:
-                async for chunk in body:
-                    await send_body(chunk)
-            finally:
-                # Closed here, in this task, like everything that reads the core's stream.
-                closing = getattr(body, "aclose", None)
-                if closing is not None:
-                    with anyio.CancelScope(shield=True):
-                        await closing()
-            await send_body(b"", more=False)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await opened.aclose()
-            exchange.ended(opened)
-
-    async def _keep_alive(
-        self, send_body: Callable[[bytes], Awaitable[None]], last_sent: list[float]
-    ) -> None:
+    async def _keep_alive(self, body: _Body) -> None:
         assert self.ping is not None
         while True:
-            await anyio.sleep(max(0.05, last_sent[0] + self.ping_every - time.monotonic()))
-            if time.monotonic() - last_sent[0] >= self.ping_every:
-                await send_body(self.ping)
+            await anyio.sleep(max(0.05, body.last_sent + self.ping_every - time.monotonic()))
+            if time.monotonic() - body.last_sent >= self.ping_every:
+                await body.send(self.ping)
+
+
+class _Body:
+    """Sends the parts of a response body; with `locked`, one at a time (the pings are sent by
+    a task of their own)."""
+
+    __slots__ = ("_lock", "_send", "last_sent")
+
+    def __init__(self, send: Send, *, locked: bool) -> None:
+        self._send = send
+        self._lock = anyio.Lock() if locked else None
+        self.last_sent = time.monotonic()
+
+    async def send(self, chunk: bytes, more: bool = True) -> None:
+        if self._lock is None:
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+            return
+        async with self._lock:
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+            self.last_sent = time.monotonic()
+
+
+class _Delivery:
+    """Where `Backend.chat_into` hands the events of an answer with an `EventEncoder`: noted
+    until the first content, which sends the headers; then each event encoded and sent."""
+
+    __slots__ = ("_body", "_encoder", "_group", "_http_send", "_opening", "_stream", "opened")
+
+    def __init__(
+        self, stream: AnswerStream, encoder: EventEncoder, send: Send, body: _Body, group: anyio.abc.TaskGroup
+    ) -> None:
+        self._stream, self._encoder, self._http_send = stream, encoder, send
+        self._body, self._group = body, group
+        self._opening = _Opening()
+        self.opened: OpenedAnswer | None = None
+
+    async def send(self, event: ChatEvent, /) -> None:
+        opened = self.opened
+        if opened is None:
+            opening = self._opening
+            if not opening.opens(event):
+                return
+            stream = self._stream
+            opened = opening.opened(None, asked=stream.call.model, started=stream.exchange.started)
+            self.opened = opened
+            await stream.start(opened, self._http_send, self._body, self._group)
+            head = self._encoder.opening(opened)
+            if head:
+                await self._body.send(head)
+            events, opening.first = opening.first, []
+        else:
+            events = (event,)
+        for each in events:
+            opened.note(each)
+            chunk = self._encoder.encode(each)
+            if chunk:
+                await self._body.send(chunk)
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

@@ -18,7 +18,6 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from starlette.routing import BaseRoute
 from puter_mcp.core import (
     BadRequest,
     ChatCall,
+    ChatEvent,
     ChatOutcome,
     Finished,
     ModelsQuery,
@@ -36,7 +36,6 @@ from puter_mcp.core import (
     StreamFailed,
     TextDelta,
     ToolCallDelta,
-    UsageUpdate,
 )
 from puter_mcp.gateway.estimate import estimate_call_tokens, estimate_tokens
 from puter_mcp.gateway.exchange import Exchange
@@ -345,6 +344,8 @@ class ChunkEncoder:
         self.call, self.include_usage = call, include_usage
         self.id, self.created = id, created
         self.started_calls: set[int] = set()
+        self.answering = ""
+        """The model that answers (the answer's `model` in every chunk)."""
         self._model = ""
         self._head = self._tail = b""
 
@@ -360,39 +361,42 @@ class ChunkEncoder:
         finish_json = b"null" if finish is None else _to_json(finish).encode()
         return self._head + _to_json(delta).encode() + b',"finish_reason":' + finish_json + self._tail
 
-    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
-        model = opened.model
-        yield self.chunk(model, {"role": "assistant", "content": ""})
-        async for event in opened.events():
-            if isinstance(event, TextDelta):
-                yield self.chunk(model, {"content": event.text})
-            elif isinstance(event, ReasoningDelta):
-                yield self.chunk(model, {"reasoning_content": event.text, "reasoning": event.text})
-            elif isinstance(event, ToolCallDelta):
-                yield self.chunk(model, {"tool_calls": [self._tool_delta(event)]})
-            elif isinstance(event, UsageUpdate):
-                continue  # the whole usage comes with `Finished`
-            elif isinstance(event, Finished):
-                outcome = event.outcome
-                yield self.chunk(model, {}, finish_reason(outcome))
-                if self.include_usage:
-                    usage, _estimated = usage_of(outcome, self.call)
-                    yield _sse(
-                        {
-                            "id": self.id,
-                            "object": "chat.completion.chunk",
-                            "created": self.created,
-                            "model": model,
-                            "system_fingerprint": None,
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                yield DONE
-            elif isinstance(event, StreamFailed):
-                error = from_backend_error(event.error, now=time.time())
-                yield _sse(OPENAI.error_body(error))
-                yield DONE
+    # An `EventEncoder` (puter_mcp.gateway.gate): each event is encoded as the core hands it
+    # over, with no task between the router and the client.
+
+    def opening(self, opened: OpenedAnswer) -> bytes:
+        self.answering = opened.model
+        return self.chunk(self.answering, {"role": "assistant", "content": ""})
+
+    def encode(self, event: ChatEvent) -> bytes:
+        model = self.answering
+        if isinstance(event, TextDelta):
+            return self.chunk(model, {"content": event.text})
+        if isinstance(event, ReasoningDelta):
+            return self.chunk(model, {"reasoning_content": event.text, "reasoning": event.text})
+        if isinstance(event, ToolCallDelta):
+            return self.chunk(model, {"tool_calls": [self._tool_delta(event)]})
+        if isinstance(event, Finished):
+            outcome = event.outcome
+            last = self.chunk(model, {}, finish_reason(outcome))
+            if self.include_usage:
+                usage, _estimated = usage_of(outcome, self.call)
+                last += _sse(
+                    {
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": model,
+                        "system_fingerprint": None,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+            return last + DONE
+        if isinstance(event, StreamFailed):
+            error = from_backend_error(event.error, now=time.time())
+            return _sse(OPENAI.error_body(error)) + DONE
+        return b""  # `UsageUpdate`: the whole usage comes with `Finished`
 
     def _tool_delta(self, event: ToolCallDelta) -> dict[str, Any]:
         delta: dict[str, Any] = {"index": event.index}
