@@ -206,7 +206,11 @@ class _Endpoint:
         scope["puter_gateway"] = self.gateway
         request = Request(scope, receive)
         exchange = Exchange(
-            api=self.api.name, method=request.method, path=request.url.path, started=time.perf_counter()
+            # The scope's path, not `request.url.path`: building the URL parses it whole.
+            api=self.api.name,
+            method=scope["method"],
+            path=scope["path"],
+            started=time.perf_counter(),
         )
         try:
             response = await self._respond(request, exchange)
