@@ -604,13 +604,16 @@ async def run(sizes: Sizes, profile: bool, keep: Path | None) -> None:
         )
         started = time.perf_counter()
         limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
+        # The placeholder key the OpenAI SDK insists on sending, as a real client would (with
+        # keys off, the gateway takes it as no key).
+        as_sdk = {"Authorization": "Bearer sk-bench"}
         with (
             product_gateway(home, emulator) as (gateway_url, gateway_pid),
             bare_forwarder(emulator, [a["token"] for a in pools["bare"]]) as (bare_url, bare_pid),
         ):
             async with (
-                httpx2.AsyncClient(timeout=60, limits=limits) as to_gateway,
-                httpx2.AsyncClient(timeout=60, limits=limits) as to_bare,
+                httpx2.AsyncClient(timeout=60, limits=limits, headers=as_sdk) as to_gateway,
+                httpx2.AsyncClient(timeout=60, limits=limits, headers=as_sdk) as to_bare,
                 httpx2.AsyncClient(timeout=60, limits=limits) as to_emulator,
             ):
                 gateway, bare, direct_caller = Caller(to_gateway), Caller(to_bare), Caller(to_emulator)
