@@ -5,6 +5,7 @@ Their helpers live in tests/helpers.py, which test files import; nothing imports
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,6 +21,22 @@ from tests.helpers import Emulator, Setup, save_accounts, settings_for
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A test that runs `main()` in-process configures the root logger (a handler on the
+    captured stderr, the level); without this they outlive the test, and every later INFO
+    line (the gateway's access log: one per request) reports a write to a closed file."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        # Only puter-mcp's own handlers: pytest's log capture manages its own.
+        if getattr(handler, "_puter_mcp_handler", False) and handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
 
 
 def _unexpected_warning(message: str) -> None:

@@ -523,7 +523,8 @@ def running_gateway(
     from puter_mcp.gateway.serve import serve_gateway
     from puter_mcp.settings import GatewaySettings
 
-    settings, paths = settings_for(emulator, home, **overrides)
+    # Accounts are tried in the order saved (fill-first), so a test knows which one answers.
+    settings, paths = settings_for(emulator, home, **{"routing": FILL_FIRST, **overrides})
     settings = settings.model_copy(
         update={"gateway": GatewaySettings.model_validate({"port": 0, **(gateway or {})})}
     )
@@ -532,20 +533,18 @@ def running_gateway(
     held: dict[str, Any] = {}
 
     async def serve() -> None:
-        held["loop"], held["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        held["loop"], held["stop"] = asyncio.get_running_loop(), anyio.Event()
 
         def on_ready(urls: list[tuple[str, str]]) -> None:
             held["url"] = urls[0][1].removesuffix("/v1")
             ready.set()
 
         async with Backend.create(settings, paths, env={}) as backend:
-            await serve_gateway(backend, settings.gateway, hooks=hooks, on_ready=on_ready)
+            await serve_gateway(backend, settings.gateway, hooks=hooks, on_ready=on_ready, stop=held["stop"])
 
     def run() -> None:
         try:
             asyncio.run(serve())
-        except asyncio.CancelledError:
-            pass
         except BaseException as exc:
             held["error"] = exc
             ready.set()
@@ -559,6 +558,9 @@ def running_gateway(
             raise AssertionError(f"the gateway failed to start: {held['error']!r}") from held["error"]
         yield RunningGateway(held["url"], emulator, settings, paths)
     finally:
-        if "task" in held and thread.is_alive():
-            held["loop"].call_soon_threadsafe(held["task"].cancel)
+        if "stop" in held and thread.is_alive():
+            # A graceful end, as uvicorn ends on a signal: open requests finish first.
+            held["loop"].call_soon_threadsafe(held["stop"].set)
         thread.join(20)
+        if thread.is_alive():
+            raise AssertionError("the gateway did not stop within 20 s")

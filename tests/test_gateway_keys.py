@@ -462,8 +462,14 @@ def test_401_403_and_429_through_the_openai_client(keyed: RunningGateway) -> Non
     hello = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
     missing = httpx2.post(keyed.url + "/v1/chat/completions", json=hello)
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_api_key"
-    by_header = httpx2.get(keyed.url + "/v1/models", headers={"x-api-key": narrow})
+    over_limit = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    by_header = httpx2.post(
+        keyed.url + "/v1/chat/completions", json=over_limit, headers={"x-api-key": narrow}
+    )
     assert by_header.status_code == 429  # x-api-key is the same key, over the same limit
+    # Listing models needs a valid key but spends none of its limit.
+    assert httpx2.get(keyed.url + "/v1/models", headers={"x-api-key": narrow}).status_code == 200
+    assert httpx2.get(keyed.url + "/v1/models", headers={"x-api-key": wrong}).status_code == 401
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])

@@ -312,7 +312,10 @@ def test_a_client_that_disconnects_cancels_the_upstream_request(
         http.stream("POST", gateway.url + "/v1/chat/completions", json=body) as response,
     ):
         assert response.status_code == 200
-        next(response.iter_lines())  # the answer began
+        # Held in a name: a dropped line iterator would close the response at once, and the
+        # gateway could cancel the upstream request before the count below is read.
+        lines = response.iter_lines()
+        next(lines)  # the answer began
         assert emulator.state.in_flight(emulator.paid.username) == 1
     # Closed without reading on: the gateway closes the upstream request.
     done = threading.Event()

@@ -28,7 +28,7 @@ __all__ = ["main"]
 logger = logging.getLogger("puter_mcp")
 
 
-_SANDBOX_COMMANDS = frozenset({"serve", "gateway", "status", "accounts", "models", "chat"})
+_SANDBOX_COMMANDS = frozenset({"serve", "gateway", "status", "accounts", "models", "chat", "stats"})
 
 
 def _eprint(*parts: object) -> None:
@@ -49,6 +49,16 @@ def _count(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _window(text: str) -> float:
+    """An argparse type: a window such as ``24h`` in seconds (`puter_mcp.display.parse_window`)."""
+    from puter_mcp.display import parse_window
+
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -148,6 +158,18 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="Accounts, credits, cooldowns.")
     status.add_argument("--json", action="store_true", help="Print JSON.")
     status.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    stats = commands.add_parser(
+        "stats", help="Requests, failures, latency, tokens and cost per model and account."
+    )
+    stats.add_argument(
+        "--window",
+        type=_window,
+        metavar="SPAN",
+        help="How far back to count, e.g. 24h (default), 90m, 7d, 1w.",
+    )
+    stats.add_argument("--json", action="store_true", help="Print JSON.")
+    stats.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     models = commands.add_parser("models", help="Find models.")
     models.add_argument("query", nargs="?", help="Words to find in a model's id, name or aliases.")
@@ -536,6 +558,54 @@ def _cmd_status(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
     return 0
 
 
+DEFAULT_STATS_WINDOW = 86400.0
+
+
+def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    """Usage from the shared attempt log: no gateway needs to run (it opens the state as
+    `status` does), and it counts every process using the same state database."""
+    import time
+
+    from puter_mcp.display import usage_text
+    from puter_mcp.runtime import open_backend
+
+    sandbox = bool(getattr(args, "sandbox", False))
+    window = args.window or DEFAULT_STATS_WINDOW
+
+    async def run() -> Any:
+        async with open_backend(settings, paths, sandbox=sandbox) as backend:
+            report = await backend.usage_stats(time.time() - window)
+        # A sandbox has no keys; and it must not read the real ones.
+        return report, None if sandbox else await _key_usage(paths, report.since)
+
+    report, keys = _run(run)
+    if args.json:
+        # The shape of the gateway's GET /stats.
+        by_key = {
+            name: {"requests": n, "rate_limited": refused} for name, (n, refused) in (keys or {}).items()
+        }
+        print(json.dumps({**report.model_dump(mode="json"), "window_s": window, "keys": by_key}, indent=2))
+    else:
+        print(usage_text(report, keys))
+    return 0
+
+
+async def _key_usage(paths: Paths, since: float) -> dict[str, tuple[int, int]] | None:
+    """Each gateway API key's requests and 429s since `since`, or None when no key was ever
+    created (the key store is not made for a look)."""
+    from puter_mcp.gateway.keystore import SQLiteKeyStore, key_store_file
+
+    path = key_store_file(paths)
+    if not path.exists():
+        return None
+    store = SQLiteKeyStore(path)
+    try:
+        rows = await store.usage(since)
+    finally:
+        store.close()
+    return {row.name: (row.requests, row.rate_limited) for row in rows}
+
+
 # -- models and chat ---------------------------------------------------------------------
 
 
@@ -689,6 +759,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {
     "use": _cmd_use,
     "rename": _cmd_rename,
     "status": _cmd_status,
+    "stats": _cmd_stats,
     "models": _cmd_models,
     "chat": _cmd_chat,
     "config": _cmd_config,

@@ -8,6 +8,9 @@ command.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from puter_mcp.core import (
@@ -16,10 +19,22 @@ from puter_mcp.core import (
     ChatOutcome,
     ModelRecord,
     ModelsPage,
+    UsageFigures,
+    UsageReport,
     VirtualModelRecord,
 )
 
-__all__ = ["CLI_WORDS", "MCP_WORDS", "Words", "accounts_text", "chat_text", "models_text"]
+__all__ = [
+    "CLI_WORDS",
+    "MCP_WORDS",
+    "Words",
+    "accounts_text",
+    "chat_text",
+    "models_text",
+    "parse_window",
+    "usage_text",
+    "window_text",
+]
 
 
 @dataclass(frozen=True)
@@ -147,3 +162,105 @@ def _account_line(status: AccountStatus) -> str:
         bits.append(f"error: {status.error}")
     bits.append(f"token {status.token}")
     return "- " + ", ".join(bits)
+
+
+# -- usage statistics (`puter-mcp stats`, the gateway's /stats) -----------------------------
+
+_WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_window(text: str) -> float:
+    """A window such as ``24h``, ``90m``, ``7d``, ``1w`` or ``3600`` (seconds), in seconds.
+
+    Raises:
+        ValueError: with a sentence saying what is accepted.
+    """
+    match = _WINDOW.fullmatch(text.lower())
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else 0.0
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a window: give a positive number and a unit, e.g. 24h, 90m, 7d")
+    return seconds
+
+
+def window_text(seconds: float) -> str:
+    """``24 h``, ``90 min``, ``7 d``: a window as `parse_window` reads it back, in few digits."""
+    # Days from two on: "24 h" reads better than "1 d" for the default window.
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= max(size, 2 * size if unit == "d" else size) and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _failures(figures: UsageFigures) -> str:
+    return ", ".join(f"{kind} {count}" for kind, count in figures.failures.items()) or "-"
+
+
+def _table(title: str, rows: Mapping[str, UsageFigures]) -> list[str]:
+    header = [
+        title,
+        "requests",
+        "ok",
+        "p50 ms",
+        "p95 ms",
+        "ttft p50",
+        "ttft p95",
+        "tokens in",
+        "out",
+        "cost $",
+        "failures",
+    ]
+    body = [
+        [
+            name,
+            str(f.requests),
+            str(f.successes),
+            _ms(f.latency_p50_ms),
+            _ms(f.latency_p95_ms),
+            _ms(f.ttft_p50_ms),
+            _ms(f.ttft_p95_ms),
+            str(f.input_tokens),
+            str(f.output_tokens),
+            f"{f.cost_usd:.4f}",
+            _failures(f),
+        ]
+        for name, f in rows.items()
+    ]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        # Names and failures left-aligned, figures right-aligned; the last column is not padded.
+        first = cells[0].ljust(widths[0])
+        figures = [cell.rjust(width) for cell, width in zip(cells[1:-1], widths[1:-1], strict=True)]
+        return "  ".join([first, *figures, cells[-1]])
+
+    return [line(header), *map(line, body)]
+
+
+def usage_text(report: UsageReport, keys: Mapping[str, tuple[int, int]] | None = None) -> str:
+    """The report as tables, per model and per account; `keys` adds each API key's requests
+    and refusals over its limits (429s), as the gateway counts them."""
+    since = dt.datetime.fromtimestamp(report.since, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = []
+    if report.sandbox:
+        lines += ["[SANDBOX: emulated requests, nothing here is real]", ""]
+    lines += [
+        f"Usage over the last {window_text(round(report.until - report.since))} (since {since}),",
+        f"counting {report.covers}.",
+        f"{report.calls} calls, {report.total.requests} upstream requests, "
+        f"{report.total.successes} answered, cost ${report.total.cost_usd:.4f}.",
+    ]
+    if not report.total.requests:
+        lines.append("No upstream request in this window.")
+    else:
+        lines += ["", *_table("model", report.models), "", *_table("account", report.accounts)]
+    if keys:
+        width = max(len("key"), *map(len, keys))
+        # The key store counts by the hour: its window starts at the top of `since`'s hour.
+        lines += ["", f"{'key'.ljust(width)}  requests  429s   (API keys, counted by whole hours)"]
+        lines += [f"{name.ljust(width)}  {n:>8}  {refused:>4}" for name, (n, refused) in keys.items()]
+    return "\n".join(lines)

@@ -441,8 +441,11 @@ async def serve_asgi(
     on_ready: Callable[[int], None] | None = None,
     header_timeout: float = HEADER_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    stop: anyio.Event | None = None,
 ) -> None:
-    """Serve `app` with uvicorn on host:port until cancelled; `on_ready` gets the bound port.
+    """Serve `app` with uvicorn on host:port until cancelled, or until `stop` is set (a
+    graceful end: open requests finish, the app's lifespan ends); `on_ready` gets the bound
+    port.
 
     Each request is held to `header_timeout` for its head and `body_timeout` for its body (see
     the module docstring). The binding is not checked here: call `check_binding` first, before
@@ -469,9 +472,15 @@ async def serve_asgi(
         if on_ready:
             on_ready(bound_port)
 
+    async def stop_when_asked(event: anyio.Event) -> None:
+        await event.wait()
+        server.should_exit = True
+
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(announce)
+            if stop is not None:
+                group.start_soon(stop_when_asked, stop)
             await server.serve(sockets=[sock])
             group.cancel_scope.cancel()
     finally:

@@ -132,11 +132,78 @@ def argument_error(tool: str, error: ValidationError) -> str:
     return "; ".join(dict.fromkeys(sentences))
 
 
+# Keywords that constrain one JSON type only, and annotations: a schema made of these accepts
+# every value of another type, so ``anyOf: [S, {"type": "null"}]`` says the same as S with
+# ``"null"`` added to its ``type``.
+_ONE_TYPE_KEYWORDS = frozenset(
+    {
+        "type", "title", "description", "default", "examples",
+        "properties", "required", "additionalProperties", "patternProperties", "propertyNames",
+        "minProperties", "maxProperties", "items", "prefixItems", "minItems", "maxItems",
+        "uniqueItems", "minLength", "maxLength", "pattern", "format",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    }
+)  # fmt: skip
+
+
+class _RecursiveSchema(Exception):
+    """A ``$ref`` that refers to itself: such a schema cannot be written out in full."""
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same JSON Schema in the form a client validates fastest: ``$ref``s written out in full
+    (no ``$defs``) and each ``anyOf`` of a one-type schema and null folded into one ``type`` list.
+
+    Both say exactly what the original says (the same values pass, with the same descriptions),
+    but a client that validates every result with `jsonschema` (the MCP SDK's client does) no
+    longer resolves references or tries each ``anyOf`` branch: for `puter-chat`'s 14 fields that
+    cuts the check by 45% (see bench/README.md). A schema with a recursive reference is returned
+    as it is.
+    """
+    definitions: dict[str, Any] = schema.get("$defs", {})
+
+    def written_out(node: Any, inside: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [written_out(item, inside) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in inside or name not in definitions:
+                raise _RecursiveSchema(ref)
+            siblings = {key: value for key, value in node.items() if key != "$ref"}
+            return {**written_out(definitions[name], (*inside, name)), **written_out(siblings, inside)}
+        out = {key: written_out(value, inside) for key, value in node.items() if key != "$defs"}
+        options = out.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+            other = options[0] if options[1] == {"type": "null"} else options[1]
+            if (
+                isinstance(other, dict)
+                and isinstance(other.get("type"), str)
+                and set(other) <= _ONE_TYPE_KEYWORDS
+            ):
+                del out["anyOf"]
+                return {**other, **out, "type": [other["type"], "null"]}
+        return out
+
+    try:
+        return written_out(schema, ())
+    except _RecursiveSchema:
+        return schema
+
+
 def _tool(server: MCPServer[Any], **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`server.tool(...)` with the docstring dedented, so clients show it without source indentation."""
+    """`server.tool(...)` with the docstring dedented, so clients show it without source
+    indentation, and the output schema in its compact form (see `compact_schema`)."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **options)(fn)
+        tool = server._tool_manager.get_tool(options.get("name", fn.__name__))
+        if tool is not None and tool.fn_metadata.output_schema is not None:
+            # The result is still validated against the pydantic model on this side; only what
+            # is published (and validated again by the client) changes form.
+            tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
         return fn
 
     return register

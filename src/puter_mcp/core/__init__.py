@@ -58,6 +58,7 @@ from puter_mcp.core.results import (
     UsageInfo,
     VirtualModelRecord,
 )
+from puter_mcp.core.stats_view import UpstreamAttempt, UsageFigures, UsageReport
 from puter_mcp.puter.effort import effort_from_thinking_budget
 from puter_mcp.puter.errors import FailureKind
 
@@ -104,8 +105,11 @@ __all__ = [
     "ToolCallRecord",
     "ToolChoice",
     "Turn",
+    "UpstreamAttempt",
     "UpstreamRefused",
+    "UsageFigures",
     "UsageInfo",
+    "UsageReport",
     "UsageUpdate",
     "VirtualModelRecord",
     "effort_from_thinking_budget",

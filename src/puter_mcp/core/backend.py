@@ -2,7 +2,8 @@
 
 `Backend` offers these operations: `chat_stream` (the one way a chat runs), `chat_into` (its
 events handed to a callback), `chat` (its events, folded into the whole answer), `list_models`,
-`accounts_overview` and `readiness`, over one Puter client, the saved accounts, the shared
+`accounts_overview` and `readiness`, and three for statistics (`usage_stats`,
+`active_cooldowns`, `add_attempt_hook`), over one Puter client, the saved accounts, the shared
 routing state and the model catalogue. It knows no front end: failures come out as the errors
 of `puter_mcp.core.errors`, which each front end words for its users.
 
@@ -23,7 +24,14 @@ import anyio
 from puter_mcp.core.calls import ChatCall, ModelsQuery
 from puter_mcp.core.errors import BackendError
 from puter_mcp.core.events import AttemptStarted, ChatEvent, Finished, StreamFailed, TextDelta
-from puter_mcp.core.results import AccountsOverview, ChatOutcome, ModelsPage, StreamProgress
+from puter_mcp.core.results import (
+    AccountsOverview,
+    ChatOutcome,
+    CooldownInfo,
+    ModelsPage,
+    StreamProgress,
+)
+from puter_mcp.core.stats_view import UpstreamAttempt, UsageReport
 from puter_mcp.settings import Paths, Settings
 
 if TYPE_CHECKING:
@@ -71,6 +79,7 @@ class Backend:
         self._on_warning = on_warning
         self._clock = clock
         self._engine: Engine | None = None
+        self._attempt_hooks: list[Callable[[UpstreamAttempt], None]] = []
         if settings.chains:
             # A mistake in the user's chains must stop start-up, not the first call; checking
             # them needs only the chains module, not the whole engine.
@@ -119,6 +128,8 @@ class Backend:
                 on_warning=self._on_warning,
                 clock=self._clock,
             )
+            for hook in self._attempt_hooks:
+                self._engine.add_attempt_hook(hook)
         return self._engine
 
     def chat_stream(
@@ -188,6 +199,31 @@ class Backend:
         from puter_mcp.core.readiness import readiness
 
         return await readiness(self._engine_now(), now=self._clock())
+
+    async def usage_stats(self, since: float) -> UsageReport:
+        """Usage from `since` (epoch seconds) until now, per model and per account.
+
+        Computed from the attempt log of the state store, so it counts the upstream requests of
+        every process that shares this backend's state database (the report's `covers` says
+        which); see `puter_mcp.core.stats_view` for what each figure counts.
+        """
+        return await self._engine_now().usage_stats(since, self._clock())
+
+    async def active_cooldowns(self) -> list[CooldownInfo]:
+        """The cooldowns in force now (accounts, models, pairs), read from the shared state
+        without a request to Puter: cheap enough to poll (metrics)."""
+        return await self._engine_now().active_cooldowns()
+
+    def add_attempt_hook(self, hook: Callable[[UpstreamAttempt], None]) -> None:
+        """Tell `hook` of every upstream request this process makes, as it ends.
+
+        `hook` runs in the router's task and must not block (queue any I/O); an exception it
+        raises is logged and never costs an answer. Registering costs nothing until the first
+        call builds the machinery.
+        """
+        self._attempt_hooks.append(hook)
+        if self._engine is not None:
+            self._engine.add_attempt_hook(hook)
 
     async def aclose(self) -> None:
         if self._engine is not None:

@@ -15,13 +15,14 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 
 from puter_mcp.accounts.store import AccountsStore
-from puter_mcp.core import models_view, overview
+from puter_mcp.core import models_view, overview, stats_view
 from puter_mcp.core.accounts_view import AccountsView
 from puter_mcp.core.calls import ChatCall, ModelsQuery
 from puter_mcp.core.catalogue_cache import CatalogueCache
 from puter_mcp.core.chat import ChatPipeline
 from puter_mcp.core.events import ChatEvent
-from puter_mcp.core.results import AccountsOverview, ModelsPage, VirtualModelRecord
+from puter_mcp.core.results import AccountsOverview, CooldownInfo, ModelsPage, VirtualModelRecord
+from puter_mcp.core.stats_view import AttemptNames, UpstreamAttempt, UsageReport
 from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import PuterClient
 from puter_mcp.routing import chains
@@ -72,6 +73,7 @@ class Engine:
             # the release of the attempt's slot, in the same transaction.
             hooks=[store.log_attempt],
         )
+        self.attempt_names = AttemptNames(self.accounts)
         self.catalogue_cache = CatalogueCache(settings, paths, client, self.accounts, clock=clock)
         self.pipeline = ChatPipeline(
             settings,
@@ -105,6 +107,17 @@ class Engine:
     async def accounts_overview(self) -> AccountsOverview:
         return await overview.accounts_overview(
             self.accounts, self.book, self.pacer, gui_origin=self.settings.gui_origin, sandbox=self.sandbox
+        )
+
+    def add_attempt_hook(self, hook: Callable[[UpstreamAttempt], None]) -> None:
+        self.router.add_hook(stats_view.attempt_hook(hook, self.attempt_names))
+
+    async def active_cooldowns(self) -> list[CooldownInfo]:
+        return await stats_view.active_cooldowns(self.book, self.attempt_names)
+
+    async def usage_stats(self, since: float, until: float) -> UsageReport:
+        return await stats_view.usage_stats(
+            self.store, self.attempt_names, since=since, until=until, sandbox=self.sandbox
         )
 
     async def catalogue(self) -> Catalogue:

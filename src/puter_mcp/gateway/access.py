@@ -36,8 +36,11 @@ class KeyGate(Protocol):
     required: bool
     """True when every request must carry a valid key."""
 
-    async def admit(self, secret: str | None, model: str | None) -> Caller:
+    async def admit(self, secret: str | None, model: str | None, *, spend: bool = True) -> Caller:
         """The caller behind `secret`, once its limits allow this request.
+
+        `spend`: the request counts against the key's limits (chats do; listing models,
+        counting tokens and administering keys only need a valid key).
 
         Raises:
             GatewayError: 401, 403 or 429 (see the module docstring).
@@ -60,7 +63,7 @@ class OpenDoor:
 
     required = False
 
-    async def admit(self, secret: str | None, model: str | None) -> Caller:
+    async def admit(self, secret: str | None, model: str | None, *, spend: bool = True) -> Caller:
         return Caller()
 
     async def usage(self, since: float) -> list[KeyUsage]:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from puter_mcp.gateway import keys_routes, openai_chat, openai_responses
+from puter_mcp.gateway import anthropic, keys_routes, observe, ollama, openai_chat, openai_responses
 from puter_mcp.gateway.access import KeyGate
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError
@@ -35,7 +35,10 @@ def _api_routes(gateway: Gateway) -> list[BaseRoute]:
     return [
         *openai_chat.routes(gateway),
         *openai_responses.routes(gateway),
+        *anthropic.routes(gateway),
         *keys_routes.routes(gateway),
+        *observe.routes(gateway),
+        *ollama.routes(gateway),
     ]
 
 
@@ -80,6 +83,7 @@ def build_app(gateway: Gateway, *, host: str = "127.0.0.1", mcp_app: Starlette |
     app: ASGIApp = Starlette(routes=routes, lifespan=lifespan)
     if mcp_app is not None:
         app = _WithMcp(app, _McpKeys(mcp_app, gateway.keys))
+    app = observe.count_in_flight(app, gateway)
     settings = gateway.settings
     if settings.cors_origins:
         app = CORSMiddleware(
@@ -120,7 +124,9 @@ class _McpKeys:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            await self.keys.admit(key_of(request), None)
+            # Every JSON-RPC message is a request here (initialize, notifications...): only the
+            # API routes' chats count against a key's limits.
+            await self.keys.admit(key_of(request), None, spend=False)
         except GatewayError as error:
             body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": error.message}}
             await JSONResponse(body, status_code=error.status, headers=error.headers())(scope, receive, send)

@@ -84,17 +84,20 @@ class Gateway:
         """The ASGI endpoint running `handler` (see the module docstring)."""
         return _Endpoint(self, api, handler)
 
-    async def admit(self, request: Request, exchange: Exchange, model: str | None) -> Caller:
+    async def admit(
+        self, request: Request, exchange: Exchange, model: str | None, *, spend: bool = True
+    ) -> Caller:
         """Check the request's API key and its limits for `model`.
 
         Call it as soon as the body is read, before translating it: a caller without a valid
-        key learns nothing about what is wrong with the body (`requested_model`).
+        key learns nothing about what is wrong with the body (`requested_model`). `spend`:
+        whether the request counts against the key's limits (`KeyGate.admit`).
 
         Raises:
             GatewayError: 401, 403 or 429 (`puter_mcp.gateway.access`).
         """
         exchange.model_asked = model
-        caller = await self.keys.admit(key_of(request), model)
+        caller = await self.keys.admit(key_of(request), model, spend=spend)
         exchange.key = caller.key
         return caller
 

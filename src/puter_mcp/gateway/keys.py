@@ -87,7 +87,7 @@ class KeyRing:
 
     # -- the gate ----------------------------------------------------------------------------
 
-    async def admit(self, secret: str | None, model: str | None) -> Caller:
+    async def admit(self, secret: str | None, model: str | None, *, spend: bool = True) -> Caller:
         secret = (secret or "").strip() or None
         if secret is None or (not self.required and not looks_like_key(secret)):
             if self.required:
@@ -99,7 +99,7 @@ class KeyRing:
                 )
             return Caller()
         try:
-            return await self._admit_key(secret, model)
+            return await self._admit_key(secret, model, spend=spend)
         except (KeyStoreError, sqlite3.Error) as exc:
             # Fail closed: a key that cannot be checked is not admitted.
             _log.error("the key store failed while checking a key: %s", exc)
@@ -107,7 +107,7 @@ class KeyRing:
                 503, "the gateway cannot check API keys right now (its key store failed); see its log"
             ) from None
 
-    async def _admit_key(self, secret: str, model: str | None) -> Caller:
+    async def _admit_key(self, secret: str, model: str | None, *, spend: bool) -> Caller:
         now = self._clock()
         key = await self.store.find(hash_secret(secret))
         if key is None or key.revoked is not None:
@@ -133,6 +133,8 @@ class KeyRing:
                 param="model",
                 code="model_not_allowed",
             )
+        if not spend:
+            return Caller(key=key.name, admin=key.admin)
         verdict = await self.limiter.admit(key.id, key.limits)
         await self.store.record_use(key, now=now, admitted=verdict.admitted)
         if not verdict.admitted:

@@ -60,7 +60,7 @@ async def _admin(gateway: Gateway, request: Request, exchange: Exchange) -> KeyR
         GatewayError: 401 (no or a bad key where keys are required), 403 (keys off and no key
             sent, or a key that is not an admin key), 429 (the admin key's own limits).
     """
-    caller: Caller = await gateway.admit(request, exchange, None)
+    caller: Caller = await gateway.admit(request, exchange, None, spend=False)
     ring = gateway.keys if isinstance(gateway.keys, KeyRing) else None
     if caller.key is None or ring is None:
         raise GatewayError(

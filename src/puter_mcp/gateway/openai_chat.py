@@ -422,12 +422,12 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
         return await _answer(gateway, request, exchange, await read_json(request), forced_model=AUTO)
 
     async def list_models(request: Request, exchange: Exchange) -> Response:
-        await gateway.admit(request, exchange, None)
+        await gateway.admit(request, exchange, None, spend=False)
         entries = await model_entries(gateway)
         return JSONResponse({"object": "list", "data": [_public(entry) for entry in entries]})
 
     async def one_model(request: Request, exchange: Exchange) -> Response:
-        await gateway.admit(request, exchange, None)
+        await gateway.admit(request, exchange, None, spend=False)
         wanted: str = request.path_params["model"]
         entries = await model_entries(gateway)
         for entry in entries:

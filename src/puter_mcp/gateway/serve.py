@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import anyio
 from starlette.applications import Starlette
 
 from puter_mcp.core import Backend, BackendError
@@ -55,6 +56,7 @@ async def serve_gateway(
     keys: KeyGate | None = None,
     hooks: Sequence[ExchangeHook] = (),
     on_ready: Callable[[list[tuple[str, str]]], None] | None = None,
+    stop: anyio.Event | None = None,
 ) -> None:
     """Serve the gateway until cancelled; `on_ready` gets the base URLs once it listens.
 
@@ -93,7 +95,7 @@ async def serve_gateway(
             on_ready(base_urls(settings.host, port, mcp=settings.mcp))
 
     try:
-        await serve_asgi(app, host=settings.host, port=settings.port, on_ready=announce)
+        await serve_asgi(app, host=settings.host, port=settings.port, on_ready=announce, stop=stop)
     except ServingError as exc:
         raise BackendError(str(exc)) from exc
     finally:

@@ -183,6 +183,9 @@ class FallbackStateStore:
     async def recent_attempts(self, limit: int = 100) -> list[Attempt]:
         return await self._run(lambda s: s.recent_attempts(limit))
 
+    async def attempts_since(self, since: float) -> list[Attempt]:
+        return await self._run(lambda s: s.attempts_since(since))
+
     async def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
         await self._run(
             lambda s: s.prune(now=now, attempts_max_age=attempts_max_age, cooldowns_max_age=cooldowns_max_age)

@@ -163,6 +163,12 @@ class MemoryStateStore:
         with self._lock:
             return list(reversed(self._attempts[-limit:])) if limit > 0 else []
 
+    async def attempts_since(self, since: float) -> list[Attempt]:
+        with self._lock:
+            # Logged in the order attempts ended, except when two tasks' ends interleave with
+            # their logging: sorted (stably) so the answer is oldest first as the protocol says.
+            return sorted((a for a in self._attempts if a.time >= since), key=lambda a: a.time)
+
     # -- housekeeping ----------------------------------------------------------------------
 
     async def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:

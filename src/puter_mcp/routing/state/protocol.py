@@ -145,6 +145,11 @@ class StateStore(Protocol):
         """The newest attempts first."""
         ...
 
+    async def attempts_since(self, since: float) -> list[Attempt]:
+        """Every attempt that ended at `since` or later (epoch seconds), oldest first: what
+        usage statistics are computed from. Attempts logged but not yet written are included."""
+        ...
+
     # -- housekeeping ----------------------------------------------------------------------
     async def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
         """Forget attempts older than `attempts_max_age`, cooldowns that ended more than
