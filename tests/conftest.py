@@ -6,6 +6,7 @@ Their helpers live in tests/helpers.py, which test files import; nothing imports
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 from puter_mcp.core import Backend
 from puter_mcp.emulator import EmulatorState, EmulatorThread, serve_emulator
 from puter_mcp.routing.state import FallbackStateStore, MemoryStateStore, SQLiteStateStore, StateStore
-from tests.helpers import Emulator, Setup, save_accounts, settings_for
+from puter_mcp.routing.state.redis import RedisStateStore
+from tests.helpers import Emulator, RedisServer, Setup, save_accounts, settings_for
 
 
 @pytest.fixture
@@ -43,12 +45,32 @@ def _unexpected_warning(message: str) -> None:
     raise AssertionError(f"a healthy store warned: {message}")
 
 
-@pytest.fixture(params=["memory", "sqlite", "fallback-over-sqlite", "fallback-over-memory"])
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server of the tests' own for the session (loopback, free port, nothing saved);
+    tests keep apart by key prefix (`redis_prefix`)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own, so that tests sharing the session's Redis never meet."""
+    return f"test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(params=["memory", "sqlite", "fallback-over-sqlite", "fallback-over-memory", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
     """Each state store in turn, the fallback wrapper over each store included: they must
     behave alike (the store contract)."""
     made: StateStore
-    if request.param == "memory":
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        made = RedisStateStore(server.url, prefix=request.getfixturevalue("redis_prefix"))
+    elif request.param == "memory":
         made = MemoryStateStore()
     elif request.param == "sqlite":
         made = SQLiteStateStore(tmp_path / "s.db")

@@ -564,3 +564,90 @@ def running_gateway(
         thread.join(20)
         if thread.is_alive():
             raise AssertionError("the gateway did not stop within 20 s")
+
+
+# -- a real Redis for the Redis state store's tests ----------------------------------------
+
+
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers_ping(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the tests' own: loopback, a free port, a temporary directory, nothing
+    saved to disk (never the system's service). `stop` ends it; `start` starts it again on the
+    same port, empty, as a Redis restarted without persistence would be."""
+
+    directory: Path
+    port: int = 0
+    password: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError(
+                "redis-server is not installed: `.ci/run` installs it (Debian's redis-server "
+                "package), or run `apt-get install -y redis-server`"
+            )
+        self.port = self.port or _free_loopback_port()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        if self.password:
+            command += ["--requirepass", self.password]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        for _ in range(200):  # 10 s at most
+            if _answers_ping(self.port) or (self.password and self._answers_at_all()):
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+        self.stop()
+        raise AssertionError(f"redis-server did not start on port {self.port}:\n{log}")
+
+    def _answers_at_all(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(64).startswith(b"-NOAUTH")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Kill it (SIGKILL: nothing is saved, nothing is said to the clients)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None

@@ -73,3 +73,41 @@ def test_each_example_of_docs_python_md_runs(code: str, tmp_path: Path) -> None:
 
 def test_docs_python_md_has_its_examples() -> None:
     assert len(DOC_EXAMPLES) == 2
+
+
+def test_the_readme_gateway_example_runs_against_the_sandbox_gateway(tmp_path: Path) -> None:
+    """The official SDKs of the README's Gateway section, against `puter-mcp gateway --sandbox`
+    (on a free port instead of 8000)."""
+    blocks = blocks_of(
+        section_of((ROOT / "README.md").read_text(), "Gateway: the OpenAI, Anthropic and Ollama APIs")
+    )
+    [code] = [code for language, code in blocks if language == "python"]
+    assert "127.0.0.1:8000" in code
+    script = Path(sys.executable).with_name("puter-mcp")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PUTER_MCP_HOME": str(tmp_path / "home"),
+    }
+    gateway = subprocess.Popen(
+        [str(script), "gateway", "--sandbox", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert gateway.stderr is not None
+        base = ""
+        for _ in range(20):
+            line = gateway.stderr.readline()
+            if "OpenAI" in line:
+                base = line.split()[-1].removesuffix("/v1")
+                break
+        assert base.startswith("http://127.0.0.1:"), "the gateway printed no base URL"
+        done = run_example(code.replace("http://127.0.0.1:8000", base), tmp_path)
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=20)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("gpt-5-nano") and "Puter emulator" in lines[0]
+    assert lines[1].startswith("claude-sonnet-4-5") and "Puter emulator" in lines[1]
+    assert "Puter emulator" in lines[2]

@@ -176,9 +176,9 @@ async def test_the_store_setting_chooses_memory_and_refuses_a_network_url(tmp_pa
     assert check_store(settings, paths).status == "ok"  # what doctor reports
     assert not paths.state_db.exists()  # nothing shared, nothing written
     with pytest.raises(ConfigError, match="reserved for a later version"):
-        load_settings(paths=paths, env={"PUTER_MCP_STATE": "redis://localhost:6379/0"})
+        load_settings(paths=paths, env={"PUTER_MCP_STATE": "unix:///run/redis.sock"})
     with pytest.raises(StateStoreError, match="not available in this version"):
-        open_state_store("redis://localhost:6379/0")
+        open_state_store("unix:///run/redis.sock")
     sqlite_settings, _ = load_settings(paths=paths, env={})
     assert sqlite_settings.state == "sqlite"
     shared = open_store(sqlite_settings, paths)

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from puter_mcp.accounts.identity import ENV_ACCOUNT, choose_tier
 from puter_mcp.accounts.secrets import redact
 from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
-from puter_mcp.core.stores import check_store
+from puter_mcp.core.stores import check_shared_store
 from puter_mcp.install import find_installed_entries, get_client
 from puter_mcp.install.installed import InstalledEntry
 from puter_mcp.install.probe import ProbeResult, probe_entries
@@ -51,6 +51,7 @@ from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import AccountUsage, PuterClient, Timeouts, WhoAmI
 from puter_mcp.puter.errors import FailureKind, PuterError, account_state, credit_advice
 from puter_mcp.routing import chains
+from puter_mcp.routing.state.redis_url import PASSWORD_ENV, is_redis_url
 from puter_mcp.settings import ENV_VARS, ConfigError, Paths, Settings, load_settings
 
 __all__ = [
@@ -487,9 +488,17 @@ def _check_accounts_file(paths: Paths, snapshot: AccountsSnapshot) -> Check:
 # Local files
 
 
-def _check_state_db(settings: Settings, paths: Paths) -> Check:
-    """The shared state database opens, as every process opens it (docs/state.md)."""
-    found = check_store(settings, paths)
+async def _check_state_db(settings: Settings, paths: Paths) -> Check:
+    """The shared state database opens, as every process opens it (docs/state.md); a Redis
+    store answers (its version, one round trip)."""
+    found = await check_shared_store(settings, paths)
+    if found.status == "unreadable" and is_redis_url(settings.state):
+        return Check(
+            "state database",
+            "fail",
+            f"{found.detail}; each replica would keep cooldowns and pacing in memory, unshared",
+            f'Start Redis, or correct `state` and {PASSWORD_ENV} (docs/state.md, "Redis").',
+        )
     if found.status == "ok":
         return Check("state database", "ok", found.detail)
     if found.status == "moved-aside":
@@ -644,7 +653,7 @@ async def run_checks(
         if client is None:
             await puter.aclose()
 
-    checks.append(_check_state_db(settings, paths))
+    checks.append(await _check_state_db(settings, paths))
     checks.append(_check_log_file(paths))
     try:
         entries = find_installed_entries(home=home, platform=platform, env=dict(env), which=which)

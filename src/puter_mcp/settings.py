@@ -186,7 +186,13 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     state: str = Field(
         default="sqlite",
-        description="Where shared state lives: sqlite (one file per user) or memory (this process).",
+        description="Where shared state lives: sqlite (one file per user), memory (this process), "
+        "or redis://host:port/db (rediss:// for TLS), shared by gateway replicas.",
+    )
+    state_prefix: str = Field(
+        default="puter-mcp:",
+        min_length=1,
+        description="Redis only: what every key starts with, so that deployments can share one Redis.",
     )
     account_tiers: dict[str, StatedTier] = Field(
         default_factory=dict, description="Tier per account name, when /whoami guesses wrong."
@@ -201,14 +207,18 @@ class Settings(BaseModel):
     @field_validator("state")
     @classmethod
     def _state(cls, value: str) -> str:
-        if value.startswith(("redis://", "rediss://", "unix://")):
-            # The URL form names a store shared by several hosts, which a later version adds.
+        from puter_mcp.routing.state.redis_url import check_redis_url, is_redis_url, masked_url
+
+        if is_redis_url(value):
+            check_redis_url(value)  # its message never shows the password
+            return value
+        if value.startswith("unix://"):
             raise ValueError(
-                f"{value.split('://', 1)[0]}:// state stores are reserved for a later version "
-                'of puter-mcp; use "sqlite" (the default) or "memory"'
+                "unix:// state stores are reserved for a later version of puter-mcp; use "
+                '"sqlite" (the default), "memory" or a redis:// URL'
             )
         if value not in ("sqlite", "memory"):
-            raise ValueError(f'must be "sqlite" or "memory", got {value!r}')
+            raise ValueError(f'must be "sqlite", "memory" or a redis:// URL, got {masked_url(value)!r}')
         return value
 
     @field_validator("api_origin", "gui_origin")
@@ -288,6 +298,7 @@ ENV_VARS: Mapping[str, str] = {
     "PUTER_MCP_PROGRESS_INTERVAL": "progress_interval",
     "PUTER_MCP_LOG_LEVEL": "log_level",
     "PUTER_MCP_STATE": "state",
+    "PUTER_MCP_STATE_PREFIX": "state_prefix",
     "PUTER_MCP_STRATEGY": "routing.strategy",
     "PUTER_MCP_MAX_ATTEMPTS": "routing.max_attempts",
     "PUTER_MCP_DEADLINE": "routing.deadline",

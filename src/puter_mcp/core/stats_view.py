@@ -250,6 +250,8 @@ def covered_processes(store_description: str) -> str:
     if store_description.startswith("sqlite:"):
         path = store_description.removeprefix("sqlite:")
         return f"every process using this state database ({path})"
+    if store_description.startswith(("redis://", "rediss://")):
+        return f"every replica sharing this Redis store ({store_description})"
     return f"this process only (state kept in {store_description}, shared with no other process)"
 
 

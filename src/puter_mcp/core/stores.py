@@ -8,8 +8,10 @@ file. The routing layer knows no settings: this module turns them into a target 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from puter_mcp.routing.state import (
     MEMORY,
@@ -19,9 +21,17 @@ from puter_mcp.routing.state import (
     check_state_file,
     open_state_store,
 )
+from puter_mcp.routing.state.redis_url import PASSWORD_ENV, is_redis_url
 from puter_mcp.settings import Paths, Settings
 
-__all__ = ["ATTEMPTS_KEPT", "EXPIRED_COOLDOWNS_KEPT", "check_store", "open_store"]
+__all__ = [
+    "ATTEMPTS_KEPT",
+    "EXPIRED_COOLDOWNS_KEPT",
+    "check_shared_store",
+    "check_store",
+    "open_store",
+    "redis_password",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +54,11 @@ def open_store(
     Never raises for a bad file: see `puter_mcp.routing.state.open_state_store`; what went wrong
     goes to `on_warning` (default: the log).
     """
-    target = MEMORY if settings.state == "memory" else paths.state_db
+    target: str | Path = paths.state_db
+    if settings.state == "memory":
+        target = MEMORY
+    elif is_redis_url(settings.state):
+        target = settings.state
     return open_state_store(
         target,
         origin=settings.api_origin,
@@ -52,7 +66,14 @@ def open_store(
         housekeeping=Housekeeping(
             now=clock(), attempts_max_age=ATTEMPTS_KEPT, cooldowns_max_age=EXPIRED_COOLDOWNS_KEPT
         ),
+        prefix=settings.state_prefix,
+        password=redis_password(),
     )
+
+
+def redis_password(env: Mapping[str, str] | None = None) -> str | None:
+    """The Redis password from ``PUTER_MCP_REDIS_PASSWORD`` (one in the URL wins over it)."""
+    return (os.environ if env is None else env).get(PASSWORD_ENV) or None
 
 
 def check_store(settings: Settings, paths: Paths) -> StateFileCheck:
@@ -62,3 +83,14 @@ def check_store(settings: Settings, paths: Paths) -> StateFileCheck:
             "ok", 'state = "memory": each process keeps its own state; nothing is shared or kept'
         )
     return check_state_file(paths.state_db)
+
+
+async def check_shared_store(settings: Settings, paths: Paths) -> StateFileCheck:
+    """`check_store` for every kind of store: a Redis URL is reached over the network (its
+    version and the time of one round trip); a file or memory is checked as `check_store` does."""
+    if not is_redis_url(settings.state):
+        return check_store(settings, paths)
+    from puter_mcp.routing.state.redis import check_redis
+
+    found = await check_redis(settings.state, password=redis_password(), prefix=settings.state_prefix)
+    return StateFileCheck("ok" if found.ok else "unreadable", found.detail)

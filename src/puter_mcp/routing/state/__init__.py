@@ -6,6 +6,8 @@ The router never talks to a database: it goes through the async `StateStore` pro
 - `records.py`: what is stored, and the rules every store applies alike;
 - `memory.py`: `MemoryStateStore`, one process only (tests, and the fallback);
 - `sqlite.py`: `SQLiteStateStore`, shared by the processes of one user through one file;
+- `redis.py`: `RedisStateStore`, shared by gateway replicas through one Redis (imported only
+  where a ``redis://`` URL is opened, so that other processes never load the client);
 - `fallback.py`: `FallbackStateStore`, which switches any store to memory when it fails;
 - `factory.py`: `open_state_store`, what the application calls.
 

@@ -1,16 +1,21 @@
-"""Degrading to memory: a store that switches to memory, for good, the first time its store fails.
+"""Degrading to memory: a store that switches to memory the first time its store fails.
 
 A state problem must never fail a tool call: losing the sharing between processes is much
-better than losing the answer. The switch is permanent for this process because flipping back
-and forth would split the state between two places; the warning tells the user what to do.
-What can still be read from the failed store (cooldowns, last use) is copied into memory first,
-so that known cooldowns are not forgotten. It wraps any store: SQLite today, a networked one
-later.
+better than losing the answer. For a file (SQLite) the switch is permanent for this process,
+because flipping back and forth would split the state between two places; the warning tells the
+user what to do. What can still be read from the failed store (cooldowns, last use) is copied
+into memory first, so that known cooldowns are not forgotten.
+
+A networked store (Redis) fails and comes back on its own: with `retry_after`, the wrapper tries
+it again at most that often, and when it answers, gives back there the slots released in the
+meantime, writes there the cooldowns learned in memory (the later end wins) and uses it again.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TypeVar
@@ -48,6 +53,10 @@ class FallbackStateStore:
         errors: what counts as the primary failing (anything else is a bug, and raised).
         name: how the warning names the primary (default: its `describe()`).
         advice: the warning's last sentence: what the user may do.
+        retry_after: seconds between two tries of a failed primary (None: never try again,
+            for a store whose failure lasts, like a damaged file); told to `on_warning` too
+            when the primary answers again.
+        clock: monotonic seconds, for `retry_after`.
     """
 
     def __init__(
@@ -58,6 +67,8 @@ class FallbackStateStore:
         errors: tuple[type[BaseException], ...] = _DEFAULT_ERRORS,
         name: str | None = None,
         advice: str = "If this happens again, restart puter-mcp.",
+        retry_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._primary: StateStore | None = primary
         self._memory = MemoryStateStore()
@@ -65,6 +76,13 @@ class FallbackStateStore:
         self._errors = errors
         self._name = name or f"the shared state ({primary.describe()})"
         self._advice = advice
+        self._retry_after = retry_after
+        self._clock = clock
+        self._failed: StateStore | None = None  # the primary while it is tried again
+        self._retry_at = 0.0
+        # Slot releases made while degraded, given back to the primary when it returns: its
+        # own slots would otherwise hold their places until their leases end.
+        self._released: deque[tuple[str, float, bool]] = deque(maxlen=10_000)
 
     @property
     def degraded(self) -> bool:
@@ -82,14 +100,49 @@ class FallbackStateStore:
                 await self._memory.touch(account, at)
         except self._errors:
             pass  # nothing more can be saved; memory starts (partly) empty
-        with suppress(*self._errors):
-            await failed.aclose()
+        if self._retry_after is None:
+            with suppress(*self._errors):
+                await failed.aclose()
+            until = ""
+        else:
+            self._failed = failed
+            self._retry_at = self._clock() + self._retry_after
+            until = f" until it answers again (tried every {self._retry_after:g} s)"
         self._on_warning(
             f"puter-mcp: {self._name} failed ({error}). This process now keeps cooldowns and "
-            "pacing in memory, so other puter-mcp processes will not see them. " + self._advice
+            f"pacing in memory{until}, so other puter-mcp processes will not see them. " + self._advice
+        )
+
+    async def _try_return(self) -> None:
+        """Use the failed primary again if it answers: first give it what happened meanwhile."""
+        failed = self._failed
+        if failed is None or self._clock() < self._retry_at:
+            return
+        assert self._retry_after is not None
+        self._retry_at = self._clock() + self._retry_after  # one try per interval, whoever asks
+        try:
+            for slot_id, now, counted in list(self._released):
+                await failed.release_slot(slot_id, now=now, counted=counted)
+            learned = await self._memory.list_cooldowns()
+            await failed.update_cooldowns([(c.key, lambda old, c=c: _later(old, c)) for c in learned])
+        except self._errors:
+            return  # still failing: memory it stays
+        if self._failed is not failed:
+            return  # another task came back first
+        self._failed = None
+        self._released.clear()
+        self._primary = failed
+        # Memory's slots belong to requests that end on the primary now (a release of a slot
+        # it does not know changes nothing), so the next outage starts from a clean memory.
+        self._memory = MemoryStateStore()
+        self._on_warning(
+            f"puter-mcp: {self._name} answers again; this process shares cooldowns and pacing "
+            "through it again."
         )
 
     async def _run(self, operation: Callable[[StateStore], Awaitable[_T]]) -> _T:
+        if self._primary is None and self._failed is not None:
+            await self._try_return()
         primary = self._primary
         if primary is not None:
             try:
@@ -108,7 +161,11 @@ class FallbackStateStore:
 
     def describe(self) -> str:
         primary = self._primary
-        return primary.describe() if primary is not None else "memory (the shared state failed)"
+        if primary is not None:
+            return primary.describe()
+        if self._failed is not None:
+            return f"memory ({self._failed.describe()} failed; tried again every {self._retry_after:g} s)"
+        return "memory (the shared state failed)"
 
     async def acquire(self, account: str, model: str, *, judge: Judge[D], slot: SlotRequest) -> Admitted[D]:
         return await self._run(lambda s: s.acquire(account, model, judge=judge, slot=slot))
@@ -116,7 +173,14 @@ class FallbackStateStore:
     async def settle(
         self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()
     ) -> list[Cooldown | None]:
-        return await self._run(lambda s: s.settle(slot_id, now=now, counted=counted, changes=changes))
+        changed = await self._run(lambda s: s.settle(slot_id, now=now, counted=counted, changes=changes))
+        self._note_release(slot_id, now, counted)
+        return changed
+
+    def _note_release(self, slot_id: str, now: float, counted: bool) -> None:
+        """Keep a release that went to memory, for the primary's return (see `_released`)."""
+        if self._primary is None and self._failed is not None:
+            self._released.append((slot_id, now, counted))
 
     def log_attempt(self, attempt: Attempt) -> None:
         (self._primary or self._memory).log_attempt(attempt)
@@ -167,6 +231,7 @@ class FallbackStateStore:
 
     async def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
         await self._run(lambda s: s.release_slot(slot_id, now=now, counted=counted))
+        self._note_release(slot_id, now, counted)
 
     async def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
         return await self._run(lambda s: s.window_usage(account, now=now, window=window))
@@ -196,8 +261,13 @@ class FallbackStateStore:
         return False
 
     async def aclose(self) -> None:
-        primary = self._primary
-        if primary is not None:
-            with suppress(*self._errors):
-                await primary.aclose()
+        for store in (self._primary, self._failed):
+            if store is not None:
+                with suppress(*self._errors):
+                    await store.aclose()
         await self._memory.aclose()
+
+
+def _later(stored: Cooldown | None, learned: Cooldown) -> Cooldown:
+    """Of a stored record and one learned in memory meanwhile, the one that ends later."""
+    return learned if stored is None or learned.until > stored.until else stored
