@@ -84,6 +84,16 @@ class Emulator:
         """The upstream chat requests the product made (the log tests count)."""
         return [r for r in self.state.requests if r.driver_method == "complete"]
 
+    def all_released(self, account: EmulatedAccount, *, within: float = 10.0) -> bool:
+        """Whether `account` has no chat request in flight any more, polled for `within`
+        seconds at most (the product closes an abandoned request asynchronously)."""
+        deadline = time.monotonic() + within
+        while self.state.in_flight(account.username) != 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
 
 def save_accounts(paths: Paths, *accounts: EmulatedAccount) -> None:
     store = AccountsStore(paths.accounts_file)
