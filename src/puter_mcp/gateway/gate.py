@@ -3,29 +3,28 @@
 A streamed answer is sent by `AnswerStream`, an ASGI response that, in the one task that
 serves the request:
 
-1. reads the answer's events up to the first content event (`open_answer` over
-   `Backend.chat_stream`; with an `EventEncoder`, `Backend.chat_into` hands them over).
-   Everything before it (a 429, a model down, an account refused) is failed over silently by
-   the core, and a request that no candidate can answer gets a real status in the API's shape, never
-   a 200 followed by an error;
-2. sends the headers (naming the model that answers), then the body the API's encoder makes
-   from the events, flushed event by event;
+1. takes the answer's events as `Backend.chat_into` hands them over, in this task, noting
+   those before the first content event. Everything before it (a 429, a model down, an
+   account refused) is failed over silently by the core, and a request that no candidate can
+   answer gets a real status in the API's shape, never a 200 followed by an error;
+2. with the first content event, sends the headers (naming the model that answers), then
+   the body the API's encoder (`EventEncoder`) makes event by event, each sent as it comes;
 3. after content began, lets the encoder end the body with the API's error event when the
    answer breaks off (no replay: the core never starts another model then).
 
 A client that disconnects cancels the request at once (the upstream request is closed and its
 pacing slot given back); so does one that leaves while a whole answer (`whole_answer`) is made.
 
-Why one task: the core's event stream holds a task group open across its events, so it must
-be read, and closed, by the task that opened it; Starlette's own StreamingResponse reads its
-body in another task (docs/gateway.md, "Streaming").
+Why not Starlette's StreamingResponse: it reads its body in another task than the one that
+decided the status, and it cannot hold the headers back until the first content arrives
+(docs/gateway.md, "Streaming").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from starlette.requests import Request
@@ -49,15 +48,7 @@ from puter_mcp.gateway.failures import GatewayError, from_backend_error
 if TYPE_CHECKING:
     from puter_mcp.gateway.exchange import Exchange
 
-__all__ = [
-    "AnswerStream",
-    "Encoder",
-    "EventEncoder",
-    "OpenedAnswer",
-    "model_headers",
-    "open_answer",
-    "whole_answer",
-]
+__all__ = ["AnswerStream", "EventEncoder", "OpenedAnswer", "model_headers", "whole_answer"]
 
 
 _OPENING = (*CONTENT_EVENTS, Finished, StreamFailed)
@@ -73,21 +64,14 @@ class OpenedAnswer:
         account: the account that pays (its name, never its token).
         fallback: why another model answers than the first one tried, or None.
         ttft_ms: from the request's start to the first content event.
-        outcome, failure: how the answer ended, once `events` is exhausted.
+        outcome, failure: how the answer ended, once its last event was noted.
     """
 
+    __slots__ = ("account", "asked", "failure", "fallback", "model", "outcome", "ttft_ms")
+
     def __init__(
-        self,
-        stream: AsyncGenerator[ChatEvent, None] | None,
-        first: list[ChatEvent],
-        *,
-        asked: str | None,
-        answering: Answering | None,
-        fallback: str | None,
-        ttft_ms: float,
+        self, *, asked: str | None, answering: Answering | None, fallback: str | None, ttft_ms: float
     ) -> None:
-        self._stream = stream
-        self._first = first
         self.asked = asked
         self.model = answering.model if answering else (asked or "")
         self.account = answering.account if answering else ""
@@ -95,27 +79,6 @@ class OpenedAnswer:
         self.ttft_ms = ttft_ms
         self.outcome: ChatOutcome | None = None
         self.failure: BackendError | None = None
-        self._events: AsyncGenerator[ChatEvent, None] | None = None
-
-    def events(self) -> AsyncIterator[ChatEvent]:
-        """The content events from the first on, then `UsageUpdate` when Puter sends it, then
-        exactly one `Finished` or `StreamFailed`. One iterator per answer: `aclose` closes it,
-        so an encoder may stop reading at any point."""
-        if self._events is None:
-            self._events = self._read()
-        return self._events
-
-    async def _read(self) -> AsyncGenerator[ChatEvent, None]:
-        for event in self._first:
-            self.note(event)
-            yield event
-        self._first = []
-        if self._stream is None:  # handed over event by event (`EventEncoder`)
-            return
-        async for event in self._stream:
-            if isinstance(event, Finished | StreamFailed):
-                self.note(event)
-            yield event
 
     def note(self, event: ChatEvent) -> None:
         """Take in how the answer ended, from its last event (`Finished`, `StreamFailed`)."""
@@ -124,38 +87,6 @@ class OpenedAnswer:
             self.model = event.outcome.model
         elif isinstance(event, StreamFailed):
             self.failure = event.error
-
-    async def aclose(self) -> None:
-        """Release the upstream request (at once, when the answer is not finished). Called by
-        the task that opened the answer: the core's stream must be closed by that task."""
-        if self._events is not None:
-            await self._events.aclose()
-        if self._stream is not None:
-            await self._stream.aclose()
-
-
-async def open_answer(backend: Backend, call: ChatCall, *, started: float | None = None) -> OpenedAnswer:
-    """Read the call's events up to its first content event (or its end, for an empty answer).
-
-    Args:
-        started: `time.perf_counter()` when the request began (for the time to first token).
-
-    Raises:
-        GatewayError: no candidate can answer (the core's error, mapped to a status).
-    """
-    started = time.perf_counter() if started is None else started
-    stream = backend.chat_stream(call)
-    opening = _Opening()
-    try:
-        async for event in stream:
-            if opening.opens(event):
-                break
-    except BackendError as exc:
-        raise from_backend_error(exc, now=time.time()) from exc
-    except BaseException:
-        await stream.aclose()
-        raise
-    return opening.opened(stream, asked=call.model, started=started)
 
 
 class _Opening:
@@ -184,16 +115,12 @@ class _Opening:
         self.first.append(event)
         return isinstance(event, _OPENING)
 
-    def opened(
-        self, stream: AsyncGenerator[ChatEvent, None] | None, *, asked: str | None, started: float
-    ) -> OpenedAnswer:
+    def opened(self, *, asked: str | None, started: float) -> OpenedAnswer:
         answering, failures = self.answering, self.failures
         fallback = None
         if answering is not None and failures and answering.model != self.first_model:
             fallback = f"{self.first_model} failed ({', '.join(dict.fromkeys(failures))})"
         return OpenedAnswer(
-            stream,
-            self.first,
             asked=asked,
             answering=answering,
             fallback=fallback,
@@ -217,19 +144,12 @@ def _ascii(value: str) -> str:
     return value.encode("ascii", "replace").decode().replace("\n", " ")[:500]
 
 
-Encoder = Callable[[OpenedAnswer], AsyncIterator[bytes]]
-"""Makes an API's response body from an opened answer: its events in that API's framing,
-ending with the API's error event when `StreamFailed` comes."""
-
-
-@runtime_checkable
 class EventEncoder(Protocol):
     """Makes an API's response body event by event, as the core hands each one over.
 
-    The faster kind of encoder: the answer is then read with `Backend.chat_into`, so no task
-    and no channel stand between the router and the client (each event handed across a
-    channel costs a few turns of the event loop; see bench/README.md). An `Encoder` is the
-    simpler kind to write; the body is the same.
+    The answer is read with `Backend.chat_into`, so no task and no channel stand between the
+    router and the client (each event handed across a channel costs a few turns of the event
+    loop; see bench/README.md), and each event is encoded and sent as it comes.
     """
 
     def opening(self, opened: OpenedAnswer) -> bytes:
@@ -247,7 +167,7 @@ class AnswerStream(Response):
 
     Args:
         backend, call: what to answer.
-        encoder: the API's body from the events (an `Encoder` or an `EventEncoder`).
+        encoder: the API's body from the events (`EventEncoder`).
         error_response: the API's refusal, for a request no candidate can answer.
         exchange: the request's record, filled as the answer goes.
         media_type: ``text/event-stream`` or ``application/x-ndjson``.
@@ -260,7 +180,7 @@ class AnswerStream(Response):
         backend: Backend,
         call: ChatCall,
         *,
-        encoder: Encoder | EventEncoder,
+        encoder: EventEncoder,
         error_response: Callable[[GatewayError], Response],
         exchange: Exchange,
         media_type: str,
@@ -291,49 +211,12 @@ class AnswerStream(Response):
             raise failure
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, group: anyio.abc.TaskGroup) -> None:
+        """Each event encoded and sent as the core hands it over, the headers with the first
+        content."""
         exchange = self.exchange
         exchange.stream = True
         body = _Body(send, locked=self.ping is not None)
-        if isinstance(self.encoder, EventEncoder):
-            await self._deliver(self.encoder, scope, receive, send, body, group)
-            return
-        try:
-            opened = await open_answer(self.backend, self.call, started=exchange.started)
-        except GatewayError as error:
-            exchange.refused(error)
-            await self.error_response(error)(scope, receive, send)
-            return
-        try:
-            await self.start(opened, send, body, group)
-            chunks = self.encoder(opened)
-            try:
-                async for chunk in chunks:
-                    await body.send(chunk)
-            finally:
-                # Closed here, in this task, like everything that reads the core's stream.
-                closing = getattr(chunks, "aclose", None)
-                if closing is not None:
-                    with anyio.CancelScope(shield=True):
-                        await closing()
-            await body.send(b"", more=False)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await opened.aclose()
-            exchange.ended(opened)
-
-    async def _deliver(
-        self,
-        encoder: EventEncoder,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        body: _Body,
-        group: anyio.abc.TaskGroup,
-    ) -> None:
-        """The answer with an `EventEncoder`: each event encoded and sent as the core hands it
-        over, the headers with the first content."""
-        exchange = self.exchange
-        delivery = _Delivery(self, encoder, send, body, group)
+        delivery = _Delivery(self, self.encoder, send, body, group)
         try:
             await self.backend.chat_into(self.call, delivery)
         except BackendError as exc:
@@ -413,7 +296,7 @@ class _Delivery:
             if not opening.opens(event):
                 return
             stream = self._stream
-            opened = opening.opened(None, asked=stream.call.model, started=stream.exchange.started)
+            opened = opening.opened(asked=stream.call.model, started=stream.exchange.started)
             self.opened = opened
             await stream.start(opened, self._http_send, self._body, self._group)
             head = self._encoder.opening(opened)

@@ -32,7 +32,7 @@ from puter_mcp.core import Backend, ChatCall, ChatOutcome
 from puter_mcp.gateway.access import Caller, KeyGate, OpenDoor
 from puter_mcp.gateway.exchange import Exchange, ExchangeHook, tell_hooks
 from puter_mcp.gateway.failures import GatewayError
-from puter_mcp.gateway.gate import AnswerStream, Encoder, EventEncoder, model_headers, whole_answer
+from puter_mcp.gateway.gate import AnswerStream, EventEncoder, model_headers, whole_answer
 from puter_mcp.settings import GatewaySettings
 
 __all__ = [
@@ -107,7 +107,7 @@ class Gateway:
         exchange: Exchange,
         call: ChatCall,
         *,
-        encoder: Encoder | EventEncoder,
+        encoder: EventEncoder,
         media_type: str,
         headers: Mapping[str, str] | None = None,
         ping: bytes | None = None,
