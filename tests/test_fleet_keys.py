@@ -19,6 +19,7 @@ import openai
 import pytest
 import redis
 
+from puter_mcp.cli import main
 from puter_mcp.gateway.failures import GatewayError
 from puter_mcp.gateway.keyplace import keys_in_redis, open_key_store, where_keys_live
 from puter_mcp.gateway.keys import KeyRing
@@ -138,6 +139,17 @@ async def test_a_redis_that_does_not_answer_is_a_key_store_error() -> None:
     finally:
         await store.aclose()
     assert "hunter2secret" not in str(refused.value)
+
+
+def test_the_keys_command_names_an_unreachable_redis_without_its_password(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PUTER_MCP_STATE", f"redis://:hunter2secret@127.0.0.1:{_free_loopback_port()}/0")
+    assert main(["keys", "list"]) == 1
+    said = capsys.readouterr().err
+    assert "does not answer" in said and "127.0.0.1" in said
+    assert "hunter2secret" not in said
+    assert not (home / "data" / "keys.db").exists()
 
 
 # -- the limiter over the library's Redis storage -------------------------------------------

@@ -47,7 +47,7 @@ def test_readiness_pins_its_fields() -> None:
 
 @pytest.mark.slow
 def test_health_is_degraded_while_redis_is_away_and_ok_when_it_returns(
-    emulator: Emulator, home: Path, tmp_path: Path
+    emulator: Emulator, home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = RedisServer(tmp_path / "redis", password="s3cret-redis-pw").start()
     url_with_password = f"redis://:s3cret-redis-pw@127.0.0.1:{server.port}/0"
@@ -75,3 +75,5 @@ def test_health_is_degraded_while_redis_is_away_and_ok_when_it_returns(
             assert back["degraded"] is False
     finally:
         server.stop()
+    assert "the Redis state store at redis://:****@" in caplog.text  # the switch was logged...
+    assert "s3cret-redis-pw" not in caplog.text  # ...without the password
