@@ -22,7 +22,7 @@ from puter_mcp.accounts.store import (
 from puter_mcp.cli import main
 from puter_mcp.core import Backend, BackendError, ChatCall, Turn
 from puter_mcp.settings import AccountsSettings, Settings, resolve_paths
-from tests.helpers import Emulator, save_accounts, script_env, settings_for
+from tests.helpers import Emulator, Setup, by_name, save_accounts, script_env, settings_for
 from tests.test_gateway_keys import _ask, _lines
 
 pytestmark = pytest.mark.anyio
@@ -227,3 +227,21 @@ def test_a_gateway_answers_from_an_accounts_file_given_by_the_flag(
     )
     assert missing.returncode != 0
     assert "does not exist" in missing.stderr
+
+
+async def test_the_doctor_checks_the_read_only_accounts(setup: Setup, tmp_path: Path) -> None:
+    secret = _secret_file(setup.emulator, tmp_path)
+    fixed = setup.settings.model_copy(update={"accounts": AccountsSettings(file=secret)})
+    checks = by_name(await setup.check(fixed))
+    assert checks["accounts file"].status == "ok"
+    assert f"the accounts file {secret} (read-only): 1 account" in checks["accounts file"].detail
+    assert "account paid_user" in checks and "account free_user" not in checks  # the home's: unused
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    checks = by_name(
+        await setup.check(setup.settings.model_copy(update={"accounts": AccountsSettings(file=broken)}))
+    )
+    assert checks["accounts file"].status == "fail"
+    assert "not valid JSON" in checks["accounts file"].detail
+    assert f"Fix the accounts file {broken}" in (checks["accounts file"].fix or "")
