@@ -116,6 +116,9 @@ CORE_NAMES = [
     "UsageUpdate",
     "VirtualModelRecord",
     "effort_from_thinking_budget",
+    "is_redis_url",
+    "masked_url",
+    "redis_password",
     "sandbox_home",
 ]
 

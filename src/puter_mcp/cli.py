@@ -107,6 +107,12 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         metavar="NAME[:PORT]",
         help="Off loopback: a Host header clients may use (repeatable; default: the bound address).",
     )
+    serve.add_argument(
+        "--accounts-file",
+        metavar="PATH",
+        help="Use the accounts in this read-only file (the accounts.json format) instead of the "
+        "saved ones; it is never written (for replicas sharing a mounted secret).",
+    )
     serve.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     gateway = commands.add_parser(
@@ -116,6 +122,12 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, help="Port (default 8000; 0 picks a free one).")
     gateway.add_argument(
         "--mcp", action="store_true", default=None, help="Also serve MCP (streamable HTTP) at /mcp."
+    )
+    gateway.add_argument(
+        "--accounts-file",
+        metavar="PATH",
+        help="Use the accounts in this read-only file (the accounts.json format) instead of the "
+        "saved ones; it is never written (for replicas sharing a mounted secret).",
     )
     gateway.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -299,6 +311,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             "gateway.host": args.host,
             "gateway.port": args.port,
             "gateway.mcp": args.mcp,
+            "accounts.file": args.accounts_file,
         }
     return {
         "log_level": getattr(args, "log_level", None),
@@ -306,6 +319,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "http.port": getattr(args, "port", None),
         "http.auth_token": getattr(args, "auth_token", None),
         "http.allowed_hosts": getattr(args, "allowed_hosts", None),
+        "accounts.file": getattr(args, "accounts_file", None),
     }
 
 
@@ -478,6 +492,7 @@ def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
     from puter_mcp.accounts.login import run_login
     from puter_mcp.core.stores import open_store
 
+    _refuse_fixed_accounts(settings, "login")
     token = args.token  # read by `_read_secrets`
     if token is not None and args.temp:
         raise _Failure("give either a token or --temp, not both", 2)
@@ -499,9 +514,26 @@ def _cmd_login(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
     return 0
 
 
-def _store(paths: Paths) -> Any:
+def _refuse_fixed_accounts(settings: Settings, command: str) -> None:
+    """`login`, `logout`, `use` and `rename` change the home's accounts file; when this
+    process's accounts come from elsewhere (read-only), say so rather than change a file no
+    process here reads."""
+    from puter_mcp.accounts.store import fixed_accounts_source
+
+    source = fixed_accounts_source(settings.accounts.file, os.environ)
+    if source is not None:
+        raise _Failure(
+            f"`puter-mcp {command}` cannot change these accounts: they come from {source}, which "
+            'is read-only (docs/configuration.md, "Accounts"). Edit that source, or run the '
+            "command without it (unset PUTER_MCP_ACCOUNTS, or leave out --accounts-file / "
+            "[accounts] file)."
+        )
+
+
+def _store(settings: Settings, paths: Paths, command: str) -> Any:
     from puter_mcp.accounts.store import AccountsStore
 
+    _refuse_fixed_accounts(settings, command)
     return AccountsStore(paths.accounts_file)
 
 
@@ -512,7 +544,7 @@ def _account_errors() -> tuple[type[Exception], ...]:
 
 
 def _cmd_logout(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
-    store = _store(paths)
+    store = _store(settings, paths, "logout")
     try:
         if args.all:
             store.remove_all()
@@ -529,7 +561,7 @@ def _cmd_logout(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 
 def _cmd_use(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     try:
-        _store(paths).set_default(args.name)
+        _store(settings, paths, "use").set_default(args.name)
     except _account_errors() as exc:
         raise _Failure(str(exc)) from exc
     print(f"{args.name} is now the default account.")
@@ -538,7 +570,7 @@ def _cmd_use(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
 
 def _cmd_rename(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     try:
-        _store(paths).rename(args.old, args.new)
+        _store(settings, paths, "rename").rename(args.old, args.new)
     except _account_errors() as exc:
         raise _Failure(str(exc)) from exc
     print(f"Renamed {args.old} to {args.new}.")
@@ -582,7 +614,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
         async with open_backend(settings, paths, sandbox=sandbox) as backend:
             report = await backend.usage_stats(time.time() - window)
         # A sandbox has no keys; and it must not read the real ones.
-        return report, None if sandbox else await _key_usage(paths, report.since)
+        return report, None if sandbox else await _key_usage(settings, paths, report.since)
 
     report, keys = _run(run)
     if args.json:
@@ -596,19 +628,23 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings, paths: Paths) -> in
     return 0
 
 
-async def _key_usage(paths: Paths, since: float) -> dict[str, tuple[int, int]] | None:
-    """Each gateway API key's requests and 429s since `since`, or None when no key was ever
-    created (the key store is not made for a look)."""
-    from puter_mcp.gateway.keystore import SQLiteKeyStore, key_store_file
+async def _key_usage(settings: Settings, paths: Paths, since: float) -> dict[str, tuple[int, int]] | None:
+    """Each gateway API key's requests and 429s since `since`, from the key store the settings
+    name, or None when no key was ever created on this machine (the file is not made for a
+    look)."""
+    from puter_mcp.gateway.keyplace import keys_in_redis, open_key_store
+    from puter_mcp.gateway.keystore import KeyStoreError, key_store_file
 
-    path = key_store_file(paths)
-    if not path.exists():
+    if not keys_in_redis(settings) and not key_store_file(paths).exists():
         return None
-    store = SQLiteKeyStore(path)
+    store = open_key_store(settings, paths)
     try:
         rows = await store.usage(since)
+    except KeyStoreError as exc:
+        _eprint(f"puter-mcp: the keys' usage is left out: {exc}")
+        return None
     finally:
-        store.close()
+        await store.aclose()
     return {row.name: (row.requests, row.rate_limited) for row in rows}
 
 
@@ -755,7 +791,7 @@ def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> i
 def _cmd_keys(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.gateway import keys_cli
 
-    return keys_cli.run(args, paths)
+    return keys_cli.run(args, settings, paths)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Paths], int]] = {

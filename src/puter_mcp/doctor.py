@@ -41,7 +41,14 @@ from pydantic import ValidationError
 
 from puter_mcp.accounts.identity import ENV_ACCOUNT, choose_tier
 from puter_mcp.accounts.secrets import redact
-from puter_mcp.accounts.store import Account, AccountsSnapshot, AccountsStore
+from puter_mcp.accounts.store import (
+    Account,
+    AccountsError,
+    AccountsSnapshot,
+    AccountsStore,
+    fixed_accounts,
+    fixed_accounts_source,
+)
 from puter_mcp.core.stores import check_shared_store
 from puter_mcp.install import find_installed_entries, get_client
 from puter_mcp.install.installed import InstalledEntry
@@ -468,8 +475,15 @@ def _account_check(
     return Check(name, status, ", ".join(facts), " ".join(fixes) or None), usable
 
 
-def _check_accounts_file(paths: Paths, snapshot: AccountsSnapshot) -> Check:
+def _check_accounts_file(paths: Paths, snapshot: AccountsSnapshot, fixed: str | None = None) -> Check:
     where = paths.accounts_file
+    if fixed is not None:  # read-only accounts (docs/configuration.md, "Accounts")
+        if snapshot.problem is not None:
+            return Check("accounts file", "fail", snapshot.problem, f"Fix {fixed}: puter-mcp only reads it.")
+        count = len(snapshot.accounts)
+        return Check(
+            "accounts file", "ok", f"{fixed} (read-only): {count} account{'s' if count != 1 else ''}"
+        )
     if snapshot.problem is not None:
         return Check(
             "accounts file",
@@ -633,7 +647,12 @@ async def run_checks(
     except chains.ChainConfigError:
         user_chains = {}
 
-    snapshot = AccountsStore(paths.accounts_file).load()
+    fixed = fixed_accounts_source(settings.accounts.file, env)
+    try:
+        store = fixed_accounts(settings.accounts.file, env) or AccountsStore(paths.accounts_file)
+        snapshot = store.load()
+    except AccountsError as exc:  # a read-only source that is missing or malformed
+        snapshot = AccountsSnapshot(problem=str(exc))
     env_token = (env.get(ENV_TOKEN) or "").strip() or None
     tokens = [account.token.get_secret_value() for account in snapshot.accounts]
     if env_token:
@@ -647,7 +666,7 @@ async def run_checks(
         checks.append(origin_check)
         if catalogue is not None:
             checks += _check_catalogue(catalogue, settings, user_chains)
-        checks.append(_check_accounts_file(paths, snapshot))
+        checks.append(_check_accounts_file(paths, snapshot, fixed))
         checks += await _token_checks(puter, settings, snapshot, env_token, reachable=catalogue is not None)
     finally:
         if client is None:

@@ -22,6 +22,7 @@ from puter_mcp.puter.tiers import StatedTier
 from puter_mcp.puter.timeouts import DEFAULT_TIMEOUTS
 
 __all__ = [
+    "AccountsSettings",
     "ConfigError",
     "CooldownSettings",
     "GatewaySettings",
@@ -171,6 +172,17 @@ class GatewaySettings(_Section):
     _lists = field_validator("cors_origins", "allowed_hosts", mode="before")(_comma_list)
 
 
+class AccountsSettings(_Section):
+    """Where this process's Puter accounts come from (docs/configuration.md, "Accounts")."""
+
+    file: Path | None = Field(
+        default=None,
+        description="A read-only accounts file (the JSON the accounts store writes), e.g. a secret "
+        "mounted into each gateway replica; it replaces the home's saved accounts and is never "
+        "written. PUTER_MCP_ACCOUNTS may hold that JSON itself instead.",
+    )
+
+
 class Settings(BaseModel):
     """Everything puter-mcp can be told; see the README's "Configuration" section."""
 
@@ -209,6 +221,7 @@ class Settings(BaseModel):
     cooldowns: CooldownSettings = CooldownSettings()
     http: HttpSettings = HttpSettings()
     gateway: GatewaySettings = GatewaySettings()
+    accounts: AccountsSettings = AccountsSettings()
     chains: dict[str, Any] = Field(default_factory=dict, description="User-defined virtual models.")
 
     @field_validator("state")
@@ -324,6 +337,7 @@ ENV_VARS: Mapping[str, str] = {
     "PUTER_MCP_GATEWAY_CORS_ORIGINS": "gateway.cors_origins",
     "PUTER_MCP_GATEWAY_ALLOWED_HOSTS": "gateway.allowed_hosts",
     "PUTER_MCP_GATEWAY_MCP": "gateway.mcp",
+    "PUTER_MCP_ACCOUNTS_FILE": "accounts.file",
 }
 
 

@@ -26,7 +26,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +59,7 @@ else:
     import fcntl
 
 __all__ = [
+    "ACCOUNTS_ENV",
     "FILE_VERSION",
     "Account",
     "AccountNameError",
@@ -68,7 +69,11 @@ __all__ = [
     "AccountsSnapshot",
     "AccountsStore",
     "CorruptAccountsFile",
+    "FixedAccountsStore",
+    "ReadOnlyAccounts",
     "default_accounts_path",
+    "fixed_accounts",
+    "fixed_accounts_source",
     "validate_account_name",
 ]
 
@@ -523,6 +528,15 @@ class AccountsStore:
 
     # ---- reading
 
+    def version(self) -> tuple[int, int, int] | None:
+        """What changes when the file changes (mtime, size, inode), or None when it is absent:
+        a reader parses the file again only when this differs."""
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
     def load(self) -> AccountsSnapshot:
         """Read the accounts; never raises for a missing, unreadable or corrupt file.
 
@@ -803,3 +817,117 @@ def _free_name(wanted: str, taken: Sequence[str]) -> str:
         if candidate.casefold() not in used:
             return candidate
     raise AssertionError("unreachable: more candidates than taken names")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------------
+# Read-only accounts, for a fleet of gateways (docs/configuration.md, "Accounts")
+
+ACCOUNTS_ENV = "PUTER_MCP_ACCOUNTS"
+"""The environment variable that may hold the accounts JSON itself (the file's format)."""
+
+
+class ReadOnlyAccounts(AccountsError):
+    """The accounts come from a read-only source (a file or PUTER_MCP_ACCOUNTS): not changed here."""
+
+
+class FixedAccountsStore(AccountsStore):
+    """Accounts read from a read-only source instead of the home's file: a file named by
+    ``--accounts-file`` / ``[accounts] file`` (a secret mounted read-only into each replica), or
+    the JSON held by ``PUTER_MCP_ACCOUNTS``. The format is the accounts file's own.
+
+    Never written, and never needs to be writable: no lock file, no permission change, no copy
+    of a bad file. A file is read again when it changes (a rotated secret); every change
+    (`add_or_replace`, `remove`, ...) raises `ReadOnlyAccounts`.
+
+    Build one with `from_file` or `from_json`, which raise `AccountsError` with a clear sentence
+    when the source is missing or malformed.
+    """
+
+    def __init__(self, path: Path | None, text: bytes, *, source: str) -> None:
+        super().__init__(path or Path(os.devnull))
+        self.source = source
+        self._file = path
+        self._fixed = _parse_source(text, source)
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> FixedAccountsStore:
+        path = Path(path).expanduser()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise AccountsError(
+                f"the accounts file {path} does not exist: check --accounts-file / [accounts] file "
+                "(and, in a container, that the secret is mounted there)"
+            ) from None
+        except OSError as exc:
+            raise AccountsError(
+                f"the accounts file {path} cannot be read ({exc.strerror or exc}): it must be "
+                "readable by the user puter-mcp runs as (it never needs to be writable)"
+            ) from None
+        return cls(path, raw, source=f"the accounts file {path}")
+
+    @classmethod
+    def from_json(cls, text: str) -> FixedAccountsStore:
+        return cls(None, text.encode("utf-8"), source=ACCOUNTS_ENV)
+
+    def __repr__(self) -> str:
+        return f"FixedAccountsStore({self.source!r})"
+
+    def version(self) -> tuple[int, int, int] | None:
+        if self._file is None:
+            return (0, 0, 0)  # the environment does not change while the process runs
+        return super().version()
+
+    def load(self) -> AccountsSnapshot:
+        if self._file is not None:
+            try:
+                self._fixed = _parse_source(self._file.read_bytes(), self.source)
+            except (OSError, AccountsError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                return AccountsSnapshot(problem=f"{self.source} cannot be used now: {reason}")
+        return AccountsSnapshot(accounts=list(self._fixed.accounts), default=self._fixed.default)
+
+    def _change(self, change: Callable[[_State], _R], *, overwrite_corrupt: bool) -> _R:
+        raise ReadOnlyAccounts(
+            f"this process's accounts come from {self.source}, which puter-mcp never changes: "
+            "edit that source instead (or sign in without it, then copy the home's accounts.json)"
+        )
+
+
+def _parse_source(raw: bytes, source: str) -> _State:
+    try:
+        return _parse(raw)
+    except _BadContent as bad:
+        raise AccountsError(
+            f"{source} cannot be used: {bad.reason}; it must hold the JSON the accounts file "
+            f'has ({{"version": {FILE_VERSION}, "default": ..., "accounts": [...]}})'
+        ) from None
+
+
+def fixed_accounts(file: Path | None, env: Mapping[str, str]) -> FixedAccountsStore | None:
+    """The read-only accounts this process is told to use instead of the home's, or None.
+
+    Args:
+        file: the `[accounts] file` setting (or ``--accounts-file``).
+        env: where ``PUTER_MCP_ACCOUNTS`` is looked up.
+
+    Raises:
+        AccountsError: both are given, or the one given is missing or malformed.
+    """
+    text = env.get(ACCOUNTS_ENV)
+    if file is not None and text:
+        raise AccountsError(f"both an accounts file ({file}) and {ACCOUNTS_ENV} are given: use one of them")
+    if file is not None:
+        return FixedAccountsStore.from_file(file)
+    if text:
+        return FixedAccountsStore.from_json(text)
+    return None
+
+
+def fixed_accounts_source(file: Path | None, env: Mapping[str, str]) -> str | None:
+    """Where read-only accounts would come from (for a refusal to edit them), without reading."""
+    if file is not None:
+        return f"the accounts file {file}"
+    if env.get(ACCOUNTS_ENV):
+        return ACCOUNTS_ENV
+    return None

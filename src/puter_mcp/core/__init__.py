@@ -59,6 +59,7 @@ from puter_mcp.core.results import (
     VirtualModelRecord,
 )
 from puter_mcp.core.stats_view import UpstreamAttempt, UsageFigures, UsageReport
+from puter_mcp.core.stores import is_redis_url, masked_url, redis_password
 from puter_mcp.puter.effort import effort_from_thinking_budget
 from puter_mcp.puter.errors import FailureKind
 
@@ -113,5 +114,8 @@ __all__ = [
     "UsageUpdate",
     "VirtualModelRecord",
     "effort_from_thinking_budget",
+    "is_redis_url",
+    "masked_url",
+    "redis_password",
     "sandbox_home",
 ]

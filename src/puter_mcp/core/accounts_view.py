@@ -101,11 +101,7 @@ class AccountsView:
         """The saved accounts, the default's name, and why the file cannot be read (or None)."""
         # Read the file again only when it changed; a stat per call is much cheaper than
         # parsing and validating it.
-        try:
-            info = self.store.path.stat()
-            version: tuple[int, int, int] | None = (info.st_mtime_ns, info.st_size, info.st_ino)
-        except OSError:
-            version = None
+        version = self.store.version()
         cached = self._snapshot
         # No file (version None) is a state like any other: it lasts until a file appears.
         if cached is not None and cached[0] == version:

@@ -1,11 +1,11 @@
 """The facade every front end uses: the MCP tools today, the HTTP gateway tomorrow.
 
-`Backend` offers these operations: `chat_stream` (the one way a chat runs), `chat` (its events,
-folded into the whole answer), `list_models`, `accounts_overview` and `readiness`, and three
-for statistics (`usage_stats`, `active_cooldowns`, `add_attempt_hook`), over one Puter client,
-the saved accounts, the shared routing state and the model catalogue. It knows no front end:
-failures come out as the errors of `puter_mcp.core.errors`, which each front end words for
-its users.
+`Backend` offers these operations: `chat_stream` (the one way a chat runs), `chat_into` (its
+events handed to a callback), `chat` (its events, folded into the whole answer), `list_models`,
+`accounts_overview` and `readiness`, and three for statistics (`usage_stats`,
+`active_cooldowns`, `add_attempt_hook`), over one Puter client, the saved accounts, the shared
+routing state and the model catalogue. It knows no front end: failures come out as the errors
+of `puter_mcp.core.errors`, which each front end words for its users.
 
 Creating a `Backend` costs nothing: the machinery (`puter_mcp.core.engine`) is imported and
 built on the first call, so a server answers `tools/list` as fast as a bare one.
@@ -36,6 +36,7 @@ from puter_mcp.settings import Paths, Settings
 
 if TYPE_CHECKING:
     from puter_mcp.accounts.store import AccountsStore
+    from puter_mcp.core.chat import EventSink
     from puter_mcp.core.engine import Engine
     from puter_mcp.core.readiness import Readiness
     from puter_mcp.puter.client import PuterClient
@@ -100,11 +101,27 @@ class Backend:
         on_warning: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Backend:
-        """A backend for these settings; the token of ``PUTER_AUTH_TOKEN`` comes from `env`."""
+        """A backend for these settings; the token of ``PUTER_AUTH_TOKEN`` comes from `env`.
+
+        The accounts are the home's saved ones, unless `[accounts] file` names a read-only file
+        or ``PUTER_MCP_ACCOUNTS`` (in `env`) holds them (docs/configuration.md, "Accounts").
+
+        Raises:
+            BackendError: that file or variable is missing or malformed, or both are given.
+        """
         env = os.environ if env is None else env
+        accounts: AccountsStore | None = None
+        if not sandbox:  # the sandbox has accounts of its own, never the real ones
+            from puter_mcp.accounts.store import AccountsError, fixed_accounts
+
+            try:
+                accounts = fixed_accounts(settings.accounts.file, env)
+            except AccountsError as exc:
+                raise BackendError(str(exc)) from exc
         return cls(
             settings,
             paths,
+            accounts=accounts,
             env_token=env.get("PUTER_AUTH_TOKEN"),
             sandbox=sandbox,
             on_warning=on_warning,
@@ -151,6 +168,22 @@ class Backend:
         # The pipeline's own generator, not one wrapped around it: a layer more would cost a
         # resumption per event.
         return self._engine_now().chat_stream(call, restart_after_output=restart_after_output)
+
+    async def chat_into(self, call: ChatCall, out: EventSink) -> None:
+        """Answer a chat call, handing each event of `chat_stream` to ``await out.send(event)``,
+        in the same order and by the same rules, in the caller's own task.
+
+        For a caller that acts on each event as it comes (the gateway sends it to its client):
+        no task and no channel stand between the router and `out`, which `chat_stream` needs
+        to be an iterator (each event handed across costs a few turns of the event loop). An
+        event counts as delivered once `out.send` returns, so the rule of
+        `puter_mcp.core.events` holds as exactly.
+
+        Raises:
+            BackendError: before any content, when no candidate can answer.
+            Exception: whatever `out.send` raises; the upstream request is ended at once.
+        """
+        await self._engine_now().pipeline.deliver(call, out)
 
     async def chat(
         self, call: ChatCall, on_progress: Callable[[StreamProgress], None] | None = None

@@ -4,6 +4,9 @@ Ready means at least one account can be used (signed in, and not blocked as a wh
 account-wide cooldown: out of credit, signed out, e-mail unconfirmed, throttled) and Puter's
 model catalogue is known (from memory, the disk cache, or one fetch). Nothing else is sent to
 Puter: a health probe every few seconds must not cost requests.
+
+Degraded means ready, but with the shared state store (Redis) not answering: this process goes
+on from its own memory, so other replicas do not see what it learns (docs/state.md, "Redis").
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ class Readiness(BaseModel):
     stale_catalogue: bool = False
     problems: list[str] = Field(default_factory=list, description="Why it is not ready (empty when ready).")
     sandbox: bool = False
+    degraded: bool = Field(
+        default=False,
+        description="The shared state store (Redis) does not answer: this process keeps cooldowns "
+        "and pacing in its own memory until it does (it still answers requests).",
+    )
+    degraded_reason: str | None = Field(default=None, description="Why it is degraded (None when not).")
 
 
 async def readiness(engine: Engine, *, now: float) -> Readiness:
@@ -57,8 +66,17 @@ async def readiness(engine: Engine, *, now: float) -> Readiness:
         models, stale = len(entry.catalogue), entry.stale
     except (BackendError, PuterError) as exc:
         problems.append(f"Puter's model catalogue cannot be read: {exc}")
+    # Asked after the cooldowns were read: that read is what finds a store gone, or back.
+    degraded = bool(getattr(engine.store, "degraded", False))
     return Readiness(
         ready=not problems,
+        degraded=degraded,
+        degraded_reason=(
+            f"the shared state store does not answer; cooldowns and pacing are kept in this "
+            f"process's memory until it does: {engine.store.describe()}"
+            if degraded
+            else None
+        ),
         accounts=len(accounts),
         usable_accounts=len(usable),
         models=models,

@@ -21,7 +21,7 @@ from puter_mcp.routing.state import (
     check_state_file,
     open_state_store,
 )
-from puter_mcp.routing.state.redis_url import PASSWORD_ENV, is_redis_url
+from puter_mcp.routing.state.redis_url import PASSWORD_ENV, is_redis_url, masked_url
 from puter_mcp.settings import Paths, Settings
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "EXPIRED_COOLDOWNS_KEPT",
     "check_shared_store",
     "check_store",
+    "is_redis_url",
+    "masked_url",
     "open_store",
     "redis_password",
 ]

@@ -38,7 +38,7 @@ import binascii
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +50,7 @@ from starlette.routing import BaseRoute
 from puter_mcp.core import (
     BadRequest,
     ChatCall,
+    ChatEvent,
     ChatOutcome,
     Finished,
     ImagePart,
@@ -778,27 +779,31 @@ def messages_request(body: Mapping[str, Any], *, counting: bool = False) -> Mess
 
 
 class MessageEncoder:
-    """The SSE body of one streamed message: `MessageStream` over the opened answer's events,
-    ending with an ``error`` event when the answer breaks off."""
+    """The SSE body of one streamed message (`puter_mcp.gateway.gate.EventEncoder`):
+    `MessageStream` over the answer's events, ending with an ``error`` event when the answer
+    breaks off."""
 
     def __init__(self, *, message_id: str, input_estimate: int) -> None:
         self.message_id, self.input_estimate = message_id, input_estimate
+        self._stream: MessageStream | None = None
 
-    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
-        stream = MessageStream(
+    def opening(self, opened: OpenedAnswer) -> bytes:
+        self._stream = MessageStream(
             message_id=self.message_id, model=opened.model, input_estimate=self.input_estimate
         )
-        yield stream.start()
-        async for event in opened.events():
-            if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta | UsageUpdate):
-                chunk = stream.feed(event)
-                if chunk:
-                    yield chunk
-            elif isinstance(event, Finished):
-                yield stream.finish(event.outcome)
-            elif isinstance(event, StreamFailed):
-                error = from_backend_error(event.error, now=time.time())
-                yield stream.fail(error_type(error.status, error.category), error.message)
+        return self._stream.start()
+
+    def encode(self, event: ChatEvent) -> bytes:
+        stream = self._stream
+        assert stream is not None, "opening() comes first"
+        if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta | UsageUpdate):
+            return stream.feed(event) or b""
+        if isinstance(event, Finished):
+            return stream.finish(event.outcome)
+        if isinstance(event, StreamFailed):
+            error = from_backend_error(event.error, now=time.time())
+            return stream.fail(error_type(error.status, error.category), error.message)
+        return b""
 
 
 def routes(gateway: Gateway) -> list[BaseRoute]:

@@ -57,7 +57,10 @@ GATEWAY_API = _GatewayApi()
 def _health_routes(gateway: Gateway) -> list[BaseRoute]:
     async def health(request: Request, exchange: Exchange) -> Response:
         state = await gateway.backend.readiness()
-        body = {"status": "ok" if state.ready else "unavailable", **state.model_dump()}
+        # Degraded still answers 200: a load balancer keeps sending requests to a replica
+        # that answers from its own memory while the shared store is away.
+        status = "unavailable" if not state.ready else "degraded" if state.degraded else "ok"
+        body = {"status": status, **state.model_dump()}
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
     async def live(request: Request, exchange: Exchange) -> Response:

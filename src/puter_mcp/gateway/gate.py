@@ -3,28 +3,28 @@
 A streamed answer is sent by `AnswerStream`, an ASGI response that, in the one task that
 serves the request:
 
-1. reads `Backend.chat_stream` up to its first content event (`open_answer`). Everything
-   before it (a 429, a model down, an account refused) is failed over silently by the core,
-   and a request that no candidate can answer gets a real status in the API's shape, never
-   a 200 followed by an error;
-2. sends the headers (naming the model that answers), then the body the API's encoder makes
-   from the events, flushed event by event;
+1. takes the answer's events as `Backend.chat_into` hands them over, in this task, noting
+   those before the first content event. Everything before it (a 429, a model down, an
+   account refused) is failed over silently by the core, and a request that no candidate can
+   answer gets a real status in the API's shape, never a 200 followed by an error;
+2. with the first content event, sends the headers (naming the model that answers), then
+   the body the API's encoder (`EventEncoder`) makes event by event, each sent as it comes;
 3. after content began, lets the encoder end the body with the API's error event when the
    answer breaks off (no replay: the core never starts another model then).
 
 A client that disconnects cancels the request at once (the upstream request is closed and its
 pacing slot given back); so does one that leaves while a whole answer (`whole_answer`) is made.
 
-Why one task: the core's event stream holds a task group open across its events, so it must
-be read, and closed, by the task that opened it; Starlette's own StreamingResponse reads its
-body in another task (docs/gateway.md, "Streaming").
+Why not Starlette's StreamingResponse: it reads its body in another task than the one that
+decided the status, and it cannot hold the headers back until the first content arrives
+(docs/gateway.md, "Streaming").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from starlette.requests import Request
@@ -48,7 +48,7 @@ from puter_mcp.gateway.failures import GatewayError, from_backend_error
 if TYPE_CHECKING:
     from puter_mcp.gateway.exchange import Exchange
 
-__all__ = ["AnswerStream", "Encoder", "OpenedAnswer", "model_headers", "open_answer", "whole_answer"]
+__all__ = ["AnswerStream", "EventEncoder", "OpenedAnswer", "model_headers", "whole_answer"]
 
 
 _OPENING = (*CONTENT_EVENTS, Finished, StreamFailed)
@@ -64,21 +64,14 @@ class OpenedAnswer:
         account: the account that pays (its name, never its token).
         fallback: why another model answers than the first one tried, or None.
         ttft_ms: from the request's start to the first content event.
-        outcome, failure: how the answer ended, once `events` is exhausted.
+        outcome, failure: how the answer ended, once its last event was noted.
     """
 
+    __slots__ = ("account", "asked", "failure", "fallback", "model", "outcome", "ttft_ms")
+
     def __init__(
-        self,
-        stream: AsyncGenerator[ChatEvent, None],
-        first: list[ChatEvent],
-        *,
-        asked: str | None,
-        answering: Answering | None,
-        fallback: str | None,
-        ttft_ms: float,
+        self, *, asked: str | None, answering: Answering | None, fallback: str | None, ttft_ms: float
     ) -> None:
-        self._stream = stream
-        self._first = first
         self.asked = asked
         self.model = answering.model if answering else (asked or "")
         self.account = answering.account if answering else ""
@@ -86,85 +79,53 @@ class OpenedAnswer:
         self.ttft_ms = ttft_ms
         self.outcome: ChatOutcome | None = None
         self.failure: BackendError | None = None
-        self._events: AsyncGenerator[ChatEvent, None] | None = None
 
-    def events(self) -> AsyncIterator[ChatEvent]:
-        """The content events from the first on, then `UsageUpdate` when Puter sends it, then
-        exactly one `Finished` or `StreamFailed`. One iterator per answer: `aclose` closes it,
-        so an encoder may stop reading at any point."""
-        if self._events is None:
-            self._events = self._read()
-        return self._events
-
-    async def _read(self) -> AsyncGenerator[ChatEvent, None]:
-        for event in self._first:
-            self._note(event)
-            yield event
-        self._first = []
-        async for event in self._stream:
-            if isinstance(event, Finished | StreamFailed):
-                self._note(event)
-            yield event
-
-    def _note(self, event: ChatEvent) -> None:
+    def note(self, event: ChatEvent) -> None:
+        """Take in how the answer ended, from its last event (`Finished`, `StreamFailed`)."""
         if isinstance(event, Finished):
             self.outcome = event.outcome
             self.model = event.outcome.model
         elif isinstance(event, StreamFailed):
             self.failure = event.error
 
-    async def aclose(self) -> None:
-        """Release the upstream request (at once, when the answer is not finished). Called by
-        the task that opened the answer: the core's stream must be closed by that task."""
-        if self._events is not None:
-            await self._events.aclose()
-        await self._stream.aclose()
 
+class _Opening:
+    """What the events before an answer's first content say: the model tried first, why
+    attempts failed, who answers; and the events that open the answer."""
 
-async def open_answer(backend: Backend, call: ChatCall, *, started: float | None = None) -> OpenedAnswer:
-    """Read the call's events up to its first content event (or its end, for an empty answer).
+    __slots__ = ("answering", "failures", "first", "first_model")
 
-    Args:
-        started: `time.perf_counter()` when the request began (for the time to first token).
+    def __init__(self) -> None:
+        self.answering: Answering | None = None
+        self.first_model = ""
+        self.failures: list[str] = []
+        self.first: list[ChatEvent] = []
 
-    Raises:
-        GatewayError: no candidate can answer (the core's error, mapped to a status).
-    """
-    started = time.perf_counter() if started is None else started
-    stream = backend.chat_stream(call)
-    first: list[ChatEvent] = []
-    answering: Answering | None = None
-    first_model = ""
-    failures: list[str] = []
-    try:
-        async for event in stream:
-            if isinstance(event, AttemptStarted):
-                first_model = first_model or event.model
-                if event.previous_failure:
-                    failures.append(event.previous_failure)
-                continue
-            if isinstance(event, Answering):
-                answering = event
-                continue
-            first.append(event)
-            if isinstance(event, _OPENING):
-                break
-    except BackendError as exc:
-        raise from_backend_error(exc, now=time.time()) from exc
-    except BaseException:
-        await stream.aclose()
-        raise
-    fallback = None
-    if answering is not None and failures and answering.model != first_model:
-        fallback = f"{first_model} failed ({', '.join(dict.fromkeys(failures))})"
-    return OpenedAnswer(
-        stream,
-        first,
-        asked=call.model,
-        answering=answering,
-        fallback=fallback,
-        ttft_ms=(time.perf_counter() - started) * 1000,
-    )
+    def opens(self, event: ChatEvent) -> bool:
+        """Note one event before the answer opens; True when it opens it (its first content,
+        or its end when it has none)."""
+        if isinstance(event, AttemptStarted):
+            self.first_model = self.first_model or event.model
+            if event.previous_failure:
+                self.failures.append(event.previous_failure)
+            return False
+        if isinstance(event, Answering):
+            self.answering = event
+            return False
+        self.first.append(event)
+        return isinstance(event, _OPENING)
+
+    def opened(self, *, asked: str | None, started: float) -> OpenedAnswer:
+        answering, failures = self.answering, self.failures
+        fallback = None
+        if answering is not None and failures and answering.model != self.first_model:
+            fallback = f"{self.first_model} failed ({', '.join(dict.fromkeys(failures))})"
+        return OpenedAnswer(
+            asked=asked,
+            answering=answering,
+            fallback=fallback,
+            ttft_ms=(time.perf_counter() - started) * 1000,
+        )
 
 
 def model_headers(asked: str | None, answered: str, fallback: str | None) -> dict[str, str]:
@@ -183,9 +144,22 @@ def _ascii(value: str) -> str:
     return value.encode("ascii", "replace").decode().replace("\n", " ")[:500]
 
 
-Encoder = Callable[[OpenedAnswer], AsyncIterator[bytes]]
-"""Makes an API's response body from an opened answer: its events in that API's framing,
-ending with the API's error event when `StreamFailed` comes."""
+class EventEncoder(Protocol):
+    """Makes an API's response body event by event, as the core hands each one over.
+
+    The answer is read with `Backend.chat_into`, so no task and no channel stand between the
+    router and the client (each event handed across a channel costs a few turns of the event
+    loop; see bench/README.md), and each event is encoded and sent as it comes.
+    """
+
+    def opening(self, opened: OpenedAnswer) -> bytes:
+        """What goes out right after the headers (b"" for nothing)."""
+        ...
+
+    def encode(self, event: ChatEvent) -> bytes:
+        """The bytes for one event, from the first content event on (b"" for none). The last
+        event is `Finished` or `StreamFailed`: the API's end of the body, or its error event."""
+        ...
 
 
 class AnswerStream(Response):
@@ -193,7 +167,7 @@ class AnswerStream(Response):
 
     Args:
         backend, call: what to answer.
-        encoder: the API's body from the events.
+        encoder: the API's body from the events (`EventEncoder`).
         error_response: the API's refusal, for a request no candidate can answer.
         exchange: the request's record, filled as the answer goes.
         media_type: ``text/event-stream`` or ``application/x-ndjson``.
@@ -206,7 +180,7 @@ class AnswerStream(Response):
         backend: Backend,
         call: ChatCall,
         *,
-        encoder: Encoder,
+        encoder: EventEncoder,
         error_response: Callable[[GatewayError], Response],
         exchange: Exchange,
         media_type: str,
@@ -237,15 +211,28 @@ class AnswerStream(Response):
             raise failure
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, group: anyio.abc.TaskGroup) -> None:
+        """Each event encoded and sent as the core hands it over, the headers with the first
+        content."""
         exchange = self.exchange
         exchange.stream = True
+        body = _Body(send, locked=self.ping is not None)
+        delivery = _Delivery(self, self.encoder, send, body, group)
         try:
-            opened = await open_answer(self.backend, self.call, started=exchange.started)
-        except GatewayError as error:
+            await self.backend.chat_into(self.call, delivery)
+        except BackendError as exc:
+            # Raised only before any content, so before the headers.
+            error = from_backend_error(exc, now=time.time())
             exchange.refused(error)
             await self.error_response(error)(scope, receive, send)
             return
-        exchange.answering(opened)
+        finally:
+            if delivery.opened is not None:
+                exchange.ended(delivery.opened)
+        await body.send(b"", more=False)
+
+    async def start(self, opened: OpenedAnswer, send: Send, body: _Body, group: anyio.abc.TaskGroup) -> None:
+        """Send the headers of an opened answer (and start the pings), once."""
+        self.exchange.answering(opened)
         headers = {
             "cache-control": "no-cache",
             # Proxies (nginx) must not buffer a stream: each event goes out as it is made.
@@ -254,43 +241,75 @@ class AnswerStream(Response):
             **self.extra_headers,
         }
         self.init_headers(headers)  # with the content type, from `media_type`
-        sending = anyio.Lock()
-        last_sent = [time.monotonic()]
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        self.exchange.status = 200
+        body.last_sent = time.monotonic()
+        if self.ping is not None:
+            group.start_soon(self._keep_alive, body)
 
-        async def send_body(chunk: bytes, more: bool = True) -> None:
-            async with sending:
-                await send({"type": "http.response.body", "body": chunk, "more_body": more})
-                last_sent[0] = time.monotonic()
-
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            exchange.status = 200
-            if self.ping is not None:
-                group.start_soon(self._keep_alive, send_body, last_sent)
-            body = self.encoder(opened)
-            try:
-                async for chunk in body:
-                    await send_body(chunk)
-            finally:
-                # Closed here, in this task, like everything that reads the core's stream.
-                closing = getattr(body, "aclose", None)
-                if closing is not None:
-                    with anyio.CancelScope(shield=True):
-                        await closing()
-            await send_body(b"", more=False)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await opened.aclose()
-            exchange.ended(opened)
-
-    async def _keep_alive(
-        self, send_body: Callable[[bytes], Awaitable[None]], last_sent: list[float]
-    ) -> None:
+    async def _keep_alive(self, body: _Body) -> None:
         assert self.ping is not None
         while True:
-            await anyio.sleep(max(0.05, last_sent[0] + self.ping_every - time.monotonic()))
-            if time.monotonic() - last_sent[0] >= self.ping_every:
-                await send_body(self.ping)
+            await anyio.sleep(max(0.05, body.last_sent + self.ping_every - time.monotonic()))
+            if time.monotonic() - body.last_sent >= self.ping_every:
+                await body.send(self.ping)
+
+
+class _Body:
+    """Sends the parts of a response body; with `locked`, one at a time (the pings are sent by
+    a task of their own)."""
+
+    __slots__ = ("_lock", "_send", "last_sent")
+
+    def __init__(self, send: Send, *, locked: bool) -> None:
+        self._send = send
+        self._lock = anyio.Lock() if locked else None
+        self.last_sent = time.monotonic()
+
+    async def send(self, chunk: bytes, more: bool = True) -> None:
+        if self._lock is None:
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+            return
+        async with self._lock:
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+            self.last_sent = time.monotonic()
+
+
+class _Delivery:
+    """Where `Backend.chat_into` hands the events of an answer with an `EventEncoder`: noted
+    until the first content, which sends the headers; then each event encoded and sent."""
+
+    __slots__ = ("_body", "_encoder", "_group", "_http_send", "_opening", "_stream", "opened")
+
+    def __init__(
+        self, stream: AnswerStream, encoder: EventEncoder, send: Send, body: _Body, group: anyio.abc.TaskGroup
+    ) -> None:
+        self._stream, self._encoder, self._http_send = stream, encoder, send
+        self._body, self._group = body, group
+        self._opening = _Opening()
+        self.opened: OpenedAnswer | None = None
+
+    async def send(self, event: ChatEvent, /) -> None:
+        opened = self.opened
+        if opened is None:
+            opening = self._opening
+            if not opening.opens(event):
+                return
+            stream = self._stream
+            opened = opening.opened(asked=stream.call.model, started=stream.exchange.started)
+            self.opened = opened
+            await stream.start(opened, self._http_send, self._body, self._group)
+            head = self._encoder.opening(opened)
+            if head:
+                await self._body.send(head)
+            events, opening.first = opening.first, []
+        else:
+            events = (event,)
+        for each in events:
+            opened.note(each)
+            chunk = self._encoder.encode(each)
+            if chunk:
+                await self._body.send(chunk)
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

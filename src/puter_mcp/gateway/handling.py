@@ -32,7 +32,7 @@ from puter_mcp.core import Backend, ChatCall, ChatOutcome
 from puter_mcp.gateway.access import Caller, KeyGate, OpenDoor
 from puter_mcp.gateway.exchange import Exchange, ExchangeHook, tell_hooks
 from puter_mcp.gateway.failures import GatewayError
-from puter_mcp.gateway.gate import AnswerStream, Encoder, model_headers, whole_answer
+from puter_mcp.gateway.gate import AnswerStream, EventEncoder, model_headers, whole_answer
 from puter_mcp.settings import GatewaySettings
 
 __all__ = [
@@ -107,7 +107,7 @@ class Gateway:
         exchange: Exchange,
         call: ChatCall,
         *,
-        encoder: Encoder,
+        encoder: EventEncoder,
         media_type: str,
         headers: Mapping[str, str] | None = None,
         ping: bytes | None = None,
@@ -209,7 +209,11 @@ class _Endpoint:
         scope["puter_gateway"] = self.gateway
         request = Request(scope, receive)
         exchange = Exchange(
-            api=self.api.name, method=request.method, path=request.url.path, started=time.perf_counter()
+            # The scope's path, not `request.url.path`: building the URL parses it whole.
+            api=self.api.name,
+            method=scope["method"],
+            path=scope["path"],
+            started=time.perf_counter(),
         )
         try:
             response = await self._respond(request, exchange)

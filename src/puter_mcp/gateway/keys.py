@@ -10,7 +10,8 @@ For each request the gateway hands over the key the client sent and the model it
 4. a key limited to some models, asking for another: 403;
 5. a key over one of its limits (per minute, hour, day): 429 with the seconds until its window
    frees a place (Retry-After). A refused request uses no place; an admitted one counts at once,
-   in every window, in every process of the machine (`puter_mcp.gateway.limiter`).
+   in every window, in every process of the machine (`puter_mcp.gateway.limiter`), or of the
+   fleet when the keys live in Redis (`puter_mcp.gateway.keyplace`).
 
 Each request and each 429 is counted per key and hour in the key store, for ``/stats``.
 """
@@ -23,8 +24,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from limits.errors import StorageError
+
 from puter_mcp.gateway.access import Caller, KeyUsage
 from puter_mcp.gateway.failures import GatewayError
+from puter_mcp.gateway.keyplace import open_keys
 from puter_mcp.gateway.keystore import (
     KeyDatabase,
     KeyRecord,
@@ -36,6 +40,7 @@ from puter_mcp.gateway.keystore import (
     looks_like_key,
 )
 from puter_mcp.gateway.limiter import Clock, KeyLimiter, SQLiteLimitStorage
+from puter_mcp.settings import Paths, Settings
 
 __all__ = ["KeyRing"]
 
@@ -85,6 +90,19 @@ class KeyRing:
             raise KeyStoreError(f"cannot use the key store {path}: {exc}") from exc
         return cls(store, KeyLimiter(storage, clock=clock), required=required, clock=clock)
 
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, paths: Paths, *, required: bool, clock: Clock = time.time
+    ) -> KeyRing:
+        """The ring over the key store the settings name: the Redis of ``state = "redis://..."``
+        (shared by a fleet), else the machine's SQLite file (`puter_mcp.gateway.keyplace`).
+
+        Raises:
+            KeyStoreError: the SQLite file cannot be used; the message says why.
+        """
+        store, limiter = open_keys(settings, paths, clock=clock)
+        return cls(store, limiter, required=required, clock=clock)
+
     # -- the gate ----------------------------------------------------------------------------
 
     async def admit(self, secret: str | None, model: str | None, *, spend: bool = True) -> Caller:
@@ -100,7 +118,7 @@ class KeyRing:
             return Caller()
         try:
             return await self._admit_key(secret, model, spend=spend)
-        except (KeyStoreError, sqlite3.Error) as exc:
+        except (KeyStoreError, StorageError, sqlite3.Error) as exc:
             # Fail closed: a key that cannot be checked is not admitted.
             _log.error("the key store failed while checking a key: %s", exc)
             raise GatewayError(
@@ -154,6 +172,9 @@ class KeyRing:
 
     async def aclose(self) -> None:
         await self.store.aclose()
+        close_storage = getattr(self.limiter.storage, "aclose", None)  # a Redis connection pool
+        if close_storage is not None:
+            await close_storage()
 
     # -- administration (the admin routes; the CLI uses the store directly) ------------------
 

@@ -2,29 +2,31 @@
 
 A created key goes to stdout alone (so ``KEY=$(puter-mcp keys create ci)`` works) and the
 sentence saying it is shown only this time to stderr. No command takes a key as an argument:
-argv is visible to every user of the machine (``ps``). Imports nothing of the HTTP server, so
-the command starts fast.
+argv is visible to every user of the machine (``ps``). The keys are where the gateway looks
+for them (`puter_mcp.gateway.keyplace`: the machine's file, or the fleet's Redis). Imports
+nothing of the HTTP server, so the command starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
 from datetime import UTC, datetime
 
+from puter_mcp.gateway.keyplace import open_key_store
 from puter_mcp.gateway.keystore import (
     KeyLimits,
     KeyRecord,
     KeySpec,
+    KeyStore,
     KeyStoreError,
-    SQLiteKeyStore,
-    key_store_file,
     parse_expiry,
     parse_models,
 )
-from puter_mcp.settings import Paths
+from puter_mcp.settings import Paths, Settings
 
 __all__ = ["configure_parser", "run"]
 
@@ -59,29 +61,34 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     revoke.add_argument("name", help="The key's name.")
 
 
-def run(args: argparse.Namespace, paths: Paths) -> int:
-    """Run `puter-mcp keys ACTION`; exit code 0, or 1 with one sentence on stderr."""
+def run(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    """Run `puter-mcp keys ACTION` on the key store the settings name (the machine's file, or
+    the fleet's Redis); exit code 0, or 1 with one sentence on stderr."""
     try:
-        store = SQLiteKeyStore(key_store_file(paths))
+        store = open_key_store(settings, paths)
     except KeyStoreError as exc:
         print(f"puter-mcp: {exc}", file=sys.stderr)
         return 1
+    return asyncio.run(_run(args, store))
+
+
+async def _run(args: argparse.Namespace, store: KeyStore) -> int:
     try:
         if args.keys_action == "create":
-            return _create(args, store)
+            return await _create(args, store)
         if args.keys_action == "list":
-            return _list(args, store)
-        record = store.revoke_now(args.name, now=time.time())
+            return await _list(args, store)
+        record = await store.revoke(args.name, now=time.time())
         print(f"Revoked the key {record.name!r} ({record.hint}): it stops working at once, in every gateway.")
         return 0
     except KeyStoreError as exc:
         print(f"puter-mcp: {exc}", file=sys.stderr)
         return 1
     finally:
-        store.close()
+        await store.aclose()
 
 
-def _create(args: argparse.Namespace, store: SQLiteKeyStore) -> int:
+async def _create(args: argparse.Namespace, store: KeyStore) -> int:
     now = time.time()
     spec = KeySpec(
         name=args.name,
@@ -90,7 +97,7 @@ def _create(args: argparse.Namespace, store: SQLiteKeyStore) -> int:
         expires=None if args.expires is None else parse_expiry(args.expires, now=now),
         admin=args.admin,
     )
-    record, secret = store.create_now(spec, now=now)
+    record, secret = await store.create(spec, now=now)
     print(f"Created the key {record.name!r} ({_summary(record)}):", file=sys.stderr, flush=True)
     print(secret, flush=True)
     print(
@@ -116,8 +123,8 @@ def _summary(record: KeyRecord) -> str:
     return "; ".join(parts)
 
 
-def _list(args: argparse.Namespace, store: SQLiteKeyStore) -> int:
-    records = store.list_now()
+async def _list(args: argparse.Namespace, store: KeyStore) -> int:
+    records = await store.list()
     if args.json:
         print(json.dumps([record.public() for record in records], indent=2))
         return 0

@@ -6,7 +6,8 @@ exactly, with no burst at a window's edge. The library keeps its windows in a st
 several processes that storage must be shared, so `SQLiteLimitStorage` implements the
 library's async `Storage` (and `MovingWindowSupport`) over the key store's SQLite file, each
 acquire one ``BEGIN IMMEDIATE`` transaction. The library's memory storage serves tests of the
-logic alone; its Redis storage is the one gateways on several hosts would share.
+logic alone; gateways on several hosts share the library's own Redis storage
+(`puter_mcp.gateway.redis_keys.RedisLimitStorage`).
 
 `KeyLimiter` applies a key's windows (per minute, hour, day) all or none: a request refused by
 its daily limit does not use a place in its minute window (a 429 never counts), and a request
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -201,7 +202,8 @@ class KeyLimiter:
     """A key's windows, applied all or none, over any `limits` storage with a moving window.
 
     Args:
-        storage: `SQLiteLimitStorage` (shared by processes) or ``limits.aio.storage.MemoryStorage``
+        storage: `SQLiteLimitStorage` (shared by the processes of a machine), `RedisLimitStorage`
+            (shared by a fleet) or ``limits.aio.storage.MemoryStorage``
             (this process only).
         clock: the clock the storage counts with (to turn a window's reset into a wait).
     """
@@ -223,6 +225,9 @@ class KeyLimiter:
         windows = [(label, _ITEM_OF_LABEL[label](amount)) for label, amount, _ in limits.windows()]
         if not windows:
             return LimitVerdict(admitted=True)
+        give_back = getattr(self.storage, "give_back", None)
+        if give_back is not None:
+            return await self._admit_giving_back(identity, windows, give_back)
         transaction = self._atomically()
         if transaction is None:
             # One process's memory, where these calls never suspend: nothing comes between
@@ -246,6 +251,30 @@ class KeyLimiter:
                 (label, item)
                 for label, item in windows
                 if label == refused_by or not await self._strategy.test(item, identity)
+            ]
+            return await self._refusal(identity, full)
+        return LimitVerdict(admitted=True)
+
+    async def _admit_giving_back(
+        self,
+        identity: str,
+        windows: list[tuple[str, RateLimitItem]],
+        give_back: Callable[[str], Awaitable[None]],
+    ) -> LimitVerdict:
+        # A storage shared over the network (Redis): each window's check-and-take is one atomic
+        # step there, but the windows together are not, so a window that refuses undoes the
+        # places already taken in the others (a 429 counts nowhere).
+        taken: list[RateLimitItem] = []
+        for label, item in windows:
+            if await self._strategy.hit(item, identity):
+                taken.append(item)
+                continue
+            for done in reversed(taken):
+                await give_back(done.key_for(identity))
+            full = [
+                (other, other_item)
+                for other, other_item in windows
+                if other == label or not await self._strategy.test(other_item, identity)
             ]
             return await self._refusal(identity, full)
         return LimitVerdict(admitted=True)

@@ -32,7 +32,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ from starlette.routing import BaseRoute
 from puter_mcp.core import (
     BadRequest,
     ChatCall,
+    ChatEvent,
     ChatOutcome,
     Finished,
     ImagePart,
@@ -850,6 +851,8 @@ class _Lines:
 
     def __init__(self, call: ChatCall, durations: Durations, *, key: str, thinking: bool) -> None:
         self.call, self.durations, self.key, self.thinking = call, durations, key, thinking
+        self._gatherer = ToolCallGatherer()
+        self._model = ""
 
     def _line(self, model: str, text: str = "", **extra: Any) -> bytes:
         line: dict[str, Any] = {"model": model, "created_at": created_at(time.time())}
@@ -865,38 +868,38 @@ class _Lines:
         line.setdefault("done", False)
         return ndjson(line)
 
-    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
+    def opening(self, opened: OpenedAnswer) -> bytes:
         self.durations.first_content = self.durations.started + opened.ttft_ms / 1000
-        gatherer = ToolCallGatherer()
-        model = opened.model
-        async for event in opened.events():
-            if isinstance(event, TextDelta):
-                for call in gatherer.flush(final=False):
-                    yield self._line(model, tool_calls=[call.entry()])
-                yield self._line(model, event.text)
-            elif isinstance(event, ReasoningDelta):
-                if self.thinking:
-                    yield self._line(model, thinking=event.text)
-            elif isinstance(event, ToolCallDelta):
-                for call in gatherer.add(event):
-                    yield self._line(model, tool_calls=[call.entry()])
-            elif isinstance(event, Finished):
-                try:
-                    calls = gatherer.flush()
-                except ValueError as exc:
-                    yield ndjson({"error": str(exc)})
-                    return
-                for call in calls:
-                    yield self._line(model, tool_calls=[call.entry()])
-                self.durations.ended = time.perf_counter()
-                outcome = event.outcome
-                fields = final_fields(outcome, self.call, self.durations)
-                if self.key == "response":
-                    fields["context"] = []
-                yield self._line(outcome.model, **fields)
-            elif isinstance(event, StreamFailed):
-                # What was sent stays; the client is told why the rest will not come.
-                yield ndjson({"error": from_backend_error(event.error, now=time.time()).message})
+        self._model = opened.model
+        return b""
+
+    def encode(self, event: ChatEvent) -> bytes:
+        model, gatherer = self._model, self._gatherer
+        if isinstance(event, TextDelta):
+            head = b"".join(
+                self._line(model, tool_calls=[call.entry()]) for call in gatherer.flush(final=False)
+            )
+            return head + self._line(model, event.text)
+        if isinstance(event, ReasoningDelta):
+            return self._line(model, thinking=event.text) if self.thinking else b""
+        if isinstance(event, ToolCallDelta):
+            return b"".join(self._line(model, tool_calls=[call.entry()]) for call in gatherer.add(event))
+        if isinstance(event, Finished):
+            try:
+                calls = gatherer.flush()
+            except ValueError as exc:
+                return ndjson({"error": str(exc)})
+            lines = b"".join(self._line(model, tool_calls=[call.entry()]) for call in calls)
+            self.durations.ended = time.perf_counter()
+            outcome = event.outcome
+            fields = final_fields(outcome, self.call, self.durations)
+            if self.key == "response":
+                fields["context"] = []
+            return lines + self._line(outcome.model, **fields)
+        if isinstance(event, StreamFailed):
+            # What was sent stays; the client is told why the rest will not come.
+            return ndjson({"error": from_backend_error(event.error, now=time.time()).message})
+        return b""
 
 
 def whole_body(

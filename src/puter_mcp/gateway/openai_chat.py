@@ -18,7 +18,6 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from starlette.routing import BaseRoute
 from puter_mcp.core import (
     BadRequest,
     ChatCall,
+    ChatEvent,
     ChatOutcome,
     Finished,
     ModelsQuery,
@@ -36,7 +36,6 @@ from puter_mcp.core import (
     StreamFailed,
     TextDelta,
     ToolCallDelta,
-    UsageUpdate,
 )
 from puter_mcp.gateway.estimate import estimate_call_tokens, estimate_tokens
 from puter_mcp.gateway.exchange import Exchange
@@ -327,8 +326,12 @@ def completion(outcome: ChatOutcome, call: ChatCall, *, created: int, id: str) -
     return body, estimated
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON, made once: ``json.dumps`` with any option builds a new encoder per call."""
+
+
 def _sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    return b"data: " + _to_json(data).encode() + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"
@@ -341,53 +344,59 @@ class ChunkEncoder:
         self.call, self.include_usage = call, include_usage
         self.id, self.created = id, created
         self.started_calls: set[int] = set()
+        self.answering = ""
+        """The model that answers (the answer's `model` in every chunk)."""
+        self._model = ""
+        self._head = self._tail = b""
 
     def chunk(self, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": model,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        }
-        if self.include_usage:
-            body["usage"] = None
-        return _sse(body)
+        """One ``chat.completion.chunk`` event. Every chunk of a stream differs only in its
+        delta and finish reason: the rest is encoded once per model (once per stream)."""
+        if model != self._model:
+            self._model = model
+            head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": model}
+            self._head = b"data: " + _to_json(head)[:-1].encode() + b',"system_fingerprint":null,'
+            self._head += b'"choices":[{"index":0,"delta":'
+            self._tail = b',"logprobs":null}]' + (b',"usage":null' if self.include_usage else b"") + b"}\n\n"
+        finish_json = b"null" if finish is None else _to_json(finish).encode()
+        return self._head + _to_json(delta).encode() + b',"finish_reason":' + finish_json + self._tail
 
-    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
-        model = opened.model
-        yield self.chunk(model, {"role": "assistant", "content": ""})
-        async for event in opened.events():
-            if isinstance(event, TextDelta):
-                yield self.chunk(model, {"content": event.text})
-            elif isinstance(event, ReasoningDelta):
-                yield self.chunk(model, {"reasoning_content": event.text, "reasoning": event.text})
-            elif isinstance(event, ToolCallDelta):
-                yield self.chunk(model, {"tool_calls": [self._tool_delta(event)]})
-            elif isinstance(event, UsageUpdate):
-                continue  # the whole usage comes with `Finished`
-            elif isinstance(event, Finished):
-                outcome = event.outcome
-                yield self.chunk(model, {}, finish_reason(outcome))
-                if self.include_usage:
-                    usage, _estimated = usage_of(outcome, self.call)
-                    yield _sse(
-                        {
-                            "id": self.id,
-                            "object": "chat.completion.chunk",
-                            "created": self.created,
-                            "model": model,
-                            "system_fingerprint": None,
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                yield DONE
-            elif isinstance(event, StreamFailed):
-                error = from_backend_error(event.error, now=time.time())
-                yield _sse(OPENAI.error_body(error))
-                yield DONE
+    # An `EventEncoder` (puter_mcp.gateway.gate): each event is encoded as the core hands it
+    # over, with no task between the router and the client.
+
+    def opening(self, opened: OpenedAnswer) -> bytes:
+        self.answering = opened.model
+        return self.chunk(self.answering, {"role": "assistant", "content": ""})
+
+    def encode(self, event: ChatEvent) -> bytes:
+        model = self.answering
+        if isinstance(event, TextDelta):
+            return self.chunk(model, {"content": event.text})
+        if isinstance(event, ReasoningDelta):
+            return self.chunk(model, {"reasoning_content": event.text, "reasoning": event.text})
+        if isinstance(event, ToolCallDelta):
+            return self.chunk(model, {"tool_calls": [self._tool_delta(event)]})
+        if isinstance(event, Finished):
+            outcome = event.outcome
+            last = self.chunk(model, {}, finish_reason(outcome))
+            if self.include_usage:
+                usage, _estimated = usage_of(outcome, self.call)
+                last += _sse(
+                    {
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": model,
+                        "system_fingerprint": None,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+            return last + DONE
+        if isinstance(event, StreamFailed):
+            error = from_backend_error(event.error, now=time.time())
+            return _sse(OPENAI.error_body(error)) + DONE
+        return b""  # `UsageUpdate`: the whole usage comes with `Finished`
 
     def _tool_delta(self, event: ToolCallDelta) -> dict[str, Any]:
         delta: dict[str, Any] = {"index": event.index}

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -936,18 +936,19 @@ class ResponseEvents:
 
 
 class ResponsesEncoder:
-    """The SSE body of one streamed answer (`puter_mcp.gateway.gate.Encoder`)."""
+    """The SSE body of one streamed answer (`puter_mcp.gateway.gate.EventEncoder`)."""
 
     def __init__(self, request: ResponsesRequest) -> None:
         self.request = request
+        self._events: ResponseEvents | None = None
 
-    async def __call__(self, opened: OpenedAnswer) -> AsyncIterator[bytes]:
-        events = ResponseEvents(opened.model, self.request)
-        yield events.opening()
-        async for event in opened.events():
-            chunk = events.feed(event)
-            if chunk:
-                yield chunk
+    def opening(self, opened: OpenedAnswer) -> bytes:
+        self._events = ResponseEvents(opened.model, self.request)
+        return self._events.opening()
+
+    def encode(self, event: ChatEvent) -> bytes:
+        assert self._events is not None, "opening() comes first"
+        return self._events.feed(event) or b""
 
 
 def routes(gateway: Gateway) -> list[BaseRoute]:

@@ -17,7 +17,7 @@ from puter_mcp.gateway.app import build_app
 from puter_mcp.gateway.exchange import ExchangeHook
 from puter_mcp.gateway.handling import Gateway
 from puter_mcp.gateway.keys import KeyRing
-from puter_mcp.gateway.keystore import KeyStoreError, key_store_file
+from puter_mcp.gateway.keystore import KeyStoreError
 from puter_mcp.http_serving import LOOPBACK_HOSTS, ServingError, serve_asgi, served_url
 from puter_mcp.settings import GatewaySettings
 
@@ -68,10 +68,10 @@ async def serve_gateway(
     if problem:
         raise BackendError(problem)
     if keys is None:
-        # The machine's key store, also when keys are not required: a key sent anyway is
-        # checked and its limits hold (puter_mcp.gateway.keys).
+        # The configured key store (the machine's file, or the fleet's Redis), also when keys
+        # are not required: a key sent anyway is checked and its limits hold.
         try:
-            keys = KeyRing.open(key_store_file(backend.paths), required=settings.require_keys)
+            keys = KeyRing.for_settings(backend.settings, backend.paths, required=settings.require_keys)
         except KeyStoreError as exc:
             raise BackendError(str(exc)) from exc
     gateway = Gateway(backend, settings=settings, keys=keys, hooks=list(hooks))
