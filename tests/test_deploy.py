@@ -234,10 +234,11 @@ def test_compose_mounts_the_accounts_read_only_from_a_secret() -> None:
         assert "puter_accounts" in replica["secrets"]
         (script,) = replica["command"]
         assert script.endswith("exec puter-mcp gateway --accounts-file /run/secrets/puter_accounts")
-        # Secrets are read-only mounts; the image's own files are read-only too, and the one
-        # volume holds the replicas' state (their API key store), not the accounts.
+        # Secrets are read-only mounts; the image's own files are read-only too, and nothing
+        # of the host is mounted: what the replicas share is in Redis, the rest in memory.
         assert replica["read_only"] is True
-        assert replica["volumes"] == ["gateway-state:/var/lib/puter-mcp"]
+        assert "volumes" not in replica
+        assert "/var/lib/puter-mcp:uid=10001,gid=10001,mode=0700" in replica["tmpfs"]
         assert replica["cap_drop"] == ["ALL"]
     assert compose["secrets"]["puter_accounts"] == {"file": "./secrets/accounts.json"}
 

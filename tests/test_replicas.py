@@ -177,7 +177,8 @@ def test_a_cooldown_learned_by_one_replica_is_honoured_by_the_other_two(
 def test_redis_stopped_mid_load_fails_no_request_and_sharing_comes_back(
     emulator: Emulator, fleet_of: FleetFactory
 ) -> None:
-    """Redis is killed while 6 clients send 48 requests over the replicas; none fails.
+    """Redis is killed while 6 clients send 48 requests over the replicas; none fails, and
+    `/health` says degraded (200). Redis back, every replica returns to it and shares again.
 
     The paid account's limits (20 in flight, 200 per window) hold even while each replica
     paces alone in its memory: this test is about no failed request, not about pacing.
@@ -200,7 +201,8 @@ def test_redis_stopped_mid_load_fails_no_request_and_sharing_comes_back(
         assert _ask(fleet.client(number)) == 200
         assert replica.logged(OFF_REDIS), "".join(replica.lines)
         health = httpx2.get(replica.url + "/health", timeout=10)
-        assert health.status_code == 200, health.text
+        assert health.status_code == 200, health.text  # still answering: keep sending to it
+        assert health.json()["status"] == "degraded" and health.json()["degraded"] is True
 
     fleet.redis.start()  # empty, on the same port, as a Redis restarted without persistence
     for _ in range(60):  # each replica tries Redis again every 5 s at most (30 s bound)
@@ -212,6 +214,9 @@ def test_redis_stopped_mid_load_fails_no_request_and_sharing_comes_back(
     assert all(replica.logged(BACK_ON_REDIS) for replica in fleet.replicas), [
         "".join(replica.lines) for replica in fleet.replicas
     ]
+    for replica in fleet.replicas:
+        health = httpx2.get(replica.url + "/health", timeout=10).json()
+        assert (health["status"], health["degraded"]) == ("ok", False)
     _assert_a_cooldown_is_shared(fleet, OTHER_MODEL)
 
 
