@@ -10,6 +10,7 @@ never in the product's own account of itself.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -99,24 +100,33 @@ def _product_429s(emulator: Emulator) -> list[object]:
 
 @pytest.fixture
 def fleet_of(emulator: Emulator, home: Path, tmp_path: Path) -> Iterator[FleetFactory]:
-    """`fleet_of(account)`: three replicas signed in to `account` only, on a Redis of the
-    test's own (a test may stop it), with a short slot lease."""
+    """`fleet_of(account)`: three replicas signed in to `account` only (a read-only accounts
+    file, a home each), on a Redis of the test's own (a test may stop it), with a short slot
+    lease."""
     server = RedisServer(tmp_path / "redis").start()
     started: list[GatewayProcess] = []
 
     def make(account: EmulatedAccount) -> Fleet:
-        save_accounts(resolve_paths({"PUTER_MCP_HOME": str(home)}), account)
+        # As deployed (docs/deploy.md): one read-only accounts file for all, a home of its own
+        # for each replica, so that nothing is shared but through Redis.
+        signed_in = resolve_paths({"PUTER_MCP_HOME": str(home)})
+        save_accounts(signed_in, account)
+        accounts_file = tmp_path / "secrets" / "accounts.json"
+        accounts_file.parent.mkdir()
+        shutil.copyfile(signed_in.accounts_file, accounts_file)
+        accounts_file.chmod(0o444)
         prefix = "replicas-test:"
-        env = script_env(
-            home,
-            emulator,
-            PUTER_MCP_STATE=server.url,
-            PUTER_MCP_STATE_PREFIX=prefix,
-            PUTER_MCP_SLOT_LEASE=str(SLOT_LEASE),
-            PUTER_MCP_MAX_WAIT=str(MAX_WAIT),
-        )
-        for _ in range(REPLICAS):
-            started.append(start_gateway_process(env))
+        for number in range(REPLICAS):
+            own_home = tmp_path / f"replica-{number + 1}"
+            env = script_env(
+                own_home,
+                emulator,
+                PUTER_MCP_STATE=server.url,
+                PUTER_MCP_STATE_PREFIX=prefix,
+                PUTER_MCP_SLOT_LEASE=str(SLOT_LEASE),
+                PUTER_MCP_MAX_WAIT=str(MAX_WAIT),
+            )
+            started.append(start_gateway_process(env, "--accounts-file", str(accounts_file)))
         return Fleet(list(started), server, prefix, emulator)
 
     try:
