@@ -56,6 +56,7 @@ __all__ = [
     "key_hint",
     "key_store_file",
     "looks_like_key",
+    "new_key",
     "new_secret",
     "parse_expiry",
     "parse_models",
@@ -270,6 +271,30 @@ class KeyRecord:
             "limits": {"rpm": self.limits.rpm, "rph": self.limits.rph, "rpd": self.limits.rpd},
             "last_used": self.last_used,
         }
+
+
+def new_key(spec: KeySpec, *, now: float) -> tuple[KeyRecord, str]:
+    """A new key made to `spec`: its record and its secret (shown once, never stored).
+
+    Raises:
+        KeyStoreError: the expiry is already past.
+    """
+    if spec.expires is not None and spec.expires <= now:
+        raise KeyStoreError("the expiry is already past")
+    secret = new_secret()
+    record = KeyRecord(
+        id=secrets.token_hex(8),
+        name=spec.name,
+        hint=key_hint(secret),
+        created=now,
+        expires=spec.expires,
+        admin=spec.admin,
+        models=spec.models,
+        limits=spec.limits,
+        last_used=None,
+        revoked=None,
+    )
+    return record, secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,21 +529,7 @@ class SQLiteKeyStore:
 
     def create_now(self, spec: KeySpec, *, now: float) -> tuple[KeyRecord, str]:
         """`create`, for a caller without an event loop (the CLI)."""
-        if spec.expires is not None and spec.expires <= now:
-            raise KeyStoreError("the expiry is already past")
-        secret = new_secret()
-        record = KeyRecord(
-            id=secrets.token_hex(8),
-            name=spec.name,
-            hint=key_hint(secret),
-            created=now,
-            expires=spec.expires,
-            admin=spec.admin,
-            models=spec.models,
-            limits=spec.limits,
-            last_used=None,
-            revoked=None,
-        )
+        record, secret = new_key(spec, now=now)
         models = None if spec.models is None else json.dumps(list(spec.models))
         try:
             with self.database.write() as conn:

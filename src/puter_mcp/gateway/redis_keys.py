@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -47,8 +46,7 @@ from puter_mcp.gateway.keystore import (
     KeyUsageRow,
     UnknownKeyName,
     hash_secret,
-    key_hint,
-    new_secret,
+    new_key,
 )
 
 __all__ = ["REDIS_KEY_ERRORS", "SOCKET_TIMEOUT", "RedisKeyStore", "RedisLimitStorage"]
@@ -196,22 +194,8 @@ class RedisKeyStore:
             raise KeyStoreError(f"the key store in {self._shown} does not answer: {exc}") from exc
 
     async def create(self, spec: KeySpec, *, now: float) -> tuple[KeyRecord, str]:
-        if spec.expires is not None and spec.expires <= now:
-            raise KeyStoreError("the expiry is already past")
-        secret = new_secret()
+        record, secret = new_key(spec, now=now)
         digest = hash_secret(secret)
-        record = KeyRecord(
-            id=secrets.token_hex(8),
-            name=spec.name,
-            hint=key_hint(secret),
-            created=now,
-            expires=spec.expires,
-            admin=spec.admin,
-            models=spec.models,
-            limits=spec.limits,
-            last_used=None,
-            revoked=None,
-        )
         fields: dict[str, str] = {
             "id": record.id,
             "name": record.name,
