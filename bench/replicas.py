@@ -213,7 +213,12 @@ class Fleet:
         turn = itertools.cycle([url + "/v1/chat/completions" for url in self.urls])
 
         async def call() -> None:
-            await caller.openai(next(turn), body)
+            url = next(turn)
+            try:
+                await caller.openai(url, body)
+            except Exception as exc:
+                # Some transport errors say nothing in str(); name the kind and the replica.
+                raise RuntimeError(f"{url}: {exc!r}") from exc
 
         return call
 
