@@ -511,7 +511,11 @@ async def run(sizes: Sizes) -> None:
         print(f"replicas (state = {redis_url}): {', '.join(urls)}; SQLite gateway: {sqlite_url}")
 
         started = time.perf_counter()
-        limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
+        # Pooled connections are dropped after 2 s idle: the gateway (uvicorn) closes an idle
+        # one after 5 s, httpx2's default expiry, and a request sent on a connection as the
+        # server closes it fails with ReadError (an idle replica's connections wait out the
+        # bursts of the smaller fleets).
+        limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2.0)
         # The placeholder key the OpenAI SDK insists on sending, as a real client would (with
         # keys off, the gateway takes it as no key).
         async with httpx2.AsyncClient(
