@@ -360,6 +360,17 @@ def report_load(fleets: list[Fleet], burst_size: int) -> None:
         f"{three.replicas} replicas / 1 replica: {ratio:.2f}x requests per second; "
         f"target >= {RPS_TARGET_RATIO}x: {verdict}"
     )
+    # What this machine allows at best, from the CPU figures alone: one gateway process runs on
+    # one CPU at a time, and every process of the bench shares the machine's CPUs.
+    one_gateway = 1000 / _mean(one.gateways_cpu)
+    one_best = min(cpus * 1000 / one.ours(), one_gateway)
+    three_best = min(cpus * 1000 / three.ours(), 1000 / _mean(three.gateways_cpu) * three.replicas)
+    print(
+        f"  at best on this machine, with its {cpus} CPUs to the bench alone: one replica "
+        f"{one_best:.0f} req/s (its gateway process, on one CPU at a time, allows {one_gateway:.0f}; "
+        f"every process together {cpus * 1000 / one.ours():.0f}), {three.replicas} replicas "
+        f"{three_best:.0f} req/s (every process together): {three_best / one_best:.2f}x"
+    )
     for fleet in fleets:
         ours = fleet.ours()
         ceiling = cpus * 1000 / ours
