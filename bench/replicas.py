@@ -64,6 +64,9 @@ from _common import (
     process_cpu_ms,
     summarize,
 )
+
+# bench/gateway.py's ways of starting a server (reading its URL from its output), of making one
+# checked request and of a burst at a given concurrency: the two benchmarks measure alike.
 from gateway import Caller, _server, burst
 
 MODEL = "gpt-5-nano"
