@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -661,3 +662,69 @@ class RedisServer:
             self.process.kill()
             self.process.wait(10)
         self.process = None
+
+
+# --------------------------------------------------------------------------------------------
+# `puter-mcp gateway` as a process of its own (replicas, the proxy in front of them)
+
+
+@dataclass
+class GatewayProcess:
+    """A `puter-mcp gateway` subprocess: its base URL (`http://127.0.0.1:PORT`) and every line
+    it wrote to stderr so far (the start-up lines, one access line per request, warnings)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    lines: list[str] = field(default_factory=list)
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def requests_logged(self, path: str) -> int:
+        """The requests for `path` it has answered so far (its access log lines)."""
+        return sum(
+            1 for line in list(self.lines) if "puter_mcp.gateway.access" in line and f" path={path} " in line
+        )
+
+    def stop(self) -> None:
+        """SIGTERM (it gives its slots back), SIGKILL if it has not ended after 10 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _pump_lines(stream: IO[bytes], found: queue.Queue[str], kept: list[str]) -> None:
+    for raw in stream:
+        line = raw.decode(errors="replace")
+        kept.append(line)
+        found.put(line)
+
+
+def start_gateway_process(env: dict[str, str], *args: str) -> GatewayProcess:
+    """`puter-mcp gateway --port 0 *args` under `env`, once it says where it serves."""
+    process = subprocess.Popen(
+        [SCRIPT, "gateway", "--port", "0", *args], env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    found: queue.Queue[str] = queue.Queue()
+    kept: list[str] = []
+    threading.Thread(target=_pump_lines, args=(process.stderr, found, kept), daemon=True).start()
+    for _ in range(200):  # bounded: the start-up prints a few lines
+        try:
+            line = found.get(timeout=20)
+        except queue.Empty:
+            break
+        if "OpenAI" in line and "http://" in line:
+            return GatewayProcess(process, line.split()[-1].removesuffix("/v1"), kept)
+    process.kill()
+    process.wait()
+    raise AssertionError("the gateway did not start:\n" + "".join(kept))
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts, such as nginx)."""
+    return _free_loopback_port()

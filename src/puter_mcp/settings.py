@@ -87,6 +87,13 @@ class RoutingSettings(_Section):
         description="When every candidate is cooling down, wait for the first to free up only if it "
         "frees up within this many seconds (and within the deadline); else fail at once.",
     )
+    slot_lease: float = Field(
+        default=900.0,
+        gt=0,
+        description="Seconds a pacing slot may stay in flight before it stops counting: how long a "
+        "process killed without giving its slots back (SIGKILL, a lost host) can hold an account's "
+        "in-flight places. Longer than any request should take.",
+    )
 
 
 class CooldownSettings(_Section):
@@ -316,6 +323,7 @@ ENV_VARS: Mapping[str, str] = {
     "PUTER_MCP_MAX_ATTEMPTS": "routing.max_attempts",
     "PUTER_MCP_DEADLINE": "routing.deadline",
     "PUTER_MCP_MAX_WAIT": "routing.max_wait",
+    "PUTER_MCP_SLOT_LEASE": "routing.slot_lease",
     "PUTER_MCP_TIMEOUT_CONNECT": "timeouts.connect",
     "PUTER_MCP_TIMEOUT_FIRST_BYTE": "timeouts.first_byte",
     "PUTER_MCP_TIMEOUT_IDLE": "timeouts.idle",

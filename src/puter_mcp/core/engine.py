@@ -59,7 +59,7 @@ class Engine:
         self.chains = dict(virtual_models)  # the built-in chains merged with the user's
         self.accounts = AccountsView(settings, accounts, client, env_token=env_token)
         self.book = CooldownBook(store, policy=_policy(settings), clock=clock)
-        self.pacer = Pacer(store, clock=clock)
+        self.pacer = Pacer(store, clock=clock, lease_ttl=settings.routing.slot_lease)
         self.router = Router(
             book=self.book,
             pacer=self.pacer,

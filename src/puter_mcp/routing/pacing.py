@@ -93,7 +93,8 @@ class Pacer:
         lease_ttl: how long a slot may stay in flight before it stops counting, so that a
             process that died without giving it back cannot hold an account's in-flight places
             forever. Longer than any request should take. On the same host the store frees a
-            dead process's slots at once; the lease is for the cases it cannot check.
+            dead process's slots at once; the lease is for the cases it cannot check. The engine
+            passes `routing.slot_lease` (`PUTER_MCP_SLOT_LEASE`).
         in_flight_hint: what `try_acquire` answers when only the in-flight cap is reached:
             when a running request ends cannot be known, so this is a polling interval.
         release_settle: how long a finished request still counts as in flight (see `release`).
