@@ -256,7 +256,7 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def _configure_logging(settings: Settings, paths: Paths) -> None:
     """Log to stderr and the rotating log file (never stdout); mask every secret we know."""
     from puter_mcp.logs import configure_logging, register_secret
-    from puter_mcp.routing.state.redis_url import PASSWORD_ENV, url_password
+    from puter_mcp.routing.redis_url import PASSWORD_ENV, url_password
 
     configure_logging(settings.log_level, paths.log_file)
     for secret in (
@@ -763,7 +763,7 @@ def _broke_off(model: str, why: str, next_model: str) -> str:
 
 def _cmd_config(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     from puter_mcp.accounts.secrets import mask_token
-    from puter_mcp.routing.state.redis_url import masked_url
+    from puter_mcp.routing.redis_url import masked_url
 
     shown = settings.model_dump(mode="json")
     if shown["http"].get("auth_token"):

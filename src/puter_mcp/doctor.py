@@ -58,7 +58,7 @@ from puter_mcp.puter.catalogue import Catalogue
 from puter_mcp.puter.client import AccountUsage, PuterClient, Timeouts, WhoAmI
 from puter_mcp.puter.errors import FailureKind, PuterError, account_state, credit_advice
 from puter_mcp.routing import chains
-from puter_mcp.routing.state.redis_url import PASSWORD_ENV, is_redis_url
+from puter_mcp.routing.redis_url import PASSWORD_ENV, is_redis_url
 from puter_mcp.settings import ENV_VARS, ConfigError, Paths, Settings, load_settings
 
 __all__ = [

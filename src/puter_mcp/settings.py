@@ -227,7 +227,7 @@ class Settings(BaseModel):
     @field_validator("state")
     @classmethod
     def _state(cls, value: str) -> str:
-        from puter_mcp.routing.state.redis_url import check_redis_url, is_redis_url, masked_url
+        from puter_mcp.routing.redis_url import check_redis_url, is_redis_url, masked_url
 
         if is_redis_url(value):
             check_redis_url(value)  # its message never shows the password

@@ -59,9 +59,11 @@ from puter_mcp.core.results import (
     VirtualModelRecord,
 )
 from puter_mcp.core.stats_view import UpstreamAttempt, UsageFigures, UsageReport
-from puter_mcp.core.stores import is_redis_url, masked_url, redis_password
 from puter_mcp.puter.effort import effort_from_thinking_budget
 from puter_mcp.puter.errors import FailureKind
+
+# From the light module, not core.stores: importing the state package would slow every start.
+from puter_mcp.routing.redis_url import is_redis_url, masked_url, redis_password
 
 __all__ = [
     "CONTENT_EVENTS",

@@ -111,7 +111,9 @@ class Backend:
         """
         env = os.environ if env is None else env
         accounts: AccountsStore | None = None
-        if not sandbox:  # the sandbox has accounts of its own, never the real ones
+        # The sandbox has accounts of its own, never the real ones. The accounts module is
+        # imported only when a fleet's accounts are given: a server's start-up is measured.
+        if not sandbox and (settings.accounts.file or env.get("PUTER_MCP_ACCOUNTS")):
             from puter_mcp.accounts.store import AccountsError, fixed_accounts
 
             try:

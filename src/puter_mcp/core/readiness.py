@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from puter_mcp.core.errors import BackendError
 from puter_mcp.puter.errors import PuterError
-from puter_mcp.routing.state import Scope
 
 if TYPE_CHECKING:
     from puter_mcp.core.engine import Engine
@@ -44,6 +43,10 @@ class Readiness(BaseModel):
 
 
 async def readiness(engine: Engine, *, now: float) -> Readiness:
+    # Imported here: the record above is part of the core's face, which a starting server
+    # imports; the state package is not needed until the first question.
+    from puter_mcp.routing.state import Scope
+
     problems: list[str] = []
     accounts = engine.routable_accounts()
     if not accounts:

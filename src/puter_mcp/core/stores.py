@@ -8,11 +8,11 @@ file. The routing layer knows no settings: this module turns them into a target 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
+from puter_mcp.routing.redis_url import is_redis_url, masked_url, redis_password
 from puter_mcp.routing.state import (
     MEMORY,
     Housekeeping,
@@ -21,7 +21,6 @@ from puter_mcp.routing.state import (
     check_state_file,
     open_state_store,
 )
-from puter_mcp.routing.state.redis_url import PASSWORD_ENV, is_redis_url, masked_url
 from puter_mcp.settings import Paths, Settings
 
 __all__ = [
@@ -71,11 +70,6 @@ def open_store(
         prefix=settings.state_prefix,
         password=redis_password(),
     )
-
-
-def redis_password(env: Mapping[str, str] | None = None) -> str | None:
-    """The Redis password from ``PUTER_MCP_REDIS_PASSWORD`` (one in the URL wins over it)."""
-    return (os.environ if env is None else env).get(PASSWORD_ENV) or None
 
 
 def check_store(settings: Settings, paths: Paths) -> StateFileCheck:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from puter_mcp.routing.redis_url import is_redis_url, masked_url
 from puter_mcp.routing.state.fallback import FallbackStateStore
 from puter_mcp.routing.state.memory import MemoryStateStore
 from puter_mcp.routing.state.protocol import StateStore, WarningSink
 from puter_mcp.routing.state.records import DEFAULT_ORIGIN, StateStoreError
-from puter_mcp.routing.state.redis_url import is_redis_url, masked_url
 from puter_mcp.routing.state.sqlite import STORE_ERRORS, Housekeeping, SQLiteStateStore
 
 __all__ = ["MEMORY", "NETWORK_SCHEMES", "REDIS_RETRY_AFTER", "open_state_store"]

@@ -40,6 +40,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from puter_mcp.puter.errors import FailureKind
+from puter_mcp.routing.redis_url import masked_url
 from puter_mcp.routing.state.protocol import CooldownChanges
 from puter_mcp.routing.state.records import (
     DEFAULT_ORIGIN,
@@ -63,7 +64,6 @@ from puter_mcp.routing.state.records import (
     refusal,
     with_claim,
 )
-from puter_mcp.routing.state.redis_url import masked_url
 from puter_mcp.routing.state.sqlite import Housekeeping
 
 __all__ = [

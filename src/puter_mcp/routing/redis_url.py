@@ -9,9 +9,19 @@ may also come from ``PUTER_MCP_REDIS_PASSWORD``; one written in the URL wins.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["PASSWORD_ENV", "REDIS_SCHEMES", "check_redis_url", "is_redis_url", "masked_url", "url_password"]
+__all__ = [
+    "PASSWORD_ENV",
+    "REDIS_SCHEMES",
+    "check_redis_url",
+    "is_redis_url",
+    "masked_url",
+    "redis_password",
+    "url_password",
+]
 
 REDIS_SCHEMES = ("redis://", "rediss://")
 """The URL forms that select the Redis store."""
@@ -70,3 +80,8 @@ def masked_url(url: str) -> str:
     if colon and password:
         credentials = f"{user}:{_MASK}"  # a lone name (``redis://name@host``) is the user: shown
     return f"{scheme}://{credentials}@{host}{slash}{tail}"
+
+
+def redis_password(env: Mapping[str, str] | None = None) -> str | None:
+    """The Redis password from ``PUTER_MCP_REDIS_PASSWORD`` (one in the URL wins over it)."""
+    return (os.environ if env is None else env).get(PASSWORD_ENV) or None
