@@ -116,7 +116,7 @@ def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     gateway = commands.add_parser(
-        "gateway", help="Serve the OpenAI, Anthropic and Ollama APIs over HTTP (docs/gateway.md)."
+        "gateway", help="Serve the OpenAI, Anthropic and Ollama APIs over HTTP (docs/gateway-reference.md)."
     )
     gateway.add_argument("--host", help="Address to bind (default 127.0.0.1; elsewhere keys are required).")
     gateway.add_argument("--port", type=int, help="Port (default 8000; 0 picks a free one).")

@@ -147,7 +147,7 @@ def _comma_list(value: Any) -> Any:
 
 class GatewaySettings(_Section):
     """The HTTP gateway (`puter-mcp gateway`): the OpenAI, Anthropic and Ollama APIs over the
-    backend (docs/gateway.md). Serving rules shared with MCP over HTTP (Host and Origin
+    backend (docs/gateway-reference.md). Serving rules shared with MCP over HTTP (Host and Origin
     checks) live in `puter_mcp.http_serving`; these are the gateway's own."""
 
     host: str = "127.0.0.1"

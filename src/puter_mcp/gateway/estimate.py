@@ -3,7 +3,7 @@
 A token is about four characters of English or code in the tokenizers of today's models; an
 image costs a fixed amount (Anthropic's documented cost of a ~1 megapixel image is about 1,600
 tokens), and each message and tool adds its framing. The figures are estimates and every
-response that carries one says so (docs/gateway.md, "Usage").
+response that carries one says so (docs/gateway-reference.md, "Usage").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ GatewayError          status, message, category, param, code, retry_after
 A handler raises `GatewayError` anywhere; `Gateway.endpoint` renders it with the API's own
 `error_response` (OpenAI's ``{"error": {...}}``, Anthropic's ``{"type": "error", ...}``,
 Ollama's ``{"error": "..."}``), so every path of one API answers in one shape
-(docs/gateway.md, "Errors").
+(docs/gateway-reference.md, "Errors").
 
 How the core's errors map (clients retry on status codes, so the status must say what helps):
 

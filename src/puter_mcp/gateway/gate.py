@@ -17,7 +17,7 @@ pacing slot given back); so does one that leaves while a whole answer (`whole_an
 
 Why not Starlette's StreamingResponse: it reads its body in another task than the one that
 decided the status, and it cannot hold the headers back until the first content arrives
-(docs/gateway.md, "Streaming").
+(docs/gateway-reference.md, "Streaming").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """OpenAI's Chat Completions API: ``/v1/chat/completions``, ``/v1/models``, and ``/chat``.
 
 Every route also answers without the ``/v1`` prefix (some clients are set up with a base URL
-that lacks it). What is taken, ignored and refused is listed in docs/gateway.md ("OpenAI").
+that lacks it). What is taken, ignored and refused is listed in docs/gateway-reference.md ("OpenAI").
 
 The streamed answer is OpenAI's SSE: ``data: <chunk>`` lines, the role in the first delta,
 each tool-call fragment with its ``index`` (and ``id``, ``type``, ``function.name`` in its
