@@ -67,7 +67,8 @@ from _common import (
 
 # bench/gateway.py's ways of starting a server (reading its URL from its output), of making one
 # checked request and of a burst at a given concurrency: the two benchmarks measure alike.
-from gateway import Caller, _server, burst
+# One set of run sizes for the gateway benchmarks: a burst is per replica count here.
+from gateway import FULL, QUICK, Caller, Sizes, _server, burst
 
 MODEL = "gpt-5-nano"
 PROMPT = "Say hello to the benchmark."
@@ -79,21 +80,6 @@ REQUESTS_PER_ACCOUNT = 150
 """Requests the run may send on one account: below a paid account's 200 per window, so that
 even if every request of the run fell into one window, no limit would bind."""
 WARMUP_BURST = CONCURRENCY * 4
-
-
-@dataclass(frozen=True)
-class Sizes:
-    latency_rounds: int
-    warmup_rounds: int
-    period: float
-    """Least seconds per latency round (requests spaced as a client's would be, not back to back)."""
-    burst: int
-    """Requests per load burst (one burst per replica count per load round)."""
-    load_rounds: int
-
-
-FULL = Sizes(latency_rounds=300, warmup_rounds=20, period=0.03, burst=1500, load_rounds=3)
-QUICK = Sizes(latency_rounds=80, warmup_rounds=10, period=0.03, burst=500, load_rounds=2)
 
 
 # -- the processes ---------------------------------------------------------------------------
