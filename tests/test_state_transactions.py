@@ -90,6 +90,7 @@ async def test_one_successful_chat_takes_at_most_two_write_transactions(
             trace.clear()
             outcome = await backend.chat(ChatCall.build(message=f"hello {number}", model="gpt-5-nano"))
             assert outcome.text
+            sqlite.flush()  # the settle is written by the store's writer thread, maybe not yet
             transactions = trace.transactions()
             assert 1 <= len(transactions) <= 2, transactions
             # The second one gives the slot back and writes the attempt record with it.

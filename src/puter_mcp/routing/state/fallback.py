@@ -170,12 +170,9 @@ class FallbackStateStore:
     async def acquire(self, account: str, model: str, *, judge: Judge[D], slot: SlotRequest) -> Admitted[D]:
         return await self._run(lambda s: s.acquire(account, model, judge=judge, slot=slot))
 
-    async def settle(
-        self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()
-    ) -> list[Cooldown | None]:
-        changed = await self._run(lambda s: s.settle(slot_id, now=now, counted=counted, changes=changes))
+    async def settle(self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()) -> None:
+        await self._run(lambda s: s.settle(slot_id, now=now, counted=counted, changes=changes))
         self._note_release(slot_id, now, counted)
-        return changed
 
     def _note_release(self, slot_id: str, now: float, counted: bool) -> None:
         """Keep a release that went to memory, for the primary's return (see `_released`)."""

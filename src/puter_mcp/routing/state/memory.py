@@ -70,12 +70,10 @@ class MemoryStateStore:
                 self._cooldowns[claim] = with_claim(current, decision.claim_until)
             return Admitted(decision, granted, claimed=claim is not None)
 
-    async def settle(
-        self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()
-    ) -> list[Cooldown | None]:
+    async def settle(self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()) -> None:
         with self._lock:
             self._release_slot(slot_id, now=now, counted=counted)
-            return self._apply(changes)
+            self._apply(changes)
 
     def log_attempt(self, attempt: Attempt) -> None:
         with self._lock:

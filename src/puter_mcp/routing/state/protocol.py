@@ -58,11 +58,13 @@ class StateStore(Protocol):
         it until `claim_until`, but only together with the slot when it asked for one."""
         ...
 
-    async def settle(
-        self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()
-    ) -> list[Cooldown | None]:
+    async def settle(self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()) -> None:
         """In one atomic step: release the slot (as `release_slot`), apply `changes` (as
-        `update_cooldowns`) and write the attempts logged so far. Returns the changed records."""
+        `update_cooldowns`) and write the attempts logged so far.
+
+        A store may finish the step after returning, so that an answer does not wait for its
+        bookkeeping (the SQLite store hands it to a writer thread); the step still comes
+        before every later operation of the same store object, and `aclose` finishes it."""
         ...
 
     def log_attempt(self, attempt: Attempt) -> None:

@@ -580,10 +580,8 @@ class RedisStateStore:
             return Admitted(decision, granted, claimed=claimed is not None)
         raise StateStoreError(_CHURN)
 
-    async def settle(
-        self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()
-    ) -> list[Cooldown | None]:
-        return await self._write(changes, slot=(slot_id, now, counted))
+    async def settle(self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()) -> None:
+        await self._write(changes, slot=(slot_id, now, counted))
 
     def log_attempt(self, attempt: Attempt) -> None:
         self._queued.append(attempt)

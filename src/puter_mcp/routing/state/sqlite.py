@@ -12,7 +12,9 @@ connection has committed since they were last read, which ``PRAGMA data_version`
 changes only when another connection commits, so a process working alone never re-reads them.
 
 The store's work is inline (microseconds), so its coroutines never yield; the `threading.Lock`
-is never held across an ``await``. `release_process_slots` is the synchronous path for the
+is never held across an ``await``. The one exception is `settle`: it hands its step to the
+store's writer thread and returns, so an answer never waits for its bookkeeping; whichever comes
+first, the writer or the store's next operation, writes it, so every later operation sees it. `release_process_slots` is the synchronous path for the
 signal handlers (see `puter_mcp.runtime`).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -75,6 +78,8 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 """Stored in ``PRAGMA user_version``; bump it (with a migration) whenever the tables change."""
+
+_log = logging.getLogger(__name__)
 
 STORE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, StateStoreError)
 """What a failing SQLite store raises (and `FallbackStateStore` turns into memory)."""
@@ -388,7 +393,7 @@ def _move_aside(path: Path, identity: tuple[int, int] | None) -> Path | None:
 
 
 def _log_warning(message: str) -> None:
-    logging.getLogger(__name__).warning("%s", message)
+    _log.warning("%s", message)
 
 
 _STAT_INTERVAL = 1.0
@@ -462,7 +467,9 @@ class SQLiteStateStore:
         self._cooldowns: dict[CooldownKey, Cooldown] | None = None
         self._read_at_version = -1
         self._queued: list[Attempt] = []  # see `log_attempt`
-        self._queue_lock = threading.Lock()
+        self._settles: list[_Settle] = []  # see `settle`
+        self._queue_lock = threading.Lock()  # guards both queues
+        self._writer: _Writer | None = None
         self.moved_aside: Path | None = None
         """Where a corrupt file found by this store was moved, if it moved one."""
         self._conn, self._identity = self._open_checked()
@@ -591,37 +598,57 @@ class SQLiteStateStore:
     # -- transactions and the cooldown cache -----------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
+    def _locked(self, *, writing: bool = False) -> Iterator[sqlite3.Connection]:
+        """The connection, the lock held. Settles handed over but not written yet are written
+        first (`writing`: by the transaction the caller opens next), so that no operation
+        sees the state from before them."""
         with self._lock:
             self._follow_file()
+            if self._settles and not writing:
+                with self._transaction(self._conn):
+                    pass
             yield self._conn
 
     @contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         """One write transaction (the lock held), taking SQLite's write lock before anything is
-        read; the attempts logged so far are written with it."""
+        read. The settles handed over and not written yet are written first, the attempts
+        logged so far last."""
         conn.execute("BEGIN IMMEDIATE")
         with self._queue_lock:
             queued, self._queued = self._queued, []
+            settles, self._settles = self._settles, []
         try:
+            for slot_id, now, counted, changes in settles:
+                self._release_slot(conn, slot_id, now=now, counted=counted)
+                self._apply(conn, changes)
             yield conn
             if queued:
                 conn.executemany(_INSERT_ATTEMPT, [_attempt_params(self.origin, a) for a in queued])
             conn.execute("COMMIT")
         except BaseException:
-            # What the cache saw in this transaction did not happen; the attempts wait for
-            # the next write. The original error is the one worth reporting.
+            # What the cache saw in this transaction did not happen; the settles and attempts
+            # wait for the next write. The original error is the one worth reporting.
             self._cooldowns = None
             with self._queue_lock:
                 self._queued[:0] = queued
+                self._settles[:0] = settles
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._locked() as conn, self._transaction(conn):
+        with self._locked(writing=True) as conn, self._transaction(conn):
             yield conn
+
+    def flush(self) -> None:
+        """Write now what is handed over and not written yet (settles, attempt records)."""
+        with self._lock:
+            self._follow_file()
+            if self._settles or self._queued:
+                with self._transaction(self._conn):
+                    pass
 
     def _known_cooldowns(self, conn: sqlite3.Connection) -> dict[CooldownKey, Cooldown]:
         """This origin's cooldowns, read again only if another connection committed since."""
@@ -669,13 +696,14 @@ class SQLiteStateStore:
     # -- the two steps of a call -----------------------------------------------------------
 
     async def acquire(self, account: str, model: str, *, judge: Judge[D], slot: SlotRequest) -> Admitted[D]:
-        with self._locked() as conn:
+        with self._locked(writing=True) as conn:
             # A blocked pair needs no write: decide before taking the write lock, from what is
             # known (checked to be current: a read of `PRAGMA data_version`). When the cooldowns
             # last read let the pair through, that check is left to the transaction, which makes
             # it anyway: the usual call then starts no read of its own (see bench/README.md).
+            # With settles not written yet, the transaction writes them first and decides then.
             cached = self._cooldowns
-            if cached is None or _held_back(judge(_applying(cached, account, model))):
+            if not self._settles and (cached is None or _held_back(judge(_applying(cached, account, model)))):
                 early = judge(_applying(self._known_cooldowns(conn), account, model))
                 if _held_back(early):
                     return Admitted(early, None, claimed=False)
@@ -695,12 +723,15 @@ class SQLiteStateStore:
                     self._put(conn, claim, with_claim(current, decision.claim_until))
                 return Admitted(decision, granted, claimed=claim is not None)
 
-    async def settle(
-        self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()
-    ) -> list[Cooldown | None]:
-        with self._write() as conn:
-            self._release_slot(conn, slot_id, now=now, counted=counted)
-            return self._apply(conn, changes)
+    async def settle(self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()) -> None:
+        # The answer is ready; its bookkeeping need not hold it up. The writer thread writes it
+        # at once (SQLite leaves the GIL while it works), unless the next operation of this
+        # process comes first and writes it itself: either way before anything else is done.
+        with self._queue_lock:
+            self._settles.append((slot_id, now, counted, changes))
+        if self._writer is None:
+            self._writer = _Writer(self)
+        self._writer.wake()
 
     def log_attempt(self, attempt: Attempt) -> None:
         with self._queue_lock:
@@ -829,10 +860,11 @@ class SQLiteStateStore:
             return 0
         try:
             me = this_process()
-            cursor = self._conn.execute(
-                "UPDATE slots SET released_at = ? WHERE host = ? AND pid = ? AND released_at IS NULL",
-                (now, me.host, me.pid),
-            )
+            with self._transaction(self._conn) as conn:  # with the settles not written yet
+                cursor = conn.execute(
+                    "UPDATE slots SET released_at = ? WHERE host = ? AND pid = ? AND released_at IS NULL",
+                    (now, me.host, me.pid),
+                )
             return cursor.rowcount
         finally:
             self._lock.release()
@@ -864,12 +896,12 @@ class SQLiteStateStore:
             pass  # the transaction writes what is logged
 
     async def recent_attempts(self, limit: int = 100) -> list[Attempt]:
-        self._flush()
+        self.flush()
         rows = self._read(_SELECT_ATTEMPTS, (self.origin, max(limit, 0)))
         return [_attempt_from_row(r) for r in rows]
 
     async def attempts_since(self, since: float) -> list[Attempt]:
-        self._flush()
+        self.flush()
         # A day of a busy gateway is ~10^5 rows, a second's work: read them in a worker thread
         # on a connection of its own (WAL lets it read while writes go on), so that neither the
         # event loop nor this store's lock, which every call's acquire and settle take, waits.
@@ -883,11 +915,6 @@ class SQLiteStateStore:
         finally:
             conn.close()
         return [_attempt_from_row(r) for r in rows]
-
-    def _flush(self) -> None:
-        if self._queued:
-            with self._write():
-                pass  # the transaction writes what is logged
 
     # -- housekeeping ----------------------------------------------------------------------
 
@@ -908,10 +935,58 @@ class SQLiteStateStore:
     def close(self) -> None:
         """Write the attempts still logged, then close the file (synchronous: `doctor`)."""
         _open_stores.discard(self)
+        if self._writer is not None:
+            self._writer.stop()
         with suppress(*STORE_ERRORS):
-            self._flush()
+            self.flush()
         with self._lock:
             self._conn.close()
+
+
+_Settle = tuple[str, float, bool, CooldownChanges]
+"""A settle handed over: the slot, when it ended, whether it counts, the cooldown changes."""
+
+
+class _Writer:
+    """The thread that writes a store's settles as they are handed over.
+
+    One per store, started with the first settle, ended by `stop` (the store's `close`) or
+    when the store is dropped. It holds the store weakly. An error it meets is left for the
+    store's next operation, which writes the same settles and meets (and reports) it again:
+    nothing is lost, and nobody is told twice.
+    """
+
+    def __init__(self, store: SQLiteStateStore) -> None:
+        self._store = weakref.ref(store)
+        self._wanted: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="puter-mcp-state-writer", daemon=True)
+        self._thread.start()
+        weakref.finalize(store, self._wanted.put, False)  # a store dropped unclosed ends it too
+
+    def wake(self) -> None:
+        self._wanted.put(True)
+
+    def stop(self) -> None:
+        self._wanted.put(False)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while self._wanted.get():
+            store = self._store()
+            if store is None:
+                return
+            try:
+                store.flush()
+            except STORE_ERRORS as error:
+                _log.debug("the state writer left a write for the next operation: %s", error)
+            except Exception:
+                _log.exception("the state writer failed")
+            del store
 
 
 StateFileStatus = Literal["ok", "moved-aside", "unreadable"]

@@ -1,0 +1,148 @@
+"""`settle`, the second step of a call: every store's next operation sees it, and the SQLite
+store's writer thread writes it for the other processes without holding the answer up."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from puter_mcp.puter.errors import FailureKind
+from puter_mcp.routing.state import (
+    Attempt,
+    Cooldown,
+    Scope,
+    Slot,
+    SQLiteStateStore,
+    StateStore,
+    WindowUsage,
+)
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_700_000_000.0
+RATE_LIMIT = Cooldown(Scope.ACCOUNT, "a", None, FailureKind.RATE_LIMITED, until=T0 + 60, since=T0)
+
+
+async def take(store: StateStore, slot_id: str, now: float = T0) -> Slot:
+    slot = await store.acquire_slot(
+        "a", slot_id=slot_id, now=now, window=10.5, max_requests=5, max_in_flight=2, lease_until=now + 900
+    )
+    assert isinstance(slot, Slot)
+    return slot
+
+
+def attempt(at: float = T0) -> Attempt:
+    return Attempt(time=at, account="a", model="m", kind=None, latency_ms=12.0, request_id="r1")
+
+
+async def test_the_next_operation_sees_a_settle_whole(store: StateStore) -> None:
+    slot = await take(store, "s1")
+    store.log_attempt(attempt())
+    await store.settle(slot.id, now=T0 + 1, counted=True, changes=[(RATE_LIMIT.key, lambda old: RATE_LIMIT)])
+    # Whether or not a store finished the step in the background, nothing after it sees less.
+    assert await store.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
+    assert await store.cooldowns_for("a", "m") == [RATE_LIMIT]
+    assert [a.request_id for a in await store.recent_attempts()] == ["r1"]
+
+
+async def test_settles_in_a_row_keep_their_order(store: StateStore) -> None:
+    first = await take(store, "s1")
+    second = await take(store, "s2")
+    later = Cooldown(Scope.ACCOUNT, "a", None, FailureKind.RATE_LIMITED, until=T0 + 90, since=T0, level=1)
+    await store.settle(first.id, now=T0 + 1, counted=True, changes=[(RATE_LIMIT.key, lambda old: RATE_LIMIT)])
+    await store.settle(second.id, now=T0 + 1, counted=False, changes=[(later.key, lambda old: later)])
+    assert await store.cooldowns_for("a", "m") == [later]
+    # The uncounted one left the window; the counted one stays in it.
+    assert await store.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
+
+
+async def test_another_process_sees_a_settle_without_a_further_operation(tmp_path: Path) -> None:
+    mine = SQLiteStateStore(tmp_path / "s.db")
+    other = SQLiteStateStore(tmp_path / "s.db")  # what another process reads
+    try:
+        slot = await take(mine, "s1", now=time.time())
+        mine.log_attempt(attempt(time.time()))
+        await mine.settle(slot.id, now=time.time(), counted=True)
+        # Only the writer thread can write it now: `mine` does nothing more.
+        deadline = time.monotonic() + 5.0
+        while not await other.recent_attempts() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert [a.request_id for a in await other.recent_attempts()] == ["r1"]
+        usage = await other.window_usage("a", now=time.time(), window=10.5)
+        assert usage.in_flight == 0
+    finally:
+        await mine.aclose()
+        await other.aclose()
+
+
+async def test_a_settle_the_writer_cannot_write_waits_for_the_next_operation(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    mine = SQLiteStateStore(path, busy_timeout=0.05)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        slot = await take(mine, "s1")
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        mine.log_attempt(attempt())
+        await mine.settle(slot.id, now=T0 + 1, counted=True)
+        time.sleep(0.3)  # the writer tries, meets the lock, and leaves the settle queued
+        blocker.execute("COMMIT")
+        assert blocker.execute("SELECT count(*) FROM attempts").fetchone() == (0,)
+        # The store's next operation writes it before anything else: nothing was lost.
+        assert await mine.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
+        assert blocker.execute("SELECT count(*) FROM attempts").fetchone() == (1,)
+    finally:
+        blocker.close()
+        await mine.aclose()
+
+
+async def test_a_locked_database_fails_the_next_operation_not_the_settle(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    mine = SQLiteStateStore(path, busy_timeout=0.05)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        slot = await take(mine, "s1")
+        blocker.execute("BEGIN IMMEDIATE")
+        await mine.settle(slot.id, now=T0 + 1, counted=True)  # hands over, never raises
+        # The failure reaches the next operation (where the fallback wrapper turns it into
+        # memory), and the settle is still there to write once the lock is gone.
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await mine.window_usage("a", now=T0 + 1, window=10.5)
+        blocker.execute("COMMIT")
+        assert await mine.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
+    finally:
+        blocker.close()
+        await mine.aclose()
+
+
+async def test_closing_writes_what_is_pending_and_stops_the_writer(tmp_path: Path) -> None:
+    mine = SQLiteStateStore(tmp_path / "s.db")
+    slot = await take(mine, "s1")
+    mine.log_attempt(attempt())
+    await mine.settle(slot.id, now=T0 + 1, counted=True)
+    writer = mine._writer
+    assert writer is not None and writer.alive
+    await mine.aclose()
+    assert not writer.alive
+    other = SQLiteStateStore(tmp_path / "s.db")
+    try:
+        assert [a.request_id for a in await other.recent_attempts()] == ["r1"]
+        assert await other.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
+    finally:
+        await other.aclose()
+
+
+async def test_a_store_dropped_unclosed_ends_its_writer(tmp_path: Path) -> None:
+    mine = SQLiteStateStore(tmp_path / "s.db")
+    await mine.settle((await take(mine, "s1")).id, now=T0 + 1, counted=True)
+    writer = mine._writer
+    assert writer is not None
+    del mine  # never closed
+    gc.collect()
+    deadline = time.monotonic() + 5.0
+    while writer.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not writer.alive
