@@ -31,7 +31,6 @@ from puter_mcp.core.results import (
     ModelsPage,
     StreamProgress,
 )
-from puter_mcp.core.stats_view import UpstreamAttempt, UsageReport
 from puter_mcp.settings import Paths, Settings
 
 if TYPE_CHECKING:
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from puter_mcp.core.chat import EventSink
     from puter_mcp.core.engine import Engine
     from puter_mcp.core.readiness import Readiness
+    from puter_mcp.core.stats_view import UpstreamAttempt, UsageReport
     from puter_mcp.puter.client import PuterClient
     from puter_mcp.routing.state import StateStore
 
