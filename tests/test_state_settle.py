@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from redis.exceptions import RedisError
 
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.state import (
@@ -20,6 +21,8 @@ from puter_mcp.routing.state import (
     StateStore,
     WindowUsage,
 )
+from puter_mcp.routing.state.redis import RedisStateStore
+from tests.helpers import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +149,45 @@ async def test_a_store_dropped_unclosed_ends_its_writer(tmp_path: Path) -> None:
     while writer.alive and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not writer.alive
+
+
+async def test_a_settle_redis_does_not_take_is_written_when_it_is_back(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    store = RedisStateStore(server.url, socket_timeout=0.5)
+    try:
+        slot = await take(store, "s1")
+        store.log_attempt(attempt())
+        server.stop()
+        await store.settle(slot.id, now=T0 + 1, counted=True)  # hands over, never raises
+        # The next operation meets the failure (the fallback wrapper turns it into memory) ...
+        with pytest.raises((RedisError, OSError)):
+            await store.window_usage("a", now=T0 + 1, window=10.5)
+        # ... and once Redis answers again (restarted empty), the settle is written first.
+        server.start()
+        assert [a.request_id for a in await store.recent_attempts()] == ["r1"]
+    finally:
+        await store.aclose()
+        server.stop()
+
+
+async def test_a_settle_whose_writing_failed_is_written_by_the_next_operation(
+    redis_server: RedisServer, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RedisStateStore(redis_server.url, prefix=redis_prefix)
+    try:
+        slot = await take(store, "s1")
+        real_write = store._write
+        failures = [RedisError("Redis went away for a moment")]
+
+        async def failing_once(*args: object, **kwargs: object) -> object:
+            if failures:
+                raise failures.pop()
+            return await real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "_write", failing_once)
+        await store.settle(slot.id, now=T0 + 1, counted=True)
+        # Without the second try, the slot would hold its place until its lease ends.
+        assert await store.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
+        assert not failures
+    finally:
+        await store.aclose()

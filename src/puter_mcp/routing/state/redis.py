@@ -25,9 +25,11 @@ and every slot key has a TTL long enough for what it holds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -471,6 +473,8 @@ class RedisStateStore:
         self._version = ""
         self._queued: list[Attempt] = []  # see `log_attempt`
         self._held: dict[str, str] = {}  # slot id -> account, for the slots this store granted
+        self._settling: set[asyncio.Task[None]] = set()  # see `settle`
+        self._unsent: deque[_Settle] = deque()  # settles whose writing failed, for the next operation
         self._housekeeping = housekeeping
 
     # -- keys ------------------------------------------------------------------------------
@@ -511,6 +515,7 @@ class RedisStateStore:
     # -- the two steps of a call -----------------------------------------------------------
 
     async def acquire(self, account: str, model: str, *, judge: Judge[D], slot: SlotRequest) -> Admitted[D]:
+        await self._settled()
         if not self._version:
             await self._fresh_cooldowns()
         started, running, settling = self._slot_keys(account)
@@ -581,7 +586,34 @@ class RedisStateStore:
         raise StateStoreError(_CHURN)
 
     async def settle(self, slot_id: str, *, now: float, counted: bool, changes: CooldownChanges = ()) -> None:
-        await self._write(changes, slot=(slot_id, now, counted))
+        # The answer is ready; a round trip to Redis for its bookkeeping need not hold it up.
+        # The script is sent at once, in a task of its own; every later operation of this
+        # store waits for it first (`_settled`), so none sees the state from before it.
+        task = asyncio.get_running_loop().create_task(self._send_settle((slot_id, now, counted, changes)))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _send_settle(self, settle: _Settle) -> None:
+        slot_id, now, counted, changes = settle
+        try:
+            await self._write(changes, slot=(slot_id, now, counted))
+        except Exception:
+            # Kept for the next operation, which writes it again and meets (and reports) the
+            # error itself: through `FallbackStateStore`, that is memory until Redis is back.
+            self._unsent.append(settle)
+
+    async def _settled(self) -> None:
+        """Wait for the settles handed over so far; write again those whose writing failed.
+
+        Raises:
+            RedisError, OSError, StateStoreError: a settle still cannot be written.
+        """
+        if self._settling:
+            await asyncio.wait(list(self._settling))
+        while self._unsent:
+            slot_id, now, counted, changes = self._unsent[0]
+            await self._write(changes, slot=(slot_id, now, counted))
+            self._unsent.popleft()
 
     def log_attempt(self, attempt: Attempt) -> None:
         self._queued.append(attempt)
@@ -660,19 +692,23 @@ class RedisStateStore:
     # -- cooldowns -------------------------------------------------------------------------
 
     async def cooldowns_for(self, account: str, model: str) -> list[Cooldown]:
+        await self._settled()
         known = await self._fresh_cooldowns()
         return [c for c in known.values() if applies_to(c, account, model)]
 
     async def list_cooldowns(self) -> list[Cooldown]:
+        await self._settled()
         return list((await self._fresh_cooldowns()).values())
 
     async def update_cooldown(self, key: CooldownKey, change: CooldownChange) -> Cooldown | None:
         return (await self.update_cooldowns([(key, change)]))[0]
 
     async def update_cooldowns(self, changes: CooldownChanges) -> list[Cooldown | None]:
+        await self._settled()
         return await self._write(changes)
 
     async def delete_cooldown(self, key: CooldownKey) -> bool:
+        await self._settled()
         existed: list[bool] = []
 
         def remove(current: Cooldown | None) -> None:
@@ -683,6 +719,7 @@ class RedisStateStore:
         return existed[0]
 
     async def claim_probe(self, key: CooldownKey, *, now: float, lease_until: float) -> bool:
+        await self._settled()
         won: list[bool] = []
 
         def claim(current: Cooldown | None) -> Cooldown | None:
@@ -694,6 +731,7 @@ class RedisStateStore:
         return won[0]
 
     async def release_probe(self, key: CooldownKey) -> None:
+        await self._settled()
         await self._write([(key, lambda current: None if current is None else with_claim(current, None))])
 
     # -- pacing ----------------------------------------------------------------------------
@@ -715,9 +753,11 @@ class RedisStateStore:
         return admitted.slot
 
     async def release_slot(self, slot_id: str, *, now: float, counted: bool) -> None:
+        await self._settled()
         await self._write((), slot=(slot_id, now, counted))
 
     async def window_usage(self, account: str, *, now: float, window: float) -> WindowUsage:
+        await self._settled()
         started, running, _settling = self._slot_keys(account)
         requests, in_flight = await _run(
             self._window_usage, keys=[started, running], args=[repr(now), repr(window)]
@@ -728,17 +768,21 @@ class RedisStateStore:
     # -- last use and attempts -------------------------------------------------------------
 
     async def touch(self, account: str, now: float) -> None:
+        await self._settled()
         await _run(self._touch, keys=[self._key("last-used")], args=[account, repr(now)])
 
     async def last_used(self) -> dict[str, float]:
+        await self._settled()
         stored = cast(dict[str, str], await self._redis.hgetall(self._key("last-used")))
         return {str(account): float(at) for account, at in stored.items()}
 
     async def record_attempt(self, attempt: Attempt) -> None:
+        await self._settled()
         self.log_attempt(attempt)
         await self._write(())
 
     async def recent_attempts(self, limit: int = 100) -> list[Attempt]:
+        await self._settled()
         if self._queued:
             await self._write(())
         if limit <= 0:
@@ -748,6 +792,7 @@ class RedisStateStore:
 
     async def attempts_since(self, since: float) -> list[Attempt]:
         """Every attempt that ended at `since` or later, oldest first (usage statistics)."""
+        await self._settled()
         if self._queued:
             await self._write(())
         found: list[Attempt] = []
@@ -766,6 +811,7 @@ class RedisStateStore:
     # -- housekeeping ----------------------------------------------------------------------
 
     async def prune(self, *, now: float, attempts_max_age: float, cooldowns_max_age: float) -> None:
+        await self._settled()
         await self._prune_attempts(now - attempts_max_age)
         old = [c.key for c in (await self._fresh_cooldowns()).values() if c.until < now - cooldowns_max_age]
         if old:
@@ -801,8 +847,10 @@ class RedisStateStore:
         return False
 
     async def aclose(self) -> None:
-        """Write the attempts still queued (if Redis answers), then close the connections."""
+        """Write the settles and attempts still queued (if Redis answers), then close the
+        connections."""
         try:
+            await self._settled()
             if self._queued:
                 await self._write(())
         finally:
@@ -821,6 +869,10 @@ class RedisStateStore:
 _CHURN = (
     "the Redis state store's cooldowns changed on every one of 50 tries; another replica writes in a loop"
 )
+
+
+_Settle = tuple[str, float, bool, CooldownChanges]
+"""A settle handed over: the slot, when it ended, whether it counts, the cooldown changes."""
 
 
 class _TakeASlot:
