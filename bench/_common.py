@@ -31,6 +31,11 @@ import httpx2
 from puter_mcp.accounts.store import Account, AccountsStore
 from puter_mcp.settings import Paths, resolve_paths
 
+VARIANT_GAP = 0.005
+"""Seconds of pause before each variant of a round. What a call leaves to finish in the
+background (the state store's writer thread, its Redis round trip) must not land in the next
+variant's time: each variant starts on a quiet machine."""
+
 __all__ = [
     "BENCH_DIR",
     "PUTER_MCP",

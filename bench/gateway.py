@@ -68,6 +68,7 @@ from _common import (
     BENCH_DIR,
     PUTER_MCP,
     PYTHON,
+    VARIANT_GAP,
     EmulatorProcess,
     Home,
     machine_info,
@@ -283,6 +284,7 @@ async def latency_rounds(variants: dict[str, Variant], sizes: Sizes, emulator_pi
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             variant = variants[name]
+            await anyio.sleep(VARIANT_GAP)
             server_before, emulator_before = _cpu(variant.server_pid), _cpu(emulator_pid)
             client_before = time.process_time()
             started = time.perf_counter()
@@ -337,6 +339,7 @@ async def load_rounds(variants: dict[str, Variant], sizes: Sizes, emulator_pid: 
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             variant = variants[name]
+            await anyio.sleep(VARIANT_GAP)
             server_before, emulator_before = _cpu(variant.server_pid), _cpu(emulator_pid)
             client_before = time.process_time()
             seconds, failures = await burst(variant.call, sizes.burst, CONCURRENCY)

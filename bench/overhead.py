@@ -65,6 +65,7 @@ from _common import (
     BENCH_DIR,
     PUTER_MCP,
     PYTHON,
+    VARIANT_GAP,
     EmulatorProcess,
     Home,
     child_processes,
@@ -93,9 +94,6 @@ class Sizes:
     warmup_rounds: int
     period: float
 
-
-VARIANT_GAP = 0.005
-"""Seconds between two variants of a round (see `_interleave`)."""
 
 FULL = Sizes(cold_runs=14, call_rounds=300, warmup_rounds=15, period=0.06)
 QUICK = Sizes(cold_runs=5, call_rounds=60, warmup_rounds=8, period=0.06)
@@ -256,8 +254,6 @@ async def _interleave(variants: Mapping[str, Variant], sizes: Sizes, emulator_pi
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             variant = variants[name]
-            # What a call leaves to finish in the background (the state store's writer) must
-            # not land in the next variant's time: each variant starts on a quiet machine.
             await anyio.sleep(VARIANT_GAP)
             server_before = process_cpu_ms(variant.server_pid) if variant.server_pid else math.nan
             emulator_before = process_cpu_ms(emulator_pid) if emulator_pid else math.nan

@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 import httpx2
 
-from _common import EmulatorProcess, machine_info, print_table, private_home, summarize
+from _common import VARIANT_GAP, EmulatorProcess, machine_info, print_table, private_home, summarize
 from puter_mcp.core import Backend, ChatCall
 from puter_mcp.puter.wire import ChatMessage, ChatRequest
 from puter_mcp.routing.state import MemoryStateStore
@@ -87,9 +87,7 @@ async def run(
                 # Alternate which goes first, so that neither always meets a fresher cache.
                 order = ("product", "direct") if index % 2 == 0 else ("direct", "product")
                 for name in order:
-                    # The product's background work (the state store's writer) must not land
-                    # in the other variant's time: each starts on a quiet process.
-                    await anyio.sleep(0.005)
+                    await anyio.sleep(VARIANT_GAP)
                     cpu_before = time.process_time()
                     started = time.perf_counter()
                     profiler = profilers.get(name)

@@ -56,6 +56,7 @@ import redis
 
 from _common import (
     PUTER_MCP,
+    VARIANT_GAP,
     EmulatorProcess,
     Home,
     machine_info,
@@ -257,6 +258,7 @@ async def latency_rounds(variants: dict[str, Variant], sizes: Sizes) -> None:
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             variant = variants[name]
+            await anyio.sleep(VARIANT_GAP)
             started = time.perf_counter()
             try:
                 await variant.call()
