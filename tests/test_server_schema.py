@@ -5,6 +5,7 @@ passes the other."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -14,7 +15,13 @@ from mcp import Client
 from pydantic import BaseModel
 
 from puter_mcp.core import AccountsOverview, Backend, ModelsPage
-from puter_mcp.server import ChatResultMetadata, build_server, compact_schema
+from puter_mcp.server import (
+    OUTPUT_SCHEMAS_FILE,
+    ChatResultMetadata,
+    build_server,
+    compact_schema,
+    output_schemas,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -80,7 +87,10 @@ async def test_the_published_output_schemas_are_compact_and_accept_what_the_mode
         keys = set(_keys(published))
         assert "$ref" not in keys and "$defs" not in keys, name
         original = model.model_json_schema()
-        assert published == compact_schema(original)
+        assert published == compact_schema(original), (
+            "src/puter_mcp/tool_output_schemas.json is out of date: run "
+            '.venv/bin/python -c "import puter_mcp.server as s; s.write_output_schemas()"'
+        )
         sample = results[name].structured_content
         assert sample is not None and not results[name].is_error
         assert validator_for(published)(published).is_valid(sample)
@@ -122,3 +132,11 @@ def test_what_cannot_be_folded_is_left_as_it_is() -> None:
     compact = compact_schema(copy.deepcopy(schema))
     assert "anyOf" in compact["properties"]["effort"]
     assert _agree(schema, compact, [{"effort": "low"}, {"effort": None}]) > 5
+
+
+def test_the_packaged_output_schemas_are_what_the_models_say() -> None:
+    packaged = json.loads(OUTPUT_SCHEMAS_FILE.read_text(encoding="utf-8"))
+    assert packaged == output_schemas(), (
+        "src/puter_mcp/tool_output_schemas.json is out of date: run "
+        '.venv/bin/python -c "import puter_mcp.server as s; s.write_output_schemas()"'
+    )

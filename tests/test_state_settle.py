@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 from redis.exceptions import RedisError
 
@@ -71,9 +72,10 @@ async def test_another_process_sees_a_settle_without_a_further_operation(tmp_pat
         mine.log_attempt(attempt(time.time()))
         await mine.settle(slot.id, now=time.time(), counted=True)
         # Only the writer thread can write it now: `mine` does nothing more.
-        deadline = time.monotonic() + 5.0
-        while not await other.recent_attempts() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        for _ in range(1000):  # 5 s at most
+            if await other.recent_attempts():
+                break
+            await anyio.sleep(0.005)
         assert [a.request_id for a in await other.recent_attempts()] == ["r1"]
         usage = await other.window_usage("a", now=time.time(), window=10.5)
         assert usage.in_flight == 0
@@ -91,7 +93,7 @@ async def test_a_settle_the_writer_cannot_write_waits_for_the_next_operation(tmp
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         mine.log_attempt(attempt())
         await mine.settle(slot.id, now=T0 + 1, counted=True)
-        time.sleep(0.3)  # the writer tries, meets the lock, and leaves the settle queued
+        await anyio.sleep(0.3)  # the writer tries, meets the lock, and leaves the settle queued
         blocker.execute("COMMIT")
         assert blocker.execute("SELECT count(*) FROM attempts").fetchone() == (0,)
         # The store's next operation writes it before anything else: nothing was lost.
@@ -145,9 +147,10 @@ async def test_a_store_dropped_unclosed_ends_its_writer(tmp_path: Path) -> None:
     assert writer is not None
     del mine  # never closed
     gc.collect()
-    deadline = time.monotonic() + 5.0
-    while writer.alive and time.monotonic() < deadline:
-        time.sleep(0.01)
+    for _ in range(500):  # 5 s at most
+        if not writer.alive:
+            break
+        await anyio.sleep(0.01)
     assert not writer.alive
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import difflib
 import inspect
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
@@ -193,17 +195,49 @@ def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
 
 
-def _tool(server: MCPServer[Any], **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+OUTPUT_SCHEMAS_FILE = Path(__file__).with_name("tool_output_schemas.json")
+"""Each tool's output schema as published: `output_schemas()`, written out ahead of time."""
+
+
+def output_models() -> dict[str, type[BaseModel]]:
+    """The model of each tool's structured content."""
+    return {"puter-chat": ChatResultMetadata, "puter-models": ModelsPage, "puter-account": AccountsOverview}
+
+
+def output_schemas() -> dict[str, dict[str, Any]]:
+    """Each tool's output schema: its model's JSON Schema, in compact form (`compact_schema`).
+
+    Deriving them costs pydantic ~15 ms, a fifth of what puter-mcp adds to an MCP server's
+    start, so the server publishes `OUTPUT_SCHEMAS_FILE` instead; tests/test_server_schema.py
+    checks that it says exactly this, and `write_output_schemas` writes it again.
+    """
+    return {name: compact_schema(model.model_json_schema()) for name, model in output_models().items()}
+
+
+def write_output_schemas() -> None:
+    """Write `OUTPUT_SCHEMAS_FILE` again, after a change to a model of `output_models`."""
+    text = json.dumps(output_schemas(), indent=1, sort_keys=True, ensure_ascii=False)
+    OUTPUT_SCHEMAS_FILE.write_text(text + "\n", encoding="utf-8")
+
+
+def _tool(
+    server: MCPServer[Any], published: Mapping[str, dict[str, Any]], **options: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`server.tool(...)` with the docstring dedented, so clients show it without source
-    indentation, and the output schema in its compact form (see `compact_schema`)."""
+    indentation, and the output schema of `published` (see `output_schemas`).
+
+    The SDK derives a schema from a return annotation and checks every result against it; a
+    schema set here is published but not checked on this side. The client checks it (the
+    SDK's does), and the structured content is dumped from a model that was validated when
+    it was made, which tests/test_server_schema.py checks agrees with the schema.
+    """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        name = options.get("name", fn.__name__)
         server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **options)(fn)
-        tool = server._tool_manager.get_tool(options.get("name", fn.__name__))
-        if tool is not None and tool.fn_metadata.output_schema is not None:
-            # The result is still validated against the pydantic model on this side; only what
-            # is published (and validated again by the client) changes form.
-            tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
+        tool = server._tool_manager.get_tool(name)
+        if tool is not None and name in published:
+            tool.fn_metadata.output_schema = published[name]
         return fn
 
     return register
@@ -255,9 +289,11 @@ def build_server(backend: Backend) -> MCPServer[Any]:
         version=__version__,
         instructions=INSTRUCTIONS,
     )
+    published: dict[str, dict[str, Any]] = json.loads(OUTPUT_SCHEMAS_FILE.read_text(encoding="utf-8"))
 
     @_tool(
         server,
+        published,
         name="puter-chat",
         title="Ask a Puter model",
         annotations=ToolAnnotations(
@@ -322,7 +358,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
                 "at most 5 MB) or https URLs. Only models that take images answer (a chain keeps those)."
             ),
         ] = None,
-    ) -> Annotated[CallToolResult, ChatResultMetadata]:
+    ) -> CallToolResult:
         """Ask one of Puter's AI models and return its answer.
 
         If the model is rate-limited, down or out of credits, the next model of its chain (or another
@@ -357,6 +393,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
 
     @_tool(
         server,
+        published,
         name="puter-models",
         title="Find Puter models",
         annotations=ToolAnnotations(
@@ -387,7 +424,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
         offset: Annotated[
             int, Field(ge=0, strict=True, description="How many matching records to skip (paging).")
         ] = 0,
-    ) -> Annotated[CallToolResult, ModelsPage]:
+    ) -> CallToolResult:
         """Find Puter's models by name, provider and abilities, with context size and price per 1M tokens."""
         try:
             page = await backend.list_models(
@@ -412,6 +449,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
 
     @_tool(
         server,
+        published,
         name="puter-account",
         title="Puter accounts and credits",
         annotations=ToolAnnotations(
@@ -421,7 +459,7 @@ def build_server(backend: Backend) -> MCPServer[Any]:
             open_world_hint=True,
         ),
     )
-    async def puter_account() -> Annotated[CallToolResult, AccountsOverview]:
+    async def puter_account() -> CallToolResult:
         """Show each signed-in Puter account: credits left, tier, which is the default, and any cooldowns."""
         try:
             overview = await backend.accounts_overview()
