@@ -31,10 +31,12 @@ import httpx2
 from puter_mcp.accounts.store import Account, AccountsStore
 from puter_mcp.settings import Paths, resolve_paths
 
-VARIANT_GAP = 0.005
+VARIANT_GAP = 0.001
 """Seconds of pause before each variant of a round. What a call leaves to finish in the
-background (the state store's writer thread, its Redis round trip) must not land in the next
-variant's time: each variant starts on a quiet machine."""
+background (the state store's writer thread, its Redis round trip: a few hundred µs) must not
+land in the next variant's time. Short on purpose: on these VMs the caches cool within
+milliseconds of idling (a syscall costs 2x after 5 ms idle, 20x after 60 ms), which would tax
+the variant with more code to run, not measure it."""
 
 __all__ = [
     "BENCH_DIR",

@@ -2,9 +2,10 @@
 
 The key store contract over the SQLite store and the Redis store alike; the limiter over the
 `limits` library's Redis storage (exact counts, a refusal counts in no window, two connections
-never both take the last place); and two `puter-mcp gateway` processes on one Redis (a real
-redis-server the tests start, never a fake): a key created with the CLI works on both, revoked
-stops on both, and ``--rpm 10`` gives exactly 10 successes out of 30 requests spread over them.
+never both take the last place); and three `puter-mcp gateway` processes on one Redis (a real
+redis-server the tests start, never a fake): a key created with the CLI works on all three,
+revoked stops on all three, and ``--rpm 10`` gives exactly 10 successes out of 30 requests spread
+over them.
 """
 
 from __future__ import annotations
@@ -234,15 +235,15 @@ async def test_the_ring_over_redis_admits_and_refuses(
     assert not (paths.data_dir / "keys.db").exists()  # nothing of the keys on this machine
 
 
-# -- two gateway processes on one Redis ------------------------------------------------------
+# -- three gateway processes on one Redis ----------------------------------------------------
 
 
 @pytest.mark.slow
-def test_keys_and_limits_hold_across_two_gateways_on_one_redis(
+def test_keys_and_limits_hold_across_three_gateways_on_one_redis(
     emulator: Emulator, tmp_path: Path, redis_server: RedisServer, redis_prefix: str
 ) -> None:
-    # Two homes: nothing on disk is shared, only the Redis.
-    homes = [tmp_path / "one", tmp_path / "two"]
+    # Three homes: nothing on disk is shared, only the Redis.
+    homes = [tmp_path / "one", tmp_path / "two", tmp_path / "three"]
     envs = []
     for home in homes:
         save_accounts(resolve_paths({"PUTER_MCP_HOME": str(home)}), emulator.paid, emulator.free)
@@ -267,14 +268,14 @@ def test_keys_and_limits_hold_across_two_gateways_on_one_redis(
         secret = created.stdout.strip()
 
         def ask(number: int) -> tuple[int, str]:
-            with openai.OpenAI(base_url=urls[number % 2], api_key=secret, max_retries=0) as client:
+            with openai.OpenAI(base_url=urls[number % 3], api_key=secret, max_retries=0) as client:
                 try:
                     _ask(client)
                 except openai.RateLimitError as refused:
                     return 429, refused.message
             return 200, ""
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=6) as pool:
             outcomes = list(pool.map(ask, range(30)))
         statuses = [status for status, _ in outcomes]
         assert statuses.count(200) == 10 and statuses.count(429) == 20, outcomes
@@ -288,11 +289,11 @@ def test_keys_and_limits_hold_across_two_gateways_on_one_redis(
         assert not (homes[0] / "data" / "keys.db").exists()
 
         other = _keys_cli(envs[1], "create", "other").stdout.strip()
-        for url in urls:  # created from the second home while both run: works on both at once
+        for url in urls:  # created from the second home while all run: works on all at once
             with openai.OpenAI(base_url=url, api_key=other, max_retries=0) as client:
                 assert _ask(client)
         assert _keys_cli(envs[0], "revoke", "other").returncode == 0
-        for url in urls:  # revoked from the first: stops on both at once (nothing is cached)
+        for url in urls:  # revoked from the first: stops on all at once (nothing is cached)
             with (
                 openai.OpenAI(base_url=url, api_key=other, max_retries=0) as client,
                 pytest.raises(openai.AuthenticationError),

@@ -729,9 +729,12 @@ class SQLiteStateStore:
         # process comes first and writes it itself: either way before anything else is done.
         with self._queue_lock:
             self._settles.append((slot_id, now, counted, changes))
+            # Only the first since the last write wakes the writer: it takes them all at once.
+            first = len(self._settles) == 1
         if self._writer is None:
             self._writer = _Writer(self)
-        self._writer.wake()
+        if first:
+            self._writer.wake()
 
     def log_attempt(self, attempt: Attempt) -> None:
         with self._queue_lock:
