@@ -36,8 +36,11 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
+import json
 import math
 import os
+import re
+import resource
 import shutil
 import socket
 import statistics
@@ -51,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx2
 import redis
 
@@ -81,6 +85,9 @@ REQUESTS_PER_ACCOUNT = 150
 """Requests the run may send on one account: below a paid account's 200 per window, so that
 even if every request of the run fell into one window, no limit would bind."""
 WARMUP_BURST = CONCURRENCY * 4
+WRK_MAX_RATE = 1500
+"""More requests per second than 2 CPUs allow here: with `--load wrk`, the replicas' accounts
+are planned for this rate over a whole window, since wrk's bursts last a time, not a count."""
 
 
 # -- the processes ---------------------------------------------------------------------------
@@ -215,31 +222,119 @@ class Fleet:
 
 
 async def load_rounds(
-    fleets: list[Fleet], caller: Caller, sizes: Sizes, redis_pid: int, emulator_pid: int
+    fleets: list[Fleet], caller: Caller, sizes: Sizes, redis_pid: int, emulator_pid: int, load: str
 ) -> None:
-    """One burst per fleet per round, in a rotating order, after one unmeasured burst each."""
+    """One burst per fleet per round, in a rotating order, after one unmeasured burst each.
+
+    `load` says who sends them: this process (``python``: every answer read and checked), or
+    ``wrk`` (one wrk process per replica, the connections shared out among them, for
+    `wrk_seconds(sizes)` each), whose CPU per request is a small part of this client's, so that
+    more of the two CPUs is left to the replicas.
+    """
     calls = {fleet.replicas: fleet.caller(caller, stream=True) for fleet in fleets}
-    for fleet in fleets:
+    for fleet in fleets:  # with wrk too: each replica's answers are checked here first
         await burst(calls[fleet.replicas], WARMUP_BURST, CONCURRENCY)
     for round_number in range(sizes.load_rounds):
         shift = round_number % len(fleets)
         for fleet in fleets[shift:] + fleets[:shift]:
+            await anyio.sleep(VARIANT_GAP)
             gateways, redis, emulator = _cpu(fleet.pids), _cpu([redis_pid]), _cpu([emulator_pid])
             client = time.process_time()
+            children = _children_cpu_ms()
             busy, every = machine_cpu_ms()
-            seconds, failures = await burst(calls[fleet.replicas], sizes.burst, CONCURRENCY)
+            if load == "wrk":
+                requests, seconds, failures = await anyio.to_thread.run_sync(
+                    wrk_burst, fleet.urls, wrk_seconds(sizes)
+                )
+            else:
+                requests = sizes.burst
+                seconds, failures = await burst(calls[fleet.replicas], sizes.burst, CONCURRENCY)
             busy_after, every_after = machine_cpu_ms()
             fleet.failures += failures
-            fleet.rps.append(sizes.burst / seconds)
-            fleet.gateways_cpu.append((_cpu(fleet.pids) - gateways) / sizes.burst)
-            fleet.redis_cpu.append((_cpu([redis_pid]) - redis) / sizes.burst)
-            fleet.emulator_cpu.append((_cpu([emulator_pid]) - emulator) / sizes.burst)
-            fleet.client_cpu.append((time.process_time() - client) * 1000 / sizes.burst)
+            fleet.rps.append(requests / seconds)
+            fleet.gateways_cpu.append((_cpu(fleet.pids) - gateways) / requests)
+            fleet.redis_cpu.append((_cpu([redis_pid]) - redis) / requests)
+            fleet.emulator_cpu.append((_cpu([emulator_pid]) - emulator) / requests)
+            client_ms = (time.process_time() - client) * 1000 + _children_cpu_ms() - children
+            fleet.client_cpu.append(client_ms / requests)
             ours = (
                 fleet.gateways_cpu[-1] + fleet.redis_cpu[-1] + fleet.emulator_cpu[-1] + fleet.client_cpu[-1]
             )
-            fleet.others_cpu.append((busy_after - busy) / sizes.burst - ours)
+            fleet.others_cpu.append((busy_after - busy) / requests - ours)
             fleet.machine_busy.append((busy_after - busy) / (every_after - every))
+
+
+def wrk_seconds(sizes: Sizes) -> float:
+    """How long one wrk burst lasts: about what `sizes.burst` requests take here."""
+    return max(2.0, sizes.burst / 400)
+
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
+"""
+
+
+def wrk_burst(urls: list[str], seconds: float) -> tuple[int, float, int]:
+    """`CONCURRENCY` connections shared out over `urls`, one wrk process (one thread) per URL,
+    streamed Chat Completions for `seconds`: (requests answered, seconds, failures).
+
+    wrk reads each answer whole but does not look inside it: the warm-up bursts of the Python
+    client check the answers, and the emulator's log is checked at the end."""
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True})
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % body)
+    try:
+        shares = [
+            CONCURRENCY // len(urls) + (1 if i < CONCURRENCY % len(urls) else 0) for i in range(len(urls))
+        ]
+        started = time.perf_counter()
+        runs = [
+            subprocess.Popen(
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{share}",
+                    f"-d{seconds:g}s",
+                    "-s",
+                    script.name,
+                    url + "/v1/chat/completions",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for url, share in zip(urls, shares, strict=True)
+        ]
+        outputs = [run.communicate(timeout=seconds + 60)[0] for run in runs]
+        elapsed = time.perf_counter() - started
+    finally:
+        os.unlink(script.name)
+    requests = failures = 0
+    rate = 0.0
+    for output in outputs:
+        found = re.search(r"(\d+) requests in", output)
+        per_second = re.search(r"Requests/sec:\s*([\d.]+)", output)
+        if found is None or per_second is None:
+            raise RuntimeError(f"wrk said something unexpected:\n{output}")
+        requests += int(found.group(1))
+        rate += float(per_second.group(1))
+        for bad in re.findall(r"Non-2xx or 3xx responses: (\d+)", output):
+            failures += int(bad)
+        for errors in re.findall(
+            r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+        ):
+            failures += sum(int(n) for n in errors)
+    # wrk's own rate is over its own measured time; the sum over the replicas is the fleet's.
+    return requests, requests / rate if rate else elapsed, failures
+
+
+def _children_cpu_ms() -> float:
+    """CPU time of this process's waited-for children (wrk), in ms."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
 
 
 @dataclass
@@ -301,7 +396,7 @@ def _paired(a: list[float], b: list[float]) -> list[float]:
     return [x - y for x, y in zip(a, b, strict=True) if not (math.isnan(x) or math.isnan(y))]
 
 
-def report_load(fleets: list[Fleet], burst_size: int) -> None:
+def report_load(fleets: list[Fleet], burst_size: int | str) -> None:
     cpus = os.cpu_count() or 1
     rows: list[list[Any]] = []
     for fleet in fleets:
@@ -457,21 +552,28 @@ def report_emulator_log(emulator: EmulatorProcess, pools: dict[str, list[str]]) 
 # -- main ------------------------------------------------------------------------------------
 
 
-def _planned(sizes: Sizes) -> tuple[int, int]:
-    """Every request the replicas' pool and the SQLite gateway's pool get in a run."""
+def _planned(sizes: Sizes, load: str) -> tuple[int, int]:
+    """Every request the replicas' pool and the SQLite gateway's pool get in a run (with wrk:
+    within one window at most)."""
     latency = 2 * (sizes.latency_rounds + sizes.warmup_rounds) + 5
-    load = REPLICAS * (sizes.load_rounds * sizes.burst + WARMUP_BURST)
-    return latency + load, latency
+    if load == "wrk":
+        return latency + REPLICAS * WARMUP_BURST + WRK_MAX_RATE * 10, latency
+    return latency + REPLICAS * (sizes.load_rounds * sizes.burst + WARMUP_BURST), latency
 
 
-async def run(sizes: Sizes) -> None:
+async def run(sizes: Sizes, load: str) -> None:
     print(f"machine: {machine_info()}")
+    if load == "wrk":
+        version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        print(f"load: {version.strip()}, one process per replica, {wrk_seconds(sizes):g} s a burst")
     with ExitStack() as stack:
         redis_url, redis_pid, redis_version = stack.enter_context(redis_server())
-        emulator = stack.enter_context(EmulatorProcess())
+        # The lightest upstream there is here: what the replicas' scaling is measured against
+        # should take as little of the two CPUs as it can.
+        emulator = stack.enter_context(EmulatorProcess(fast=True))
         print(f"redis: {redis_version}, {redis_url} (its own, started by this script, nothing saved)")
-        print(f"emulator: {emulator.url} (its own process, instant answers)")
-        planned_redis, planned_sqlite = _planned(sizes)
+        print(f"emulator: {emulator.url} (its own process, instant answers, httptools and uvloop)")
+        planned_redis, planned_sqlite = _planned(sizes, load)
         sizes_of = {
             "replicas (Redis)": max(3, math.ceil(planned_redis / REQUESTS_PER_ACCOUNT)),
             "SQLite gateway": max(3, math.ceil(planned_sqlite / REQUESTS_PER_ACCOUNT)),
@@ -557,8 +659,8 @@ async def run(sizes: Sizes) -> None:
             report_latency(variants, cpu_per_request)
             report_redis_commands(commands_before, commands_after, redis_requests)
             fleets = [Fleet(n, urls[:n], pids[:n]) for n in range(1, REPLICAS + 1)]
-            await load_rounds(fleets, caller, sizes, redis_pid, emulator.pid or 0)
-            report_load(fleets, sizes.burst)
+            await load_rounds(fleets, caller, sizes, redis_pid, emulator.pid or 0, load)
+            report_load(fleets, sizes.burst if load == "python" else f"wrk {wrk_seconds(sizes):g} s")
         report_emulator_log(
             emulator, {pool: [a["username"] for a in accounts] for pool, accounts in pools.items()}
         )
@@ -570,7 +672,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run")
     parser.add_argument("--rounds", type=int, help="latency rounds (one request per variant each)")
     parser.add_argument("--burst", type=int, help="requests per load burst")
+    parser.add_argument(
+        "--load",
+        choices=["wrk", "python"],
+        help="who sends the load bursts: wrk (Debian's package; the default when it is installed), "
+        "or this script's own client",
+    )
     args = parser.parse_args(argv)
+    load = args.load or ("wrk" if shutil.which("wrk") else "python")
     sizes = QUICK if args.quick else FULL
     if args.rounds or args.burst:
         sizes = Sizes(
@@ -580,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
             burst=args.burst or sizes.burst,
             load_rounds=sizes.load_rounds,
         )
-    anyio.run(run, sizes)
+    anyio.run(run, sizes, load)
     return 0
 
 

@@ -659,6 +659,37 @@ def test_command_prints_url_and_tokens_and_stops_on_ctrl_c() -> None:
                 proc.kill()
 
 
+@pytest.mark.slow
+def test_the_fast_command_streams_answers_with_httptools_and_uvloop() -> None:
+    command = [sys.executable, "-m", "puter_mcp.emulator", "--port", "0", "--seed", "5", "--fast"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            printed = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
+            headers = {"Authorization": f"Bearer {printed['PUTER_EMULATOR_TOKEN_PAID']}"}
+            with httpx2.stream(
+                "POST",
+                f"{printed['PUTER_EMULATOR_URL']}/drivers/call",
+                json=chat_body("gpt-5-nano", stream=True),
+                headers=headers,
+                timeout=5,
+            ) as answer:
+                assert answer.headers["content-type"].startswith("application/x-ndjson")
+                lines = [json.loads(line) for line in answer.iter_lines() if line]
+            assert any(line.get("type") == "text" for line in lines)
+            assert lines[-1].get("type") == "usage" or "usage" in lines[-1]
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+            assert proc.stderr is not None
+            assert "--fast needs" not in proc.stderr.read()  # the test extra installs both
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
 def test_providers_cover_both_answer_shapes() -> None:
     assert {spec.shape for spec in PROVIDERS.values()} == {"anthropic", "openai"}
     assert PROVIDERS["fake-chat"].input_cost_key == "input-tokens"
