@@ -331,6 +331,11 @@ def wrk_burst(urls: list[str], seconds: float) -> tuple[int, float, int]:
     return requests, requests / rate if rate else elapsed, failures
 
 
+def _wrk_version() -> str:
+    said = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10)
+    return (said.stdout or said.stderr).split("\n")[0].strip()
+
+
 def _children_cpu_ms() -> float:
     """CPU time of this process's waited-for children (wrk), in ms."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -564,8 +569,7 @@ def _planned(sizes: Sizes, load: str) -> tuple[int, int]:
 async def run(sizes: Sizes, load: str) -> None:
     print(f"machine: {machine_info()}")
     if load == "wrk":
-        version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-        print(f"load: {version.strip()}, one process per replica, {wrk_seconds(sizes):g} s a burst")
+        print(f"load: {_wrk_version()}, one process per replica, {wrk_seconds(sizes):g} s a burst")
     with ExitStack() as stack:
         redis_url, redis_pid, redis_version = stack.enter_context(redis_server())
         # The lightest upstream there is here: what the replicas' scaling is measured against
