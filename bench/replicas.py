@@ -264,9 +264,10 @@ async def load_rounds(
             fleet.machine_busy.append((busy_after - busy) / (every_after - every))
 
 
-def wrk_seconds(sizes: Sizes) -> float:
-    """How long one wrk burst lasts: about what `sizes.burst` requests take here."""
-    return max(2.0, sizes.burst / 400)
+def wrk_seconds(sizes: Sizes) -> int:
+    """How long one wrk burst lasts (whole seconds, as wrk takes them): about what
+    `sizes.burst` requests take here."""
+    return max(2, round(sizes.burst / 400))
 
 
 _WRK_SCRIPT = """
@@ -277,7 +278,7 @@ wrk.headers["Authorization"] = "Bearer sk-bench"
 """
 
 
-def wrk_burst(urls: list[str], seconds: float) -> tuple[int, float, int]:
+def wrk_burst(urls: list[str], seconds: int) -> tuple[int, float, int]:
     """`CONCURRENCY` connections shared out over `urls`, one wrk process (one thread) per URL,
     streamed Chat Completions for `seconds`: (requests answered, seconds, failures).
 
@@ -297,7 +298,7 @@ def wrk_burst(urls: list[str], seconds: float) -> tuple[int, float, int]:
                     "wrk",
                     "-t1",
                     f"-c{share}",
-                    f"-d{seconds:g}s",
+                    f"-d{seconds}s",
                     "-s",
                     script.name,
                     url + "/v1/chat/completions",
@@ -333,7 +334,7 @@ def wrk_burst(urls: list[str], seconds: float) -> tuple[int, float, int]:
 
 def _wrk_version() -> str:
     said = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10)
-    return (said.stdout or said.stderr).split("\n")[0].strip()
+    return (said.stdout or said.stderr).split("\n")[0].split(" Copyright")[0].strip()
 
 
 def _children_cpu_ms() -> float:

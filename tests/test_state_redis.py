@@ -327,6 +327,42 @@ async def test_redis_killed_the_replica_answers_from_memory_and_shares_again_onc
         await other.aclose()
 
 
+async def test_the_attempts_made_while_redis_was_down_join_the_shared_log_when_it_is_back(
+    own_redis: RedisServer, redis_prefix: str
+) -> None:
+    clock = Clock()
+    store = FallbackStateStore(
+        RedisStateStore(own_redis.url, prefix=redis_prefix),
+        on_warning=lambda _warning: None,
+        errors=REDIS_STORE_ERRORS,
+        retry_after=5.0,
+        clock=clock,
+    )
+    other = RedisStateStore(own_redis.url, prefix=redis_prefix)
+    try:
+        own_redis.stop()
+        slot = await take(store, "a", "s1", T0)  # in memory: Redis is gone
+        assert isinstance(slot, Slot) and store.degraded
+        during = Attempt(time=T0 + 1, account="a", model="m", kind=None, latency_ms=5.0, request_id="during")
+        store.log_attempt(during)
+        await store.settle(slot.id, now=T0 + 1, counted=True)
+        own_redis.start()
+        clock.now = 5.0
+        await store.list_cooldowns()  # comes back
+        assert not store.degraded
+        slot = await take(store, "a", "s2", T0 + 2)
+        assert isinstance(slot, Slot)
+        after = Attempt(time=T0 + 2, account="a", model="m", kind=None, latency_ms=5.0, request_id="after")
+        store.log_attempt(after)
+        await store.settle(slot.id, now=T0 + 2, counted=True)
+        # Another replica's statistics see both: the outage's attempt was not left behind.
+        assert [a.request_id for a in await other.attempts_since(T0)] == ["during", "after"]
+        assert [a.request_id for a in await store.attempts_since(T0)] == ["during", "after"]
+    finally:
+        await store.aclose()
+        await other.aclose()
+
+
 async def test_a_redis_that_stops_answering_times_out_into_memory_and_gets_its_releases_back(
     own_redis: RedisServer, redis_prefix: str
 ) -> None:

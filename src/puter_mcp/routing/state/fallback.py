@@ -8,7 +8,8 @@ into memory first, so that known cooldowns are not forgotten.
 
 A networked store (Redis) fails and comes back on its own: with `retry_after`, the wrapper tries
 it again at most that often, and when it answers, gives back there the slots released in the
-meantime, writes there the cooldowns learned in memory (the later end wins) and uses it again.
+meantime, writes there the cooldowns learned in memory (the later end wins) and the attempts
+made meanwhile, and uses it again.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ class FallbackStateStore:
             return  # still failing: memory it stays
         if self._failed is not failed:
             return  # another task came back first
+        # The attempts made meanwhile join the shared log (written with the primary's next
+        # write), so that the statistics of every process cover the outage too.
+        for attempt in await self._memory.attempts_since(0.0):
+            failed.log_attempt(attempt)
         self._failed = None
         self._released.clear()
         self._primary = failed
