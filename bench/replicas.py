@@ -2,17 +2,21 @@
 
 Side by side in one run, each in its own process: a ``redis-server`` this script starts itself
 (loopback, a free port, a temporary directory, ``--save '' --appendonly no``; never the
-system's service), the emulator (instant answers), three ``puter-mcp gateway --port 0``
+system's service), the emulator (instant answers, ``--fast``: httptools and uvloop, so that the
+upstream takes as little of the two CPUs as it can), three ``puter-mcp gateway --port 0``
 processes with ``state = "redis://..."`` reading one read-only accounts file
 (``PUTER_MCP_ACCOUNTS_FILE``), as the replicas of a fleet do, and one more gateway with the
 default SQLite store.
 
 Two figures:
 
-1. **Requests per second of one, two and three replicas** at 50 concurrent clients, the
-   requests spread round-robin over the replicas in use (streamed Chat Completions), in bursts
-   that take turns round by round. With each burst, the CPU each process burns per request:
-   the gateways, redis-server, the emulator and this bench client. They all share this
+1. **Requests per second of one, two and three replicas** at 50 concurrent connections, spread
+   evenly over the replicas in use (streamed Chat Completions), in bursts that take turns round
+   by round. The bursts are sent by ``wrk`` (Debian's package; one process per replica) when it
+   is installed, else by this script's own client (``--load python``), which burns ~1 ms of CPU
+   per request, a third of what the fleet needs, and so measures the client as much as the
+   replicas. With each burst, the CPU each process burns per request: the gateways,
+   redis-server, the emulator and the load (wrk, or this client). They all share this
    machine's CPUs, so the sum says how many requests per second the CPUs allow at most, and
    whether the figure is bound by them rather than by the gateway's design.
    Target: three replicas at least 1.5x one replica's requests per second.
@@ -26,8 +30,9 @@ and the SQLite gateway its own pool (the emulator enforces the same limits; that
 not see the replicas' windows). The counts are printed, and so is every status other than 200
 in the emulator's log.
 
-Run: ``.venv/bin/python bench/replicas.py [--quick]``. Needs ``redis-server`` on the PATH
-(``.ci/run`` installs Debian's package). Prints tables; exits 0. No assertions on timing: read
+Run: ``.venv/bin/python bench/replicas.py [--quick] [--load wrk|python]``. Needs
+``redis-server`` on the PATH (``.ci/run`` installs Debian's package), and ``wrk`` for the default
+load (``apt-get install wrk``). Prints tables; exits 0. No assertions on timing: read
 the numbers (and the machine line) together.
 """
 
