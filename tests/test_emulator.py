@@ -4,12 +4,14 @@ the request log, the control routes and the runners. Faults and rate limits have
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -622,72 +624,59 @@ async def test_serve_emulator_reraises_the_callers_own_exception(state: Emulator
             raise KeyError("mine")
 
 
-@pytest.mark.slow
-def test_command_prints_url_and_tokens_and_stops_on_ctrl_c() -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "puter_mcp.emulator",
-        "--port",
-        "0",
-        "--seed",
-        "5",
-        "--seed-credits",
-        "2",
-    ]
+@contextlib.contextmanager
+def emulator_command(*options: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """`python -m puter_mcp.emulator --port 0 --seed 5 OPTIONS`, and the four lines it printed
+    (its URL and three tokens); killed on the way out if the test did not stop it."""
+    command = [sys.executable, "-m", "puter_mcp.emulator", "--port", "0", "--seed", "5", *options]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     ) as proc:
         try:
             assert proc.stdout is not None
-            printed = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
-            assert set(printed) == {"PUTER_EMULATOR_URL", "PUTER_EMULATOR_TOKEN_PAID", "PUTER_EMULATOR_TOKEN_FREE",
-                                    "PUTER_EMULATOR_TOKEN_TEMP"}  # fmt: skip
-            headers = {"Authorization": f"Bearer {printed['PUTER_EMULATOR_TOKEN_PAID']}"}
-            who = httpx2.get(f"{printed['PUTER_EMULATOR_URL']}/whoami", headers=headers, timeout=5).json()
-            assert who["username"] == "paid_user"
-            assert who["subscription"]["active"] is True
-            usage = httpx2.get(
-                f"{printed['PUTER_EMULATOR_URL']}/metering/usage", headers=headers, timeout=5
-            ).json()
-            assert usage["allowanceInfo"]["remaining"] == 2 * MICROCENTS_PER_USD
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=10) == 0
+            yield proc, dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+@pytest.mark.slow
+def test_command_prints_url_and_tokens_and_stops_on_ctrl_c() -> None:
+    with emulator_command("--seed-credits", "2") as (proc, printed):
+        assert set(printed) == {"PUTER_EMULATOR_URL", "PUTER_EMULATOR_TOKEN_PAID", "PUTER_EMULATOR_TOKEN_FREE",
+                                "PUTER_EMULATOR_TOKEN_TEMP"}  # fmt: skip
+        headers = {"Authorization": f"Bearer {printed['PUTER_EMULATOR_TOKEN_PAID']}"}
+        who = httpx2.get(f"{printed['PUTER_EMULATOR_URL']}/whoami", headers=headers, timeout=5).json()
+        assert who["username"] == "paid_user"
+        assert who["subscription"]["active"] is True
+        usage = httpx2.get(
+            f"{printed['PUTER_EMULATOR_URL']}/metering/usage", headers=headers, timeout=5
+        ).json()
+        assert usage["allowanceInfo"]["remaining"] == 2 * MICROCENTS_PER_USD
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
 
 
 @pytest.mark.slow
 def test_the_fast_command_streams_answers_with_httptools_and_uvloop() -> None:
-    command = [sys.executable, "-m", "puter_mcp.emulator", "--port", "0", "--seed", "5", "--fast"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            printed = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
-            headers = {"Authorization": f"Bearer {printed['PUTER_EMULATOR_TOKEN_PAID']}"}
-            with httpx2.stream(
-                "POST",
-                f"{printed['PUTER_EMULATOR_URL']}/drivers/call",
-                json=chat_body("gpt-5-nano", stream=True),
-                headers=headers,
-                timeout=5,
-            ) as answer:
-                assert answer.headers["content-type"].startswith("application/x-ndjson")
-                lines = [json.loads(line) for line in answer.iter_lines() if line]
-            assert any(line.get("type") == "text" for line in lines)
-            assert lines[-1].get("type") == "usage" or "usage" in lines[-1]
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=10) == 0
-            assert proc.stderr is not None
-            assert "--fast needs" not in proc.stderr.read()  # the test extra installs both
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with emulator_command("--fast") as (proc, printed):
+        headers = {"Authorization": f"Bearer {printed['PUTER_EMULATOR_TOKEN_PAID']}"}
+        with httpx2.stream(
+            "POST",
+            f"{printed['PUTER_EMULATOR_URL']}/drivers/call",
+            json=chat_body("gpt-5-nano", stream=True),
+            headers=headers,
+            timeout=5,
+        ) as answer:
+            assert answer.headers["content-type"].startswith("application/x-ndjson")
+            lines = [json.loads(line) for line in answer.iter_lines() if line]
+        assert any(line.get("type") == "text" for line in lines)
+        assert lines[-1].get("type") == "usage" or "usage" in lines[-1]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stderr is not None
+        assert "--fast needs" not in proc.stderr.read()  # the test extra installs both
 
 
 def test_providers_cover_both_answer_shapes() -> None:

@@ -3,9 +3,11 @@ store's writer thread writes it for the other processes without holding the answ
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -84,43 +86,41 @@ async def test_another_process_sees_a_settle_without_a_further_operation(tmp_pat
         await other.aclose()
 
 
-async def test_a_settle_the_writer_cannot_write_waits_for_the_next_operation(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+@contextlib.asynccontextmanager
+async def settled_behind_a_lock(path: Path) -> AsyncIterator[tuple[SQLiteStateStore, sqlite3.Connection]]:
+    """A store that has handed a settle (and an attempt) over while another connection, as
+    another process would, holds the write lock; the lock is still held when this yields."""
     mine = SQLiteStateStore(path, busy_timeout=0.05)
     blocker = sqlite3.connect(path, isolation_level=None)
     try:
         slot = await take(mine, "s1")
-        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        blocker.execute("BEGIN IMMEDIATE")
         mine.log_attempt(attempt())
-        await mine.settle(slot.id, now=T0 + 1, counted=True)
+        await mine.settle(slot.id, now=T0 + 1, counted=True)  # hands over, never raises
+        yield mine, blocker
+    finally:
+        blocker.close()
+        await mine.aclose()
+
+
+async def test_a_settle_the_writer_cannot_write_waits_for_the_next_operation(tmp_path: Path) -> None:
+    async with settled_behind_a_lock(tmp_path / "s.db") as (mine, blocker):
         await anyio.sleep(0.3)  # the writer tries, meets the lock, and leaves the settle queued
         blocker.execute("COMMIT")
         assert blocker.execute("SELECT count(*) FROM attempts").fetchone() == (0,)
         # The store's next operation writes it before anything else: nothing was lost.
         assert await mine.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
         assert blocker.execute("SELECT count(*) FROM attempts").fetchone() == (1,)
-    finally:
-        blocker.close()
-        await mine.aclose()
 
 
 async def test_a_locked_database_fails_the_next_operation_not_the_settle(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    mine = SQLiteStateStore(path, busy_timeout=0.05)
-    blocker = sqlite3.connect(path, isolation_level=None)
-    try:
-        slot = await take(mine, "s1")
-        blocker.execute("BEGIN IMMEDIATE")
-        await mine.settle(slot.id, now=T0 + 1, counted=True)  # hands over, never raises
+    async with settled_behind_a_lock(tmp_path / "s.db") as (mine, blocker):
         # The failure reaches the next operation (where the fallback wrapper turns it into
         # memory), and the settle is still there to write once the lock is gone.
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             await mine.window_usage("a", now=T0 + 1, window=10.5)
         blocker.execute("COMMIT")
         assert await mine.window_usage("a", now=T0 + 1, window=10.5) == WindowUsage(requests=1, in_flight=0)
-    finally:
-        blocker.close()
-        await mine.aclose()
 
 
 async def test_closing_writes_what_is_pending_and_stops_the_writer(tmp_path: Path) -> None:
