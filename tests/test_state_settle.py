@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -194,3 +197,34 @@ async def test_a_settle_whose_writing_failed_is_written_by_the_next_operation(
         assert not failures
     finally:
         await store.aclose()
+
+
+def test_a_process_that_exits_without_closing_its_store_writes_what_it_handed_over(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, anyio
+        from puter_mcp.routing.state import Attempt, SQLiteStateStore
+        from puter_mcp.routing.state import sqlite as module
+
+        module._Writer.wake = lambda self: None  # the writer never gets to it: only the exit does
+        running = []  # as an engine holds its store while the process runs
+
+        async def main():
+            store = SQLiteStateStore(sys.argv[1])
+            running.append(store)
+            slot = await store.acquire_slot(
+                "a", slot_id="s1", now=1.0, window=10.5, max_requests=5, max_in_flight=2, lease_until=901.0
+            )
+            store.log_attempt(Attempt(time=1.0, account="a", model="m", kind=None, latency_ms=1.0, request_id="r1"))
+            await store.settle(slot.id, now=2.0, counted=True)
+
+        anyio.run(main)  # and exit, the store never closed
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "s.db")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT request_id FROM attempts").fetchall() == [("r1",)]
+        assert conn.execute("SELECT released_at FROM slots WHERE id = 's1'").fetchall() == [(2.0,)]

@@ -14,12 +14,15 @@ changes only when another connection commits, so a process working alone never r
 The store's work is inline (microseconds), so its coroutines never yield; the `threading.Lock`
 is never held across an ``await``. The one exception is `settle`: it hands its step to the
 store's writer thread and returns, so an answer never waits for its bookkeeping; whichever comes
-first, the writer or the store's next operation, writes it, so every later operation sees it. `release_process_slots` is the synchronous path for the
-signal handlers (see `puter_mcp.runtime`).
+first, the writer or the store's next operation, writes it, so every later operation sees it
+(and a process that exits without closing its stores writes it on the way out).
+`release_process_slots` is the synchronous path for the signal handlers (see
+`puter_mcp.runtime`).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -400,6 +403,13 @@ _STAT_INTERVAL = 1.0
 """Seconds between two checks that the database file is still the one this process opened."""
 
 _open_stores: weakref.WeakSet[SQLiteStateStore] = weakref.WeakSet()
+
+
+def _write_pending_at_exit() -> None:
+    """What the writer threads (daemons, stopped by the interpreter's exit) have not written."""
+    for store in list(_open_stores):
+        with suppress(*STORE_ERRORS):
+            store.flush()
 
 
 def release_process_slots() -> int:
@@ -959,7 +969,12 @@ class _Writer:
     nothing is lost, and nobody is told twice.
     """
 
+    _exit_hook_registered = False
+
     def __init__(self, store: SQLiteStateStore) -> None:
+        if not _Writer._exit_hook_registered:
+            atexit.register(_write_pending_at_exit)
+            _Writer._exit_hook_registered = True
         self._store = weakref.ref(store)
         self._wanted: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="puter-mcp-state-writer", daemon=True)
