@@ -22,6 +22,7 @@ import httpx2
 import openai
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from puter_mcp.core.wiring import build_engine
 from puter_mcp.emulator import Fault
@@ -180,7 +181,35 @@ def test_three_replicas_keep_one_free_account_within_its_in_flight_cap(
 def test_a_cooldown_learned_by_one_replica_is_honoured_by_the_other_two(
     emulator: Emulator, fleet_of: FleetFactory
 ) -> None:
-    _assert_a_cooldown_is_shared(fleet_of(emulator.paid), MODEL)
+    fleet = fleet_of(emulator.paid)
+    _assert_a_cooldown_is_shared(fleet, MODEL)
+    # Any replica's /metrics shows the whole fleet's requests (and says so), beside its own.
+    sent = emulator.chat_requests()
+    for replica in fleet.replicas:
+        for _ in range(50):  # another replica's last settle lands a moment after its answer
+            samples = _metric_samples(replica.url)
+            fleet_wide = samples["puter_deployment_upstream_requests"]
+            if sum(value for _labels, value in fleet_wide) >= len(sent):
+                break
+            time.sleep(0.02)
+        (info,) = samples["puter_deployment_info"]
+        assert "every replica sharing this Redis store" in info[0]["covers"]
+        assert info[0]["window_seconds"] == "300"
+        assert sum(value for _labels, value in fleet_wide) == len(sent)
+        failed = [labels for labels, value in fleet_wide if labels["outcome"] != "ok" and value]
+        assert failed, fleet_wide  # the 500 that cooled the model down, counted once
+        own = sum(value for _labels, value in samples.get("puter_upstream_requests_total", []))
+        assert own < len(sent)  # this replica's own counters: its share only
+
+
+def _metric_samples(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """A replica's /metrics, parsed: sample name -> [(labels, value)]."""
+    text = httpx2.get(url + "/metrics", timeout=10).text
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return samples
 
 
 @pytest.mark.slow

@@ -6,16 +6,21 @@ Observer (one per Gateway, itself one of the gateway's ExchangeHooks)
  ├─ GatewayMetrics      Prometheus counters and histograms in a registry of its own
  │    ├─ fed by each Exchange (one per HTTP request, when its last byte went out)
  │    ├─ fed by each upstream attempt (`Backend.add_attempt_hook`)
- │    └─ read at scrape time: cooldowns in force (`Backend.active_cooldowns`), in flight
+ │    └─ read at scrape time: cooldowns in force (`Backend.active_cooldowns`), in flight,
+ │                      the deployment's last minutes from the shared attempt log
  ├─ GET /stats          usage over a window from the shared attempt log (`Backend.usage_stats`)
  │                      and each API key's requests and 429s (`KeyGate.usage`)
  └─ GET /metrics        the registry as Prometheus text
 ```
 
 ``/stats`` is computed from the attempt records the core already keeps (the state store's
-attempt log), so it covers every process using the same state database; ``/metrics`` counts
-this process only, since it was started (Prometheus sums processes and takes rates). Every
-figure and metric name is listed in docs/gateway-observe.md.
+attempt log), so it covers every process using the same state database (every replica of a
+fleet on one Redis). ``/metrics`` has both: counters of this process since it started
+(``puter_gateway_*``, ``puter_upstream_*``: Prometheus sums processes and takes rates), and
+gauges of the whole deployment over the last `METRICS_WINDOW` seconds, from the same log as
+``/stats`` (``puter_deployment_*``, with ``puter_deployment_info`` saying which processes they
+cover), so that any one replica's scrape shows the fleet. Every figure and metric name is
+listed in docs/gateway-observe.md.
 
 Both routes follow the key rules: when keys are required, ``/metrics`` needs a valid key and
 ``/stats`` an admin key (it names every key and account). Neither names a key's secret, a
@@ -35,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from puter_mcp.core import CooldownInfo, UpstreamAttempt
+from puter_mcp.core import CooldownInfo, UpstreamAttempt, UsageReport
 from puter_mcp.display import parse_window
 from puter_mcp.gateway.exchange import Exchange
 from puter_mcp.gateway.failures import GatewayError
@@ -44,6 +49,7 @@ from puter_mcp.gateway.handling import Gateway, routes_for
 __all__ = [
     "ACCESS_LOGGER",
     "DEFAULT_WINDOW",
+    "METRICS_WINDOW",
     "GatewayMetrics",
     "Observer",
     "access_line",
@@ -56,6 +62,10 @@ __all__ = [
 ACCESS_LOGGER = "puter_mcp.gateway.access"
 DEFAULT_WINDOW = 86400.0
 """`/stats` without ``?window=``: the last 24 hours."""
+
+METRICS_WINDOW = 300.0
+"""Seconds of the shared attempt log the ``puter_deployment_*`` gauges of ``/metrics`` cover:
+recent enough to watch, short enough to read at every scrape."""
 
 _access = logging.getLogger(ACCESS_LOGGER)
 
@@ -157,6 +167,47 @@ class GatewayMetrics:
             ["scope", "kind"],
             registry=registry,
         )
+        self.deployment_info = Gauge(
+            "puter_deployment_info",
+            "Always 1: which processes the puter_deployment_* gauges cover, and over how many seconds.",
+            ["covers", "window_seconds"],
+            registry=registry,
+        )
+        self.deployment_calls = Gauge(
+            "puter_deployment_calls",
+            "Chat calls (each one or more requests to Puter) of every covered process in the window.",
+            registry=registry,
+        )
+        self.deployment_requests = Gauge(
+            "puter_deployment_upstream_requests",
+            "Requests to Puter of every covered process in the window, by model and outcome.",
+            ["model", "outcome"],
+            registry=registry,
+        )
+        self.deployment_account_requests = Gauge(
+            "puter_deployment_account_requests",
+            "Requests to Puter of every covered process in the window, by account and outcome.",
+            ["account", "outcome"],
+            registry=registry,
+        )
+        self.deployment_latency = Gauge(
+            "puter_deployment_upstream_latency_seconds",
+            "Latency of the successful requests in the window, by model and quantile (0.5, 0.95).",
+            ["model", "quantile"],
+            registry=registry,
+        )
+        self.deployment_tokens = Gauge(
+            "puter_deployment_upstream_tokens",
+            "Tokens Puter reported in the window, by model and direction (`input`, `output`).",
+            ["model", "direction"],
+            registry=registry,
+        )
+        self.deployment_cost = Gauge(
+            "puter_deployment_upstream_cost_usd",
+            "What Puter charged in the window, in US dollars, by model.",
+            ["model"],
+            registry=registry,
+        )
 
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: the hooks run on the event loop for every
@@ -204,9 +255,42 @@ class GatewayMetrics:
         for (scope, kind), count in counts.items():
             self.cooldowns.labels(scope, kind).set(count)
 
+    def set_deployment(self, report: UsageReport, window: float) -> None:
+        """Replace the ``puter_deployment_*`` gauges by `report` (the shared attempt log over
+        the last `window` seconds); cleared first, so that a model gone quiet drops out."""
+        gauges = (
+            self.deployment_info,
+            self.deployment_requests,
+            self.deployment_account_requests,
+            self.deployment_latency,
+            self.deployment_tokens,
+            self.deployment_cost,
+        )
+        for gauge in gauges:
+            gauge.clear()
+        self.deployment_info.labels(report.covers, f"{window:g}").set(1)
+        self.deployment_calls.set(report.calls)
+        for model, figures in report.models.items():
+            for outcome, count in _outcomes(figures.successes, figures.failures):
+                self.deployment_requests.labels(model, outcome).set(count)
+            for quantile, ms in (("0.5", figures.latency_p50_ms), ("0.95", figures.latency_p95_ms)):
+                if ms is not None:
+                    self.deployment_latency.labels(model, quantile).set(ms / 1000)
+            self.deployment_tokens.labels(model, "input").set(figures.input_tokens)
+            self.deployment_tokens.labels(model, "output").set(figures.output_tokens)
+            self.deployment_cost.labels(model).set(figures.cost_usd)
+        for account, figures in report.accounts.items():
+            for outcome, count in _outcomes(figures.successes, figures.failures):
+                self.deployment_account_requests.labels(account, outcome).set(count)
+
     def text(self) -> bytes:
         """The registry in Prometheus's text format."""
         return generate_latest(self.registry)
+
+
+def _outcomes(successes: int, failures: dict[str, int]) -> list[tuple[str, int]]:
+    """Requests by outcome, as the per-process counter labels them: ``ok`` or a failure kind."""
+    return [("ok", successes), *sorted(failures.items())]
 
 
 # A value logfmt can show bare: printable, no space, quote, equals sign or backslash.
@@ -306,7 +390,10 @@ class Observer:
 
     async def scrape(self, request: Request, exchange: Exchange) -> Response:
         await self.gateway.admit(request, exchange, None)
-        self.metrics.set_cooldowns(await self.gateway.backend.active_cooldowns())
+        backend = self.gateway.backend
+        self.metrics.set_cooldowns(await backend.active_cooldowns())
+        report = await backend.usage_stats(self.gateway.clock() - METRICS_WINDOW)
+        self.metrics.set_deployment(report, METRICS_WINDOW)
         return Response(self.metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
     def routes(self) -> list[BaseRoute]:
