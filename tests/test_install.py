@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import json
 import os
 import shlex
@@ -930,3 +931,30 @@ def test_jsonc_upsert_sets_exactly_one_member(
     expected = {**doc, "mcpServers": {**servers, "puter": entry}}
     assert jsonc.same_json(json.loads(edited), expected)
     assert jsonc.upsert(edited, ["mcpServers", "puter"], entry, jsonc=False) == edited
+
+
+def test_the_bearer_token_comes_from_a_file_or_stdin_without_a_warning(
+    machine: Machine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    token_file = tmp_path / "bearer"
+    token_file.write_text(f"  {TOKEN}\n")
+    token_file.chmod(0o600)
+    assert machine.cli("zed", "--url", URL, "--auth-token-file", str(token_file), "--dry-run") == 0
+    out, err = capsys.readouterr()
+    assert f"Bearer {TOKEN[:4]}…{TOKEN[-4:]}" in out and "warning" not in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(TOKEN + "\n"))
+    assert machine.cli("zed", "--url", URL, "--auth-token", "-", "--dry-run") == 0
+    out, err = capsys.readouterr()
+    assert f"Bearer {TOKEN[:4]}…{TOKEN[-4:]}" in out and "warning" not in err
+
+
+def test_a_bearer_token_in_argv_earns_a_warning_and_a_missing_file_a_clear_error(
+    machine: Machine, tmp_path: Path, capsys: Any
+) -> None:
+    assert machine.cli("zed", "--url", URL, "--auth-token", TOKEN, "--dry-run") == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "--auth-token-file" in err and TOKEN not in err
+    missing = tmp_path / "nowhere"
+    assert machine.cli("zed", "--url", URL, "--auth-token-file", str(missing), "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err

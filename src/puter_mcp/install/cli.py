@@ -45,9 +45,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--url", help="the server's streamable-HTTP URL, e.g. http://127.0.0.1:8000/mcp")
     parser.add_argument(
+        "--auth-token-file",
+        metavar="PATH",
+        help=f"a file holding the bearer token for --transport http (default: ${AUTH_TOKEN_ENV} if set)",
+    )
+    parser.add_argument(
         "--auth-token",
         metavar="TOKEN",
-        help=f"bearer token for --transport http (default: ${AUTH_TOKEN_ENV} if set)",
+        help="'-' reads the bearer token for --transport http from stdin. A token written here is "
+        f"visible to other users (ps): prefer --auth-token-file or ${AUTH_TOKEN_ENV}.",
     )
     parser.add_argument(
         "--env",
@@ -75,14 +81,40 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+def _warn(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def _auth_token(args: argparse.Namespace) -> str | None:
+    """The bearer token of `--auth-token-file`, `--auth-token -` (stdin) or `--auth-token`."""
+    from puter_mcp.secret_input import SecretInputError, read_secret
+
+    try:
+        return read_secret(
+            value=getattr(args, "auth_token", None),
+            file=getattr(args, "auth_token_file", None),
+            what="the bearer token",
+            flag="--auth-token",
+            safer=f"--auth-token-file PATH, --auth-token - or ${AUTH_TOKEN_ENV}",
+            warn=_warn,
+        )
+    except SecretInputError as exc:
+        raise InvalidRequestError(str(exc)) from exc
+
+
 def request_from_args(args: argparse.Namespace) -> InstallRequest:
+    """The request the command line asks for.
+
+    Raises:
+        InvalidRequestError: a malformed ``--env``, or a token file that cannot be read.
+    """
     url = getattr(args, "url", None)
     transport = getattr(args, "transport", None) or ("http" if url else "stdio")
     return InstallRequest(
         client=args.client,
         transport=transport,
         url=url,
-        auth_token=getattr(args, "auth_token", None),
+        auth_token=_auth_token(args),
         env=_parse_env(getattr(args, "env", None) or []),
         scope=getattr(args, "scope", None),
         config=getattr(args, "config", None),
