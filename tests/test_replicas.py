@@ -194,7 +194,7 @@ def test_a_cooldown_learned_by_one_replica_is_honoured_by_the_other_two(
             time.sleep(0.02)
         (info,) = samples["puter_deployment_info"]
         assert "every replica sharing this Redis store" in info[0]["covers"]
-        assert info[0]["window_seconds"] == "300"
+        assert info[0]["window_seconds"] == "60"
         assert sum(value for _labels, value in fleet_wide) == len(sent)
         failed = [labels for labels, value in fleet_wide if labels["outcome"] != "ok" and value]
         assert failed, fleet_wide  # the 500 that cooled the model down, counted once
