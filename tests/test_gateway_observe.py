@@ -267,10 +267,10 @@ def test_stats_count_each_real_keys_requests_and_429s_and_metrics_name_no_key(
     assert value(samples, "puter_gateway_requests_total", **chat, status="429") == 1
     assert "laptop" not in metrics.text and "ops" not in metrics.text
     lines = [record.getMessage() for record in caplog.records if record.name == ACCESS_LOGGER]
-    # The two admitted requests name their key; the refused one is logged without it (the key
-    # gate refuses before it tells who the key is).
-    assert sum("key=laptop" in line for line in lines) == 2
-    assert sum("status=429" in line for line in lines) == 1
+    # The two admitted requests name their key, and so does the one refused for its limit.
+    assert sum("key=laptop" in line for line in lines) == 3
+    (refused,) = [line for line in lines if "status=429" in line]
+    assert "key=laptop" in refused
     for secret in (laptop, ops):
         assert all(secret not in line for line in lines)
 

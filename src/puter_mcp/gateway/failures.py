@@ -85,6 +85,8 @@ class GatewayError(Exception):
         param: the request field at fault, when one is.
         code: a machine-readable code (OpenAI's ``code``, e.g. ``model_not_found``).
         retry_after: seconds until trying again may succeed, when known.
+        key: the name of the API key refused (expired, not allowed the model, over its limit),
+            for the access log; never its secret.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        key: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -104,6 +107,7 @@ class GatewayError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.key = key
 
     def headers(self) -> dict[str, str]:
         """``Retry-After`` (whole seconds, rounded up) when it is known."""

@@ -97,7 +97,11 @@ class Gateway:
             GatewayError: 401, 403 or 429 (`puter_mcp.gateway.access`).
         """
         exchange.model_asked = model
-        caller = await self.keys.admit(key_of(request), model, spend=spend)
+        try:
+            caller = await self.keys.admit(key_of(request), model, spend=spend)
+        except GatewayError as refused:
+            exchange.key = refused.key  # a known key refused: the access line names it
+            raise
         exchange.key = caller.key
         return caller
 

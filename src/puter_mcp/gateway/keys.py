@@ -142,6 +142,7 @@ class KeyRing:
                 f"the API key {key.name!r} expired on {_day(key.expires)}: create a new one with "
                 f"{_CREATE_HINT}",
                 code="expired_api_key",
+                key=key.name,
             )
         if not key.allows_model(model):
             allowed = ", ".join(key.models or ())
@@ -150,6 +151,7 @@ class KeyRing:
                 f"the API key {key.name!r} may not use the model {model!r}; it may use: {allowed}",
                 param="model",
                 code="model_not_allowed",
+                key=key.name,
             )
         if not spend:
             return Caller(key=key.name, admin=key.admin)
@@ -163,6 +165,7 @@ class KeyRing:
                 f"a request may go again in {max(1, round(verdict.retry_after))} s",
                 code="rate_limit_exceeded",
                 retry_after=verdict.retry_after,
+                key=key.name,
             )
         return Caller(key=key.name, admin=key.admin)
 
