@@ -55,6 +55,11 @@ __all__ = [
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+"""The repository's root, on the path, so that a benchmark may use a test helper (the tests'
+redis-server launcher) rather than a copy of it."""
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
 PYTHON = sys.executable
 PUTER_MCP = str(Path(sys.executable).with_name("puter-mcp"))
 """The console script next to the interpreter running the benchmark (the project venv's)."""

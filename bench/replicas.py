@@ -47,7 +47,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -98,61 +97,23 @@ are planned for this rate over a whole window, since wrk's bursts last a time, n
 # -- the processes ---------------------------------------------------------------------------
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @contextmanager
 def redis_server() -> Iterator[tuple[str, int, str]]:
-    """A redis-server of the bench's own; yields (URL, pid, version). Stopped by its pid.
+    """A redis-server of the bench's own, as the tests start theirs (`tests.helpers.RedisServer`:
+    loopback, a free port, a temporary directory, nothing saved); yields (URL, pid, version)."""
+    # The repository's root is on the path once _common is imported (see _common.REPO).
+    from tests.helpers import RedisServer
 
-    A free loopback port can be taken by another process between the probe and redis-server's
-    bind; the script then says so and stops (a rerun picks another port)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not installed (Debian: apt-get install -y redis-server)")
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
     with tempfile.TemporaryDirectory(prefix="puter-mcp-bench-redis-") as directory:
-        port = _free_loopback_port()
-        command = [
-            binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", directory,
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--logfile", str(Path(directory) / "redis.log"),
-        ]  # fmt: skip
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        server = RedisServer(Path(directory)).start()
         try:
-            for _ in range(200):  # 10 s at most
-                if _answers_ping(port) or process.poll() is not None:
-                    break
-                time.sleep(0.05)
-            if process.poll() is not None or not _answers_ping(port):
-                log = (Path(directory) / "redis.log").read_text(errors="replace")[-2000:]
-                raise SystemExit(f"redis-server did not start on port {port}:\n{log}")
-            yield f"redis://127.0.0.1:{port}/0", process.pid, version.split(" sha=")[0].strip()
+            assert server.process is not None
+            yield server.url, server.process.pid, version.stdout.split(" sha=")[0].strip()
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
+            server.stop()
 
 
 @contextmanager
