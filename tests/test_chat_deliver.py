@@ -1,6 +1,8 @@
-"""`ChatPipeline.deliver` (what `Backend.chat` uses) hands over exactly the events of `stream`.
+"""`ChatPipeline.deliver` (what `Backend.chat` uses) and `Backend.chat_into` (the gateway's
+streamed answers) hand over exactly the events of `stream`, in the caller's task, and a sink
+that raises ends the request.
 
-Both run the same scenario against the emulator, each on a fresh backend, and their event
+Each way runs the same scenario against the emulator, each on a fresh backend, and their event
 sequences are compared whole (types and the fields that do not depend on timing).
 """
 
@@ -10,6 +12,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from puter_mcp.core import Backend, ChatCall, NoCandidateLeft
@@ -32,13 +35,16 @@ MODEL = "gpt-5-nano"
 
 
 class Recorder:
-    """An event sink that keeps every event it is handed."""
+    """A sink that keeps every event it is handed; with `stop_at`, raises on that event."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_at: type[ChatEvent] | None = None) -> None:
         self.events: list[ChatEvent] = []
+        self.stop_at = stop_at
 
     async def send(self, item: ChatEvent, /) -> None:
         self.events.append(item)
+        if self.stop_at is not None and isinstance(item, self.stop_at):
+            raise LookupError("the client went away")
 
 
 def _comparable(event: ChatEvent) -> tuple[Any, ...]:
@@ -61,12 +67,12 @@ def _comparable(event: ChatEvent) -> tuple[Any, ...]:
 
 
 async def _both(
-    emulator: Emulator, home: Path, fault: dict[str, Any] | None, *, restart: bool
+    emulator: Emulator, home: Path, fault: dict[str, Any] | None, *, restart: bool, via: str
 ) -> tuple[list[ChatEvent], list[ChatEvent]]:
-    """The events of one call through `stream`, then through `deliver`, each on a fresh backend."""
+    """The events of one call through `stream`, then through `via`, each on a fresh backend."""
     call = ChatCall.build(message="hello", model=MODEL)
     runs: list[list[ChatEvent]] = []
-    for how in ("stream", "deliver"):
+    for how in ("stream", via):
         emulator.state.clear_faults()
         if fault:
             emulator.state.add_fault(**fault)
@@ -80,7 +86,10 @@ async def _run(backend: Backend, call: ChatCall, how: str, *, restart: bool) -> 
         async with aclosing(backend.chat_stream(call, restart_after_output=restart)) as events:
             return [event async for event in events]
     recorder = Recorder()
-    await engine_of(backend).pipeline.deliver(call, recorder, restart_after_output=restart)
+    if how == "chat_into":
+        await backend.chat_into(call, recorder)
+    else:
+        await engine_of(backend).pipeline.deliver(call, recorder, restart_after_output=restart)
     return recorder.events
 
 
@@ -99,18 +108,20 @@ def _fault(scenario: str, emulator: Emulator) -> dict[str, Any] | None:
 
 
 @pytest.mark.parametrize(
-    ("scenario", "restart"),
+    ("via", "scenario", "restart"),
     [
-        ("plain", False),
-        ("failover-before-content", False),
-        ("restart-after-content", True),
-        ("failure-after-content", False),
+        ("deliver", "plain", False),
+        ("deliver", "failover-before-content", False),
+        ("deliver", "restart-after-content", True),
+        ("deliver", "failure-after-content", False),
+        ("chat_into", "failover-before-content", False),
+        ("chat_into", "failure-after-content", False),
     ],
 )
 async def test_deliver_hands_over_the_events_of_stream(
-    emulator: Emulator, home: Path, scenario: str, restart: bool
+    emulator: Emulator, home: Path, via: str, scenario: str, restart: bool
 ) -> None:
-    streamed, delivered = await _both(emulator, home, _fault(scenario, emulator), restart=restart)
+    streamed, delivered = await _both(emulator, home, _fault(scenario, emulator), restart=restart, via=via)
     assert [_comparable(e) for e in delivered] == [_comparable(e) for e in streamed]
     attempts = [e for e in delivered if isinstance(e, AttemptStarted)]
     assert len(attempts) == (1 if scenario in ("plain", "failure-after-content") else 2)
@@ -119,3 +130,21 @@ async def test_deliver_hands_over_the_events_of_stream(
         assert isinstance(last, StreamFailed) and isinstance(last.error, NoCandidateLeft)
     else:
         assert isinstance(last, Finished)
+
+
+async def test_a_sink_that_raises_ends_the_request(emulator: Emulator, home: Path) -> None:
+    # The answer stalls after its first text: only closing the request ends it upstream.
+    emulator.state.add_fault(Fault.STALL_MID_STREAM, model=MODEL, times=None)
+    async with backend_for(emulator, home, emulator.paid) as (backend, _):
+        recorder = Recorder(stop_at=TextDelta)
+        with pytest.raises(LookupError):
+            await backend.chat_into(ChatCall.build(message="hello", model=MODEL), recorder)
+        assert isinstance(recorder.events[-1], TextDelta)
+        assert not [e for e in recorder.events if isinstance(e, Finished | StreamFailed)]
+        # The upstream request was closed when the sink raised, not left to run on (the
+        # emulator, in a thread, counts it out once it sees the connection close).
+        for _ in range(200):
+            if emulator.state.in_flight(emulator.paid.username) == 0:
+                break
+            await anyio.sleep(0.05)
+        assert emulator.state.in_flight(emulator.paid.username) == 0, "the upstream request is still open"
