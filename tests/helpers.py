@@ -725,6 +725,40 @@ def start_gateway_process(env: dict[str, str], *args: str) -> GatewayProcess:
     raise AssertionError("the gateway did not start:\n" + "".join(kept))
 
 
+def keys_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`puter-mcp keys ARGS` under `env` (its output as text)."""
+    return subprocess.run([SCRIPT, "keys", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def assert_a_new_key_reaches_every_gateway(
+    gateways: Sequence[GatewayProcess], *, create_env: dict[str, str], revoke_env: dict[str, str]
+) -> None:
+    """A key created with `keys create` (under `create_env`) while the gateways run works on
+    every one at once; revoked (under `revoke_env`), it stops on every one at once: no gateway
+    caches a key."""
+    import openai
+
+    def ask(gateway: GatewayProcess, key: str) -> str:
+        with openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0) as client:
+            answer = client.chat.completions.create(
+                model="gpt-5-nano", messages=[{"role": "user", "content": "hi"}]
+            )
+        return answer.choices[0].message.content or ""
+
+    created = keys_cli(create_env, "create", "other")
+    assert created.returncode == 0, created.stderr
+    other = created.stdout.strip()
+    for gateway in gateways:
+        assert ask(gateway, other)
+    assert keys_cli(revoke_env, "revoke", "other").returncode == 0
+    for gateway in gateways:
+        try:
+            ask(gateway, other)
+        except openai.AuthenticationError:
+            continue
+        raise AssertionError(f"a revoked key still works on {gateway.url}")
+
+
 def free_loopback_port() -> int:
     """A TCP port free on 127.0.0.1 now (for a server a test starts, such as nginx)."""
     return _free_loopback_port()

@@ -12,15 +12,13 @@ import asyncio
 import hashlib
 import logging
 import os
-import queue
 import stat
-import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx2
 import openai
@@ -48,7 +46,17 @@ from puter_mcp.gateway.keystore import (
 from puter_mcp.gateway.limiter import KeyLimiter, SQLiteLimitStorage
 from puter_mcp.logs import RedactingFilter
 from puter_mcp.settings import resolve_paths
-from tests.helpers import SCRIPT, Emulator, RunningGateway, running_gateway, save_accounts, script_env
+from tests.helpers import (
+    Emulator,
+    GatewayProcess,
+    RunningGateway,
+    assert_a_new_key_reaches_every_gateway,
+    keys_cli,
+    running_gateway,
+    save_accounts,
+    script_env,
+    start_gateway_process,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -553,54 +561,18 @@ def test_with_keys_off_admin_routes_say_how_to_turn_them_on_and_a_sent_key_is_he
 # -- two gateway processes ------------------------------------------------------------------
 
 
-def _lines(stream: IO[bytes]) -> queue.Queue[bytes]:
-    found: queue.Queue[bytes] = queue.Queue()
-
-    def pump() -> None:
-        for line in stream:
-            found.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return found
-
-
-def _start_gateway(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    process = subprocess.Popen(
-        [SCRIPT, "gateway", "--port", "0"], env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    assert process.stderr is not None
-    logged = _lines(process.stderr)
-    seen: list[bytes] = []
-    for _ in range(200):  # bounded: the start-up prints a few lines
-        try:
-            line = logged.get(timeout=20)
-        except queue.Empty:
-            break
-        seen.append(line)
-        if b"OpenAI" in line and b"http://" in line:
-            return process, line.decode().split()[-1]
-    process.kill()
-    raise AssertionError(f"the gateway did not start: {b''.join(seen).decode(errors='replace')}")
-
-
-def _keys_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SCRIPT, "keys", *args], env=env, capture_output=True, text=True, timeout=60)
-
-
 @pytest.mark.slow
 def test_keys_and_limits_hold_across_two_gateway_processes(emulator: Emulator, home: Path) -> None:
     paths = resolve_paths({"PUTER_MCP_HOME": str(home)})
     save_accounts(paths, emulator.paid, emulator.free)
     env = script_env(home, emulator, PUTER_MCP_GATEWAY_REQUIRE_KEYS="1")
-    processes: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
+    gateways: list[GatewayProcess] = []
     try:
         for _ in range(2):
-            process, url = _start_gateway(env)
-            processes.append(process)
-            urls.append(url)
+            gateways.append(start_gateway_process(env))
+        urls = [gateway.url + "/v1" for gateway in gateways]
         assert urls[0] != urls[1]
-        created = _keys_cli(env, "create", "shared", "--rpm", "10")
+        created = keys_cli(env, "create", "shared", "--rpm", "10")
         assert created.returncode == 0, created.stderr
         secret = created.stdout.strip()
         assert "only time the key is shown" in created.stderr
@@ -624,29 +596,12 @@ def test_keys_and_limits_hold_across_two_gateway_processes(emulator: Emulator, h
             assert wait is not None and 1 <= int(wait) <= 60
         assert len(emulator.chat_requests()) == 10
 
-        listed = _keys_cli(env, "list")
+        listed = keys_cli(env, "list")
         assert "shared" in listed.stdout and secret not in listed.stdout
-
-        other = _keys_cli(env, "create", "other").stdout.strip()
-        for url in urls:  # a key created while both run works on both at once
-            with openai.OpenAI(base_url=url, api_key=other, max_retries=0) as client:
-                assert _ask(client)
-        assert _keys_cli(env, "revoke", "other").returncode == 0
-        for url in urls:  # and revoked, stops on both at once
-            with (
-                openai.OpenAI(base_url=url, api_key=other, max_retries=0) as client,
-                pytest.raises(openai.AuthenticationError),
-            ):
-                _ask(client)
+        assert_a_new_key_reaches_every_gateway(gateways, create_env=env, revoke_env=env)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for gateway in gateways:
+            gateway.stop()
 
 
 def test_a_key_never_reaches_a_log_line() -> None:
