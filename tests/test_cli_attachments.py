@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from puter_mcp.cli import main
-from tests.conftest import Emulator
+from tests.helpers import Emulator
 
 
 @pytest.fixture

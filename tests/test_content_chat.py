@@ -12,8 +12,7 @@ import pytest
 
 from puter_mcp.core import BadRequest, ChatCall, ToolCallDelta, UpstreamRefused
 from puter_mcp.emulator import Fault
-from tests.conftest import Emulator
-from tests.test_failures import backend_for
+from tests.helpers import Emulator, backend_for
 
 pytestmark = pytest.mark.anyio
 

@@ -22,8 +22,16 @@ from puter_mcp.accounts.store import (
 from puter_mcp.cli import main
 from puter_mcp.core import Backend, BackendError, ChatCall, Turn
 from puter_mcp.settings import AccountsSettings, Settings, resolve_paths
-from tests.helpers import Emulator, Setup, by_name, save_accounts, script_env, settings_for
-from tests.test_gateway_keys import _ask, _lines
+from tests.helpers import (
+    SCRIPT,
+    Emulator,
+    Setup,
+    by_name,
+    save_accounts,
+    script_env,
+    settings_for,
+    start_gateway_process,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -189,32 +197,18 @@ def test_the_accounts_file_is_a_setting(tmp_path: Path) -> None:
 def test_a_gateway_answers_from_an_accounts_file_given_by_the_flag(
     emulator: Emulator, home: Path, tmp_path: Path
 ) -> None:
-    from tests.helpers import SCRIPT
-
     secret = _secret_file(emulator, tmp_path)
     before = _fingerprint(secret)
     env = script_env(home, emulator)  # the home has no account at all
-    process = subprocess.Popen(
-        [SCRIPT, "gateway", "--port", "0", "--accounts-file", str(secret)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    gateway = start_gateway_process(env, "--accounts-file", str(secret))
     try:
-        assert process.stderr is not None
-        logged = _lines(process.stderr)
-        url = None
-        for _ in range(200):
-            line = logged.get(timeout=20)
-            if b"OpenAI" in line and b"http://" in line:
-                url = line.decode().split()[-1]
-                break
-        assert url is not None
-        with openai.OpenAI(base_url=url, api_key="sk-anything", max_retries=0) as client:
-            assert _ask(client)
+        with openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-anything", max_retries=0) as client:
+            answer = client.chat.completions.create(
+                model="gpt-5-nano", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert answer.choices[0].message.content
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        gateway.stop()
     assert _fingerprint(secret) == before
     assert not resolve_paths({"PUTER_MCP_HOME": str(home)}).accounts_file.exists()
 

@@ -18,7 +18,7 @@ from puter_mcp.core import Backend
 from puter_mcp.core.attachments import MAX_FILE_BYTES
 from puter_mcp.emulator.catalogue import default_catalogue
 from puter_mcp.server import build_server
-from tests.conftest import Emulator
+from tests.helpers import Emulator
 
 pytestmark = pytest.mark.anyio
 
