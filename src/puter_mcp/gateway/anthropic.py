@@ -38,7 +38,7 @@ import binascii
 import json
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -183,6 +183,14 @@ def _expect_list(value: Any, where: str) -> Sequence[Any]:
     return value
 
 
+def _objects(value: Any, where: str) -> Iterator[tuple[Mapping[str, Any], str]]:
+    """Each item of the list `value` (at `where`), checked to be an object, with where it is
+    (``messages.0.content.1``)."""
+    for index, item in enumerate(_expect_list(value, where)):
+        item_where = f"{where}.{index}"
+        yield _expect_object(item, item_where), item_where
+
+
 def _optional_number(body: Mapping[str, Any], name: str) -> float | None:
     value = body.get(name)
     if value is None:
@@ -198,9 +206,7 @@ def _system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
     texts: list[str] = []
-    for index, block in enumerate(_expect_list(system, "system")):
-        where = f"system.{index}"
-        block = _expect_object(block, where)
+    for block, where in _objects(system, "system"):
         if block.get("type") != "text":
             raise _bad(f"{where}.type", f"system blocks are text blocks, got {block.get('type')!r}")
         texts.append(_expect_str(block.get("text"), f"{where}.text"))
@@ -235,9 +241,7 @@ def _tool_result(block: Mapping[str, Any], where: str) -> tuple[dict[str, Any], 
     if isinstance(content, str):
         texts.append(content)
     elif content is not None:
-        for index, part in enumerate(_expect_list(content, f"{where}.content")):
-            part_where = f"{where}.content.{index}"
-            part = _expect_object(part, part_where)
+        for part, part_where in _objects(content, f"{where}.content"):
             kind = part.get("type")
             if kind == "text":
                 texts.append(_expect_str(part.get("text"), f"{part_where}.text"))
@@ -262,9 +266,7 @@ def _user_turns(content: Any, where: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": content}]
     tool_turns: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
-    for index, block in enumerate(_expect_list(content, f"{where}.content")):
-        block_where = f"{where}.content.{index}"
-        block = _expect_object(block, block_where)
+    for block, block_where in _objects(content, f"{where}.content"):
         kind = block.get("type")
         if kind == "text":
             parts.append({"type": "text", "text": _expect_str(block.get("text"), f"{block_where}.text")})
@@ -293,9 +295,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any] | None:
         return {"role": "assistant", "content": content}
     parts: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
-    for index, block in enumerate(_expect_list(content, f"{where}.content")):
-        block_where = f"{where}.content.{index}"
-        block = _expect_object(block, block_where)
+    for block, block_where in _objects(content, f"{where}.content"):
         kind = block.get("type")
         if kind == "text":
             parts.append({"type": "text", "text": _expect_str(block.get("text"), f"{block_where}.text")})
@@ -329,9 +329,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any] | None:
 def _tools(value: Any) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     server_tools: list[str] = []
-    for index, tool in enumerate(_expect_list(value, "tools")):
-        where = f"tools.{index}"
-        tool = _expect_object(tool, where)
+    for tool, where in _objects(value, "tools"):
         if tool.get("type") not in _CUSTOM_TOOL_TYPES:
             server_tools.append(f"{tool.get('name', '?')} ({tool.get('type')})")
             continue
