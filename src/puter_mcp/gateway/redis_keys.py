@@ -30,10 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-import redis.asyncio as aioredis
 from limits.aio.storage import RedisStorage
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from puter_mcp.gateway.keystore import (
@@ -48,6 +45,7 @@ from puter_mcp.gateway.keystore import (
     hash_secret,
     new_key,
 )
+from puter_mcp.redis_client import redis_client
 
 __all__ = ["REDIS_KEY_ERRORS", "SOCKET_TIMEOUT", "RedisKeyStore", "RedisLimitStorage"]
 
@@ -155,14 +153,7 @@ class RedisKeyStore:
         socket_timeout: float = SOCKET_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url,
-            password=password,
-            decode_responses=True,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 1),  # a connection Redis closed is replaced at once
-        )
+        self._redis = redis_client(url, password=password, socket_timeout=socket_timeout)
         self._shown = shown_url
         self._clock = clock
         self._base = f"{prefix}{{keys}}:"

@@ -35,13 +35,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from puter_mcp.puter.errors import FailureKind
+from puter_mcp.redis_client import redis_client
 from puter_mcp.routing.redis_url import masked_url
 from puter_mcp.routing.state.protocol import CooldownChanges
 from puter_mcp.routing.state.records import (
@@ -450,16 +448,8 @@ class RedisStateStore:
         self.origin = origin
         self.prefix = prefix
         self.attempts_kept = attempts_kept
-        # One retry without waiting: a pooled connection that Redis closed (a restart) is
-        # replaced at once; a Redis that is gone fails fast, into the fallback.
-        self._redis = aioredis.Redis.from_url(
-            url,
-            password=password,
-            decode_responses=True,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 1),
-        )
+        # A Redis that is gone fails fast, into the fallback.
+        self._redis = redis_client(url, password=password, socket_timeout=socket_timeout)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._settle = self._redis.register_script(_SETTLE)
         self._read_cooldowns = self._redis.register_script(_READ_COOLDOWNS)
