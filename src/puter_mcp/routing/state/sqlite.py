@@ -405,6 +405,7 @@ _STAT_INTERVAL = 1.0
 _open_stores: weakref.WeakSet[SQLiteStateStore] = weakref.WeakSet()
 
 
+@atexit.register
 def _write_pending_at_exit() -> None:
     """What the writer threads (daemons, stopped by the interpreter's exit) have not written."""
     for store in list(_open_stores):
@@ -969,12 +970,7 @@ class _Writer:
     nothing is lost, and nobody is told twice.
     """
 
-    _exit_hook_registered = False
-
     def __init__(self, store: SQLiteStateStore) -> None:
-        if not _Writer._exit_hook_registered:
-            atexit.register(_write_pending_at_exit)
-            _Writer._exit_hook_registered = True
         self._store = weakref.ref(store)
         self._wanted: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="puter-mcp-state-writer", daemon=True)
