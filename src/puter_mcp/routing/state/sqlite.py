@@ -655,11 +655,10 @@ class SQLiteStateStore:
 
     def flush(self) -> None:
         """Write now what is handed over and not written yet (settles, attempt records)."""
-        with self._lock:
-            self._follow_file()
-            if self._settles or self._queued:
-                with self._transaction(self._conn):
-                    pass
+        with self._locked() as conn:  # writes the settles, and the attempts with them
+            if self._queued:
+                with self._transaction(conn):
+                    pass  # the transaction writes what is logged
 
     def _known_cooldowns(self, conn: sqlite3.Connection) -> dict[CooldownKey, Cooldown]:
         """This origin's cooldowns, read again only if another connection committed since."""
