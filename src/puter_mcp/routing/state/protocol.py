@@ -34,13 +34,17 @@ from puter_mcp.routing.state.records import (
     WindowUsage,
 )
 
-__all__ = ["CooldownChanges", "StateStore", "WarningSink"]
+__all__ = ["CooldownChanges", "PendingSettle", "StateStore", "WarningSink"]
 
 WarningSink = Callable[[str], None]
 """Receives one sentence for the user: which store failed, what it means, what to do."""
 
 CooldownChanges = Sequence[tuple[CooldownKey, CooldownChange]]
 """Changes applied in order in one atomic step; a key may appear more than once."""
+
+PendingSettle = tuple[str, float, bool, CooldownChanges]
+"""A `settle` handed over and not written yet: the slot, when it ended, whether it counts, the
+cooldown changes (the stores that finish the step after returning keep these)."""
 
 
 @runtime_checkable

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.redis_client import redis_client
 from puter_mcp.routing.redis_url import masked_url
-from puter_mcp.routing.state.protocol import CooldownChanges
+from puter_mcp.routing.state.protocol import CooldownChanges, PendingSettle
 from puter_mcp.routing.state.records import (
     DEFAULT_ORIGIN,
     SLOT_HISTORY,
@@ -464,7 +464,7 @@ class RedisStateStore:
         self._queued: list[Attempt] = []  # see `log_attempt`
         self._held: dict[str, str] = {}  # slot id -> account, for the slots this store granted
         self._settling: set[asyncio.Task[None]] = set()  # see `settle`
-        self._unsent: deque[_Settle] = deque()  # settles whose writing failed, for the next operation
+        self._unsent: deque[PendingSettle] = deque()  # settles whose writing failed, for the next operation
         self._housekeeping = housekeeping
 
     # -- keys ------------------------------------------------------------------------------
@@ -583,7 +583,7 @@ class RedisStateStore:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
-    async def _send_settle(self, settle: _Settle) -> None:
+    async def _send_settle(self, settle: PendingSettle) -> None:
         slot_id, now, counted, changes = settle
         try:
             await self._write(changes, slot=(slot_id, now, counted))
@@ -859,10 +859,6 @@ class RedisStateStore:
 _CHURN = (
     "the Redis state store's cooldowns changed on every one of 50 tries; another replica writes in a loop"
 )
-
-
-_Settle = tuple[str, float, bool, CooldownChanges]
-"""A settle handed over: the slot, when it ended, whether it counts, the cooldown changes."""
 
 
 class _TakeASlot:

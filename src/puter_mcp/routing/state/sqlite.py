@@ -43,7 +43,7 @@ import anyio.to_thread
 from puter_mcp.files import PRIVATE_FILE_MODE, ensure_private_dir
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.owners import Owner, is_running, this_process
-from puter_mcp.routing.state.protocol import CooldownChanges, WarningSink
+from puter_mcp.routing.state.protocol import CooldownChanges, PendingSettle, WarningSink
 from puter_mcp.routing.state.records import (
     DEFAULT_ORIGIN,
     SLOT_HISTORY,
@@ -478,7 +478,7 @@ class SQLiteStateStore:
         self._cooldowns: dict[CooldownKey, Cooldown] | None = None
         self._read_at_version = -1
         self._queued: list[Attempt] = []  # see `log_attempt`
-        self._settles: list[_Settle] = []  # see `settle`
+        self._settles: list[PendingSettle] = []  # see `settle`
         self._queue_lock = threading.Lock()  # guards both queues
         self._writer: _Writer | None = None
         self.moved_aside: Path | None = None
@@ -954,10 +954,6 @@ class SQLiteStateStore:
             self.flush()
         with self._lock:
             self._conn.close()
-
-
-_Settle = tuple[str, float, bool, CooldownChanges]
-"""A settle handed over: the slot, when it ended, whether it counts, the cooldown changes."""
 
 
 class _Writer:
