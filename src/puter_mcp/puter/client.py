@@ -55,6 +55,7 @@ T = TypeVar("T")
 
 _MICROCENTS_PER_USD = 100_000_000
 _CLOSE_GRACE = 5.0  # seconds allowed to release a connection, even while being cancelled
+_READ_LIMIT_SLACK = 0.01  # how much later than due a stream's idle timeout may come (see _LineReader)
 _INACTIVE_SUBSCRIPTION = frozenset(
     {"canceled", "cancelled", "expired", "inactive", "incomplete", "incomplete_expired", "unpaid", "ended"}
 )
@@ -291,12 +292,23 @@ class _LineReader:
     Silence is measured only while waiting for bytes, not while the consumer handles an
     event, and it resets when a line completes: a stream that keeps trickling bytes without
     ever finishing a line is as stuck as a silent one.
+
+    A wait that the transport itself bounds closely enough (`read_limit`: httpx's limit on each
+    read of the socket, when it is enforced) needs no timer of this reader's own; only a wait
+    that must end sooner (a line already slow to complete, the total limit near) gets one.
+    This is the usual case of every chunk of a stream, and a timer costs each chunk a cancel
+    scope (~5 µs, and as many system calls).
     """
 
-    def __init__(self, response: httpx2.Response, *, idle: float, deadline: _Deadline) -> None:
+    def __init__(
+        self, response: httpx2.Response, *, idle: float, deadline: _Deadline, read_limit: float | None
+    ) -> None:
         self._chunks: AsyncGenerator[bytes, None] = response.aiter_bytes()
         self._idle = idle
         self._deadline = deadline
+        # A wait of `seconds` may be left to the transport when its limit ends it at most this
+        # much later (so an idle timeout comes within 1% of its time).
+        self._untimed_from = math.inf if read_limit is None else read_limit * (1 - _READ_LIMIT_SLACK)
         self._buffer = bytearray()
         self._ended = False
         self._quiet = 0.0
@@ -323,20 +335,26 @@ class _LineReader:
             total_decides = self._deadline.at - started <= seconds
             if total_decides:
                 seconds = max(self._deadline.at - started, 0.0)
+            chunk: bytes | None = None
             try:
-                with anyio.move_on_after(seconds):
+                if seconds >= self._untimed_from:
                     chunk = await anext(self._chunks)
-                    self._quiet += _now() - started
-                    self._buffer += chunk
-                    continue
+                else:
+                    with anyio.move_on_after(seconds):
+                        chunk = await anext(self._chunks)
             except StopAsyncIteration:
                 self._ended = True
                 continue
+            except httpx2.ReadTimeout:
+                pass  # the transport's own limit on a silent read (see `read_limit`)
             except httpx2.HTTPError as exc:
                 raise PuterError(
                     FailureKind.TRANSPORT, f"Puter's stream broke: {type(exc).__name__}: {exc}"
                 ) from exc
-            # Only the timeout leaves the block without `continue`.
+            if chunk is not None:
+                self._quiet += _now() - started
+                self._buffer += chunk
+                continue
             if total_decides:
                 raise PuterError(FailureKind.TRANSPORT, self._deadline.message)
             raise PuterError(
@@ -363,6 +381,8 @@ class _LineReader:
 
 async def _release(response: httpx2.Response, reader: _LineReader | None = None) -> None:
     """Close the response even while the caller is being cancelled (shielded, bounded)."""
+    if response.is_closed:
+        return  # read to its end: httpx closed it then (and its reader's iterator is done)
     with anyio.move_on_after(_CLOSE_GRACE, shield=True):
         if reader is not None:
             await reader.aclose()
@@ -397,9 +417,19 @@ class PuterClient:
         self._gui = (gui_origin or _default_gui_origin(self._api)).rstrip("/")
         self._timeouts = timeouts
         # Read waits are enforced by anyio (see _within); httpx only bounds connecting,
-        # writing the request and waiting for a pooled connection.
+        # writing the request and waiting for a pooled connection. A streamed answer's reads
+        # are bounded by httpx too, no sooner than the first-byte and idle limits: so that the
+        # stream's reader needs no timer of its own for each chunk (see _LineReader). Only
+        # httpx's own transport is known to enforce that bound (its mock transport does not).
         self._httpx_timeout = httpx2.Timeout(
             connect=timeouts.connect, read=None, write=timeouts.first_byte, pool=timeouts.connect
+        )
+        self._stream_read_limit = max(timeouts.first_byte, timeouts.idle)
+        self._stream_timeout = httpx2.Timeout(
+            connect=timeouts.connect,
+            read=self._stream_read_limit,
+            write=timeouts.first_byte,
+            pool=timeouts.connect,
         )
         self._owns_http = http is None
         self._http = http or httpx2.AsyncClient(
@@ -430,26 +460,37 @@ class PuterClient:
     # -- plumbing -------------------------------------------------------------------------
 
     def _request(
-        self, method: str, url: str, *, token: str | None = None, json_body: Any = None, accept: str
+        self,
+        method: str,
+        url: str,
+        *,
+        token: str | None = None,
+        json_body: Any = None,
+        accept: str,
+        streamed: bool = False,
     ) -> httpx2.Request:
         headers = {"Accept": accept}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return self._http.build_request(
-            method, url, json=json_body, headers=headers, timeout=self._httpx_timeout
-        )
+        timeout = self._stream_timeout if streamed else self._httpx_timeout
+        return self._http.build_request(method, url, json=json_body, headers=headers, timeout=timeout)
 
     async def _send(
         self, request: httpx2.Request, *, deadline: _Deadline, header_limit: float
     ) -> httpx2.Response:
         """Send and wait for the response headers; the body is left to read (or stream)."""
+        first_byte = f"Puter did not start answering within {header_limit:g} s (first-byte timeout)."
         try:
             response = await _within(
                 self._http.send(request, stream=True),
                 seconds=header_limit,
-                message=f"Puter did not start answering within {header_limit:g} s (first-byte timeout).",
+                message=first_byte,
                 deadline=deadline,
             )
+        except httpx2.ReadTimeout as exc:
+            # A streamed request's read limit, no shorter than `header_limit` (see __init__):
+            # it may come first when the two are equal.
+            raise PuterError(FailureKind.TRANSPORT, first_byte) from exc
         except httpx2.ConnectTimeout as exc:
             raise PuterError(
                 FailureKind.TRANSPORT,
@@ -507,6 +548,7 @@ class PuterClient:
             token=token,
             json_body=request.to_driver_call(stream=stream),
             accept=accept,
+            streamed=stream,
         )
 
     @staticmethod
@@ -559,7 +601,12 @@ class PuterClient:
                     for event in events_from_result(self._chat_answer(response, raw, request.model)):
                         yield event
                     return
-                reader = _LineReader(response, idle=self._timeouts.idle, deadline=deadline)
+                reader = _LineReader(
+                    response,
+                    idle=self._timeouts.idle,
+                    deadline=deadline,
+                    read_limit=self._stream_read_limit if self._owns_http else None,
+                )
                 received: list[str] = []
                 usage_seen = False
                 try:
