@@ -568,12 +568,14 @@ def parse_stream_line(line: bytes | str) -> StreamEvent | None:
     if not line.strip():
         return None
     try:
-        data = json.loads(line)
+        # Decoded here rather than by `json.loads`, which would first guess the encoding of
+        # bytes (a Python function, once a line): Puter sends UTF-8.
+        data = json.loads(line.decode() if isinstance(line, bytes) else line)
     except ValueError:  # includes undecodable UTF-8
         raise PuterError(
             FailureKind.TRANSPORT, f"Puter sent a stream line that is not JSON: {_line_preview(line)}"
         ) from None
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):  # what `json.loads` makes of an object, checked without the ABC
         raise PuterError(
             FailureKind.TRANSPORT,
             f"Puter sent a stream line that is not a JSON object: {_line_preview(line)}",

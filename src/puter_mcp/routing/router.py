@@ -175,6 +175,27 @@ CheckAccount = Callable[[AccountRef], Awaitable[FailureKind | None]]
 or EMAIL_UNCONFIRMED; raises `PuterError` when the check itself failed."""
 
 # Account-level refusals that a `CheckAccount` confirms or lifts.
+class _Wakeup:
+    """Wakes the tasks waiting when it fires. Like re-arming an `anyio.Event` at each firing,
+    but the event is made only once someone waits: most firings (a slot given back after each
+    call) find nobody waiting, and a new event costs each call a lookup of the running loop."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+    def fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+
 _ACCOUNT_CHECKED = frozenset({FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED})
 _PROBE_POLL = 0.05  # how often a call waiting for another process's probe looks again
 # Tiers Puter refuses subscriber-only models to (403); an unknown tier is still tried.
@@ -225,9 +246,9 @@ class Router:
         self._unknown_models: set[str] = set()
         # Set whenever this process gives a pacing slot back, so queued requests wake at once
         # instead of polling; other processes' releases are seen when the wait hint runs out.
-        self._slot_freed = anyio.Event()
+        self._slot_freed = _Wakeup()
         # Set whenever this process finishes a probe or a re-check (same idea, for probes).
-        self._probe_done = anyio.Event()
+        self._probe_done = _Wakeup()
 
     # -- selection -------------------------------------------------------------------------
 
@@ -338,8 +359,7 @@ class Router:
             await self.store.settle(
                 slot.id, now=self.pacer.release_time(counted=counted), counted=counted, changes=changes
             )
-        self._slot_freed.set()
-        self._slot_freed = anyio.Event()
+        self._slot_freed.fire()
 
     async def _recheck_credit(
         self,
@@ -422,8 +442,7 @@ class Router:
         return None
 
     def _probe_finished(self) -> None:
-        self._probe_done.set()
-        self._probe_done = anyio.Event()
+        self._probe_done.fire()
 
     async def _wait_for_probe(self, until: float, deadline: float) -> float:
         """Wait for a probe in progress: this process's probes wake us at once, another
