@@ -25,11 +25,12 @@ from typing import IO, Any
 import anyio
 import pytest
 from mcp import Client
+from redis import Redis
 
 from puter_mcp.core import Backend, ChatCall
 from puter_mcp.core.results import ChatOutcome
 from puter_mcp.emulator import Fault
-from tests.helpers import Emulator, save_accounts, settings_for, stop_with
+from tests.helpers import Emulator, RedisServer, save_accounts, settings_for, stop_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
@@ -154,6 +155,53 @@ def test_a_stopped_servers_places_come_back_at_once(
     _wait_until(lambda: emulator.state.in_flight(user) == 0, "the emulator to free its places")
 
     # Within one second, from another process's point of view (this test's own backend).
+    quick = settings.model_copy(update={"routing": settings.routing.model_copy(update={"deadline": 1.0})})
+
+    async def next_call() -> ChatOutcome:
+        async with Backend.create(quick, paths, env={}) as backend:
+            return await backend.chat(ChatCall.build(message="next", model="gpt-5-nano"))
+
+    outcome = anyio.run(next_call)
+    assert outcome.account == user
+    assert outcome.waited_s == 0
+
+
+def test_a_stopped_servers_places_in_redis_come_back_at_once(
+    emulator: Emulator, home: Path, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """The same over the Redis store, which replicas share: SIGTERM gives the places back there."""
+    settings, paths = settings_for(emulator, home, state=redis_server.url, state_prefix=redis_prefix)
+    save_accounts(paths, emulator.temp)
+    user = emulator.temp.username
+    emulator.state.add_fault(Fault.STALL_BEFORE_HEADERS, times=2, seconds=30)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PUTER_MCP_HOME": str(home),
+        "PUTER_API_ORIGIN": emulator.url,
+        "PUTER_GUI_ORIGIN": emulator.url,
+        "PUTER_MCP_STATE": redis_server.url,
+        "PUTER_MCP_STATE_PREFIX": redis_prefix,
+    }
+    redis = Redis(port=redis_server.port, decode_responses=True)
+
+    def running() -> int:
+        return sum(int(redis.zcard(key)) for key in redis.scan_iter(f"{redis_prefix}*:running"))
+
+    server, logged = _start_http(env)
+    try:
+        _wait_until(lambda: emulator.state.in_flight(user) == 2, "both calls to be in flight")
+        assert running() == 2
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    assert stop_with(server, signal.SIGTERM) == -signal.SIGTERM
+    assert running() == 0  # given back by the handler, before the process ended
+    said = b"stopping on SIGTERM; gave back 2 pacing slots"
+    _wait_until(lambda: said in b"".join(list(logged.queue)), "the log line")
+    _wait_until(lambda: emulator.state.in_flight(user) == 0, "the emulator to free its places")
+
     quick = settings.model_copy(update={"routing": settings.routing.model_copy(update={"deadline": 1.0})})
 
     async def next_call() -> ChatOutcome:

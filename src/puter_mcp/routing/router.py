@@ -174,7 +174,7 @@ CheckAccount = Callable[[AccountRef], Awaitable[FailureKind | None]]
 """``/whoami`` for an account: None when its token works and it may call, else AUTH (refused)
 or EMAIL_UNCONFIRMED; raises `PuterError` when the check itself failed."""
 
-# Account-level refusals that a `CheckAccount` confirms or lifts.
+
 class _Wakeup:
     """Wakes the tasks waiting when it fires. Like re-arming an `anyio.Event` at each firing,
     but the event is made only once someone waits: most firings (a slot given back after each
@@ -196,6 +196,7 @@ class _Wakeup:
             self._event = None
 
 
+# Account-level refusals that a `CheckAccount` confirms or lifts.
 _ACCOUNT_CHECKED = frozenset({FailureKind.AUTH, FailureKind.EMAIL_UNCONFIRMED})
 _PROBE_POLL = 0.05  # how often a call waiting for another process's probe looks again
 # Tiers Puter refuses subscriber-only models to (403); an unknown tier is still tried.

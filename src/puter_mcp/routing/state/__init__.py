@@ -18,7 +18,7 @@ process that holds it, so that a dead process's places are freed at once (see do
 from puter_mcp.routing.state.factory import MEMORY, open_state_store
 from puter_mcp.routing.state.fallback import FallbackStateStore
 from puter_mcp.routing.state.memory import MemoryStateStore
-from puter_mcp.routing.state.protocol import CooldownChanges, StateStore, WarningSink
+from puter_mcp.routing.state.protocol import CooldownChanges, StateStore, WarningSink, release_process_slots
 from puter_mcp.routing.state.records import (
     DEFAULT_ORIGIN,
     Admitted,
@@ -42,7 +42,6 @@ from puter_mcp.routing.state.sqlite import (
     StateFileCheck,
     check_state_file,
     is_corruption,
-    release_process_slots,
 )
 
 __all__ = [

@@ -17,7 +17,10 @@ paths (a credit check, a sign-in, status displays) and the tests. See docs/state
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Protocol, runtime_checkable
 
 from puter_mcp.routing.state.records import (
@@ -34,7 +37,15 @@ from puter_mcp.routing.state.records import (
     WindowUsage,
 )
 
-__all__ = ["CooldownChanges", "PendingSettle", "StateStore", "WarningSink"]
+__all__ = [
+    "CooldownChanges",
+    "PendingSettle",
+    "SharedSlots",
+    "StateStore",
+    "WarningSink",
+    "release_process_slots",
+    "shares_slots",
+]
 
 WarningSink = Callable[[str], None]
 """Receives one sentence for the user: which store failed, what it means, what to do."""
@@ -170,3 +181,38 @@ class StateStore(Protocol):
     async def aclose(self) -> None:
         """Write what is pending and let go of the store's resources."""
         ...
+
+
+class SharedSlots(Protocol):
+    """A store whose pacing slots other processes see (SQLite, Redis): what it must give back
+    when this process is stopped by a signal."""
+
+    def release_owned(self, *, now: float) -> int:
+        """Give back, synchronously and within a few seconds, every slot this process still
+        holds in the store, as a request Puter counted; how many there were."""
+        ...
+
+
+_shared: weakref.WeakSet[SharedSlots] = weakref.WeakSet()
+
+
+def shares_slots(store: SharedSlots) -> None:
+    """Register a store whose slots `release_process_slots` must give back (while it lives)."""
+    _shared.add(store)
+
+
+def release_process_slots() -> int:
+    """Give back every slot this process holds, in every shared store it has open.
+
+    For the SIGTERM / SIGHUP handlers (see `puter_mcp.runtime`): the process is about to end,
+    so whatever it still sends is abandoned, and other processes should not wait for its places
+    until their leases run out. Synchronous, as a signal handler must be; a store that cannot
+    be reached is passed over (its slots end with their leases). Returns how many slots were
+    given back.
+    """
+    released = 0
+    now = time.time()
+    for store in list(_shared):
+        with suppress(Exception):  # stopping anyway: one store's failure must not keep the others'
+            released += store.release_owned(now=now)
+    return released

@@ -39,9 +39,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from puter_mcp.puter.errors import FailureKind
-from puter_mcp.redis_client import redis_client
+from puter_mcp.redis_client import redis_client, sync_redis_client
 from puter_mcp.routing.redis_url import masked_url
-from puter_mcp.routing.state.protocol import CooldownChanges, PendingSettle
+from puter_mcp.routing.state.protocol import CooldownChanges, PendingSettle, shares_slots
 from puter_mcp.routing.state.records import (
     DEFAULT_ORIGIN,
     SLOT_HISTORY,
@@ -450,6 +450,7 @@ class RedisStateStore:
         self.attempts_kept = attempts_kept
         # A Redis that is gone fails fast, into the fallback.
         self._redis = redis_client(url, password=password, socket_timeout=socket_timeout)
+        self._client_options = (password, socket_timeout)  # for `release_owned`'s own client
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._settle = self._redis.register_script(_SETTLE)
         self._read_cooldowns = self._redis.register_script(_READ_COOLDOWNS)
@@ -466,6 +467,7 @@ class RedisStateStore:
         self._settling: set[asyncio.Task[None]] = set()  # see `settle`
         self._unsent: deque[PendingSettle] = deque()  # settles whose writing failed, for the next operation
         self._housekeeping = housekeeping
+        shares_slots(self)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -670,6 +672,32 @@ class RedisStateStore:
             # The attempts wait for the next write (or for memory, if Redis is gone).
             self._queued[:0] = queued
             raise
+
+    def release_owned(self, *, now: float) -> int:
+        """Give back every slot this store granted and has not settled, as counted requests;
+        how many there were.
+
+        Synchronous, for a process that a signal is stopping (see
+        `protocol.release_process_slots`): its event loop will not run again, so this opens a
+        blocking connection of its own. A settle on its way meanwhile changes nothing (a slot
+        is released once).
+        """
+        held = dict(self._held)
+        if not held:
+            return 0
+        password, socket_timeout = self._client_options
+        with sync_redis_client(self.url, password=password, socket_timeout=socket_timeout) as client:
+            for slot_id, account in held.items():
+                keys = [
+                    *self._cooldown_keys(),
+                    *self._slot_keys(account),
+                    self._key(f"slot:{slot_id}"),
+                    self._key("attempts"),
+                ]
+                # No cooldown read or written, no attempt: only the slot (see `_SETTLE`).
+                args = ["", slot_id, repr(now), "1", self.attempts_kept, 0]
+                client.eval(_SETTLE, len(keys), *keys, *args)
+        return len(held)
 
     async def _account_of(self, slot_id: str) -> str | None:
         """The account a slot was taken on: known here, or read from its key (a slot taken by

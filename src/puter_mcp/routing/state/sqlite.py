@@ -16,8 +16,8 @@ is never held across an ``await``. The one exception is `settle`: it hands its s
 store's writer thread and returns, so an answer never waits for its bookkeeping; whichever comes
 first, the writer or the store's next operation, writes it, so every later operation sees it
 (and a process that exits without closing its stores writes it on the way out).
-`release_process_slots` is the synchronous path for the signal handlers (see
-`puter_mcp.runtime`).
+`release_owned` is the synchronous path for the signal handlers (see
+`protocol.release_process_slots`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import anyio.to_thread
 from puter_mcp.files import PRIVATE_FILE_MODE, ensure_private_dir
 from puter_mcp.puter.errors import FailureKind
 from puter_mcp.routing.owners import Owner, is_running, this_process
-from puter_mcp.routing.state.protocol import CooldownChanges, PendingSettle, WarningSink
+from puter_mcp.routing.state.protocol import CooldownChanges, PendingSettle, WarningSink, shares_slots
 from puter_mcp.routing.state.records import (
     DEFAULT_ORIGIN,
     SLOT_HISTORY,
@@ -76,7 +76,6 @@ __all__ = [
     "StateFileCheck",
     "check_state_file",
     "is_corruption",
-    "release_process_slots",
 ]
 
 SCHEMA_VERSION = 2
@@ -413,20 +412,6 @@ def _write_pending_at_exit() -> None:
             store.flush()
 
 
-def release_process_slots() -> int:
-    """Give back every slot this process holds, in every state database it has open.
-
-    For the SIGTERM / SIGHUP handlers (see `puter_mcp.runtime`): the process is about to end,
-    so whatever it still sends is abandoned. Synchronous, as a signal handler must be. Returns
-    how many slots were given back.
-    """
-    released = 0
-    for store in list(_open_stores):
-        with suppress(*STORE_ERRORS):
-            released += store.release_owned(now=time.time())
-    return released
-
-
 class SQLiteStateStore:
     """The shared store: one SQLite file in WAL mode, used by every puter-mcp process.
 
@@ -492,6 +477,7 @@ class SQLiteStateStore:
                 self.close()
                 raise
         _open_stores.add(self)
+        shares_slots(self)
 
     # -- opening, checking, following the file ---------------------------------------------
 
