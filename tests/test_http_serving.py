@@ -154,6 +154,44 @@ async def test_an_app_that_answered_before_the_body_is_not_answered_twice() -> N
     assert b"408" not in answer
 
 
+# --- kept-alive connections ------------------------------------------------------------------------
+
+
+async def answer_on(connection: anyio.abc.SocketStream, request: bytes) -> bytes:
+    """Send one whole request on a kept-alive connection and read its (small) answer."""
+    await connection.send(request)
+    with anyio.fail_after(10):
+        return await connection.receive()
+
+
+async def test_an_idle_kept_alive_connection_outlives_the_header_deadline() -> None:
+    # Idle between two requests is not a slow head: only the keep-alive limit ends it, so a
+    # client's pool (5-15 s for the usual ones) always lets go of it first.
+    request = head_of(2) + b"{}"
+    async with serving(EchoApp().asgi, header_timeout=0.2) as port, await connect(port) as conn:
+        assert (await answer_on(conn, request)).startswith(b"HTTP/1.1 200 ")
+        await anyio.sleep(0.5)
+        assert (await answer_on(conn, request)).startswith(b"HTTP/1.1 200 ")
+
+
+async def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_limit() -> None:
+    async with serving(EchoApp().asgi, keep_alive=0.2) as port, await connect(port) as conn:
+        assert (await answer_on(conn, head_of(2) + b"{}")).startswith(b"HTTP/1.1 200 ")
+        with anyio.fail_after(10):  # far above the limit: only a hang fails here
+            assert await read_until_closed(conn) == b""
+
+
+async def test_a_slow_head_on_a_kept_alive_connection_is_held_to_the_header_deadline() -> None:
+    async with (
+        serving(EchoApp().asgi, header_timeout=0.2, keep_alive=60) as port,
+        await connect(port) as conn,
+    ):
+        assert (await answer_on(conn, head_of(2) + b"{}")).startswith(b"HTTP/1.1 200 ")
+        await conn.send(b"POST /echo HTTP/1.1\r\n")  # and the rest of the head never comes
+        with anyio.fail_after(10):
+            assert await read_until_closed(conn) == b""
+
+
 # --- Host and Origin --------------------------------------------------------------------------------
 
 

@@ -8,7 +8,8 @@
 - **Bearer auth** (`BearerAuth`), constant-time, with a refusal that says where the token comes
   from.
 - **Deadlines.** A request's headers must arrive within `HEADER_TIMEOUT` (else the connection
-  is dropped: slowloris) and its body within `BODY_TIMEOUT` of them (else a 408).
+  is dropped: slowloris) and its body within `BODY_TIMEOUT` of them (else a 408). A kept-alive
+  connection may stay idle for `KEEP_ALIVE`, longer than the clients' own pools keep one.
 - **Serving** with uvicorn on a socket bound here (`serve_asgi`), a busy port said plainly.
 
 Nothing here knows about MCP or Puter: the MCP server's streamable HTTP and SSE transports and
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BODY_TIMEOUT",
     "HEADER_TIMEOUT",
+    "KEEP_ALIVE",
     "LOOPBACK_HOSTS",
     "MIN_PUBLIC_TOKEN_LENGTH",
     "BearerAuth",
@@ -57,6 +59,15 @@ MIN_PUBLIC_TOKEN_LENGTH = 32
 
 HEADER_TIMEOUT = 10.0
 """Seconds a connection gets to send a request's headers before it is dropped (slowloris)."""
+
+KEEP_ALIVE = 120.0
+"""Seconds a kept-alive connection may wait idle for its next request before it is closed.
+
+Longer than any common client keeps an idle connection in its pool (httpx, under the OpenAI,
+Anthropic and Ollama SDKs: 5 s; aiohttp: 15 s; Go: 90 s), so that the client always closes
+first. When both sides let go at the same moment (uvicorn's default is also 5 s), a request
+sent just as the server closes fails with a connection error the client cannot tell from a
+real one."""
 
 BODY_TIMEOUT = 60.0
 """Seconds a request's body gets to arrive once its headers have, before a 408: a body sent a
@@ -314,19 +325,23 @@ class _DeadlineH11Protocol(H11Protocol):
     uvicorn only times out idle keep-alive connections; a client that trickles a header line
     every few seconds (slowloris), or its body a byte at a time, would hold a connection (and,
     for the body, the task reading it) for ever. The header deadline runs from the moment a
-    request head is waited for (a new connection, or the next request on a kept-alive one)
-    until h11 has seen the whole head; a head too slow drops the connection, since no request
-    was made to answer. The body deadline runs from the end of the head to the end of the
+    request head is waited for on a new connection, or from the first byte of the next head on
+    a kept-alive one (until then the connection is idle, which `keep_alive` bounds), until h11
+    has seen the whole head; a head too slow drops the connection, since no request was made
+    to answer. The body deadline runs from the end of the head to the end of the
     body; a body too slow is answered 408 (when the app has not answered yet) and the app sees
     the client disconnect.
     """
 
     header_timeout: float = HEADER_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
+    keep_alive: float = KEEP_ALIVE
     _header_deadline: asyncio.TimerHandle | None = None
     _body_deadline: asyncio.TimerHandle | None = None
+    _answered = False  # a response was sent: the connection is a kept-alive one now
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.timeout_keep_alive = self.keep_alive  # uvicorn's own idle timer (its Config says int)
         super().connection_made(transport)
         self._follow_request()
 
@@ -335,6 +350,7 @@ class _DeadlineH11Protocol(H11Protocol):
         self._follow_request()
 
     def on_response_complete(self) -> None:
+        self._answered = True
         super().on_response_complete()
         self._follow_request()
 
@@ -349,7 +365,8 @@ class _DeadlineH11Protocol(H11Protocol):
             return
         state = self.conn.their_state
         if state is h11.IDLE:  # waiting for a head (the deadline is not restarted by a part)
-            if self._header_deadline is None:
+            head_begun = not self._answered or self.conn.trailing_data[0]
+            if self._header_deadline is None and head_begun:
                 self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
             return
         self._header_deadline = _cancelled(self._header_deadline)
@@ -404,11 +421,13 @@ def _cancelled(deadline: asyncio.TimerHandle | None) -> None:
         deadline.cancel()
 
 
-def _protocol_with_deadlines(header_timeout: float, body_timeout: float) -> type[H11Protocol]:
+def _protocol_with_deadlines(
+    header_timeout: float, body_timeout: float, keep_alive: float
+) -> type[H11Protocol]:
     return type(
         "DeadlineH11Protocol",
         (_DeadlineH11Protocol,),
-        {"header_timeout": header_timeout, "body_timeout": body_timeout},
+        {"header_timeout": header_timeout, "body_timeout": body_timeout, "keep_alive": keep_alive},
     )
 
 
@@ -441,14 +460,15 @@ async def serve_asgi(
     on_ready: Callable[[int], None] | None = None,
     header_timeout: float = HEADER_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    keep_alive: float = KEEP_ALIVE,
     stop: anyio.Event | None = None,
 ) -> None:
     """Serve `app` with uvicorn on host:port until cancelled, or until `stop` is set (a
     graceful end: open requests finish, the app's lifespan ends); `on_ready` gets the bound
     port.
 
-    Each request is held to `header_timeout` for its head and `body_timeout` for its body (see
-    the module docstring). The binding is not checked here: call `check_binding` first, before
+    Each request is held to `header_timeout` for its head and `body_timeout` for its body, and
+    an idle kept-alive connection is closed after `keep_alive` (see the module docstring). The binding is not checked here: call `check_binding` first, before
     anything costly is started.
 
     Raises:
@@ -462,7 +482,7 @@ async def serve_asgi(
         app,
         log_level="warning",
         lifespan="on",
-        http=_protocol_with_deadlines(header_timeout, body_timeout),
+        http=_protocol_with_deadlines(header_timeout, body_timeout, keep_alive),
     )
     server = uvicorn.Server(config)
 
