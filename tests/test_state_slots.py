@@ -30,6 +30,7 @@ from redis import Redis
 from puter_mcp.core import Backend, ChatCall
 from puter_mcp.core.results import ChatOutcome
 from puter_mcp.emulator import Fault
+from puter_mcp.settings import Paths, Settings
 from tests.helpers import Emulator, RedisServer, save_accounts, settings_for, stop_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
@@ -113,6 +114,30 @@ def _start_http(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], queue.Que
     return server, logged
 
 
+def _server_env(home: Path, emulator: Emulator, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PUTER_MCP_HOME": str(home),
+        "PUTER_API_ORIGIN": emulator.url,
+        "PUTER_GUI_ORIGIN": emulator.url,
+        **extra,
+    }
+
+
+def _assert_the_next_call_is_answered_at_once(settings: Settings, paths: Paths, user: str) -> None:
+    """Within one second, from another process's point of view (this test's own backend)."""
+    quick = settings.model_copy(update={"routing": settings.routing.model_copy(update={"deadline": 1.0})})
+
+    async def next_call() -> ChatOutcome:
+        async with Backend.create(quick, paths, env={}) as backend:
+            return await backend.chat(ChatCall.build(message="next", model="gpt-5-nano"))
+
+    outcome = anyio.run(next_call)
+    assert outcome.account == user
+    assert outcome.waited_s == 0
+
+
 @pytest.mark.parametrize(
     ("transport", "how"),
     [
@@ -130,13 +155,7 @@ def test_a_stopped_servers_places_come_back_at_once(
     save_accounts(paths, emulator.temp)  # a temporary account: two requests in flight at most
     user = emulator.temp.username
     emulator.state.add_fault(Fault.STALL_BEFORE_HEADERS, times=2, seconds=30)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "PUTER_MCP_HOME": str(home),
-        "PUTER_API_ORIGIN": emulator.url,
-        "PUTER_GUI_ORIGIN": emulator.url,
-    }
+    env = _server_env(home, emulator)
     server, logged = (_start_stdio if transport == "stdio" else _start_http)(env)
     try:
         _wait_until(lambda: emulator.state.in_flight(user) == 2, "both calls to be in flight")
@@ -154,16 +173,7 @@ def test_a_stopped_servers_places_come_back_at_once(
     # The emulator sees the connections close and frees its own places.
     _wait_until(lambda: emulator.state.in_flight(user) == 0, "the emulator to free its places")
 
-    # Within one second, from another process's point of view (this test's own backend).
-    quick = settings.model_copy(update={"routing": settings.routing.model_copy(update={"deadline": 1.0})})
-
-    async def next_call() -> ChatOutcome:
-        async with Backend.create(quick, paths, env={}) as backend:
-            return await backend.chat(ChatCall.build(message="next", model="gpt-5-nano"))
-
-    outcome = anyio.run(next_call)
-    assert outcome.account == user
-    assert outcome.waited_s == 0
+    _assert_the_next_call_is_answered_at_once(settings, paths, user)
 
 
 def test_a_stopped_servers_places_in_redis_come_back_at_once(
@@ -174,15 +184,7 @@ def test_a_stopped_servers_places_in_redis_come_back_at_once(
     save_accounts(paths, emulator.temp)
     user = emulator.temp.username
     emulator.state.add_fault(Fault.STALL_BEFORE_HEADERS, times=2, seconds=30)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "PUTER_MCP_HOME": str(home),
-        "PUTER_API_ORIGIN": emulator.url,
-        "PUTER_GUI_ORIGIN": emulator.url,
-        "PUTER_MCP_STATE": redis_server.url,
-        "PUTER_MCP_STATE_PREFIX": redis_prefix,
-    }
+    env = _server_env(home, emulator, PUTER_MCP_STATE=redis_server.url, PUTER_MCP_STATE_PREFIX=redis_prefix)
     redis = Redis(port=redis_server.port, decode_responses=True)
 
     def running() -> int:
@@ -201,13 +203,4 @@ def test_a_stopped_servers_places_in_redis_come_back_at_once(
     said = b"stopping on SIGTERM; gave back 2 pacing slots"
     _wait_until(lambda: said in b"".join(list(logged.queue)), "the log line")
     _wait_until(lambda: emulator.state.in_flight(user) == 0, "the emulator to free its places")
-
-    quick = settings.model_copy(update={"routing": settings.routing.model_copy(update={"deadline": 1.0})})
-
-    async def next_call() -> ChatOutcome:
-        async with Backend.create(quick, paths, env={}) as backend:
-            return await backend.chat(ChatCall.build(message="next", model="gpt-5-nano"))
-
-    outcome = anyio.run(next_call)
-    assert outcome.account == user
-    assert outcome.waited_s == 0
+    _assert_the_next_call_is_answered_at_once(settings, paths, user)
