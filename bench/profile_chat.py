@@ -10,11 +10,17 @@ the emulator does not compete with the profiled loop for the GIL) and either:
   sends the same body, so a change can be checked at once without the minute of
   ``overhead.py``.
 
+``--floor`` times, instead of `Backend.chat`, the least a call must do with the same engine
+parts: take a slot in the state store, read `PuterClient.chat_stream` to its end, hand the
+settle and its attempt record over. Nothing is resolved, routed, judged or assembled, so
+`Backend.chat` minus the floor is what the call pipeline costs.
+
 Calls are spaced (``--period``, 60 ms by default) like `overhead.py`'s, for two reasons: the
 product paces every account below Puter's limit (200 requests per 10 s for a paid account), and
 between spaced calls caches are cold as they are for a real user, which a hot loop would hide.
 
-Run: ``.venv/bin/python bench/profile_chat.py [--profile] [--calls N] [--period S] [--top N]``.
+Run: ``.venv/bin/python bench/profile_chat.py [--profile] [--floor] [--memory-state] [--calls N]
+[--period S] [--top N]``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ import json
 import pstats
 import statistics
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 import anyio
@@ -33,8 +42,12 @@ import httpx2
 
 from _common import VARIANT_GAP, EmulatorProcess, machine_info, print_table, private_home, summarize
 from puter_mcp.core import Backend, ChatCall
-from puter_mcp.puter.wire import ChatMessage, ChatRequest
+from puter_mcp.core.wiring import engine_of
+from puter_mcp.puter.tiers import Tier
+from puter_mcp.puter.wire import ChatMessage, ChatRequest, TextDelta
+from puter_mcp.routing.pacing import limits_for
 from puter_mcp.routing.state import MemoryStateStore
+from puter_mcp.routing.state.records import Attempt
 from puter_mcp.settings import load_settings
 
 MODEL = "gpt-5-nano"
@@ -42,7 +55,7 @@ PROMPT = "Say hello to the benchmark."
 
 
 async def run(
-    calls: int, period: float, profile: bool, top: int, dump: str | None, memory_state: bool
+    calls: int, period: float, profile: bool, top: int, dump: str | None, memory_state: bool, floor: bool
 ) -> None:
     print(f"machine: {machine_info()}")
     with EmulatorProcess() as emulator, private_home() as home:
@@ -66,6 +79,10 @@ async def run(
                 "Accept": "application/x-ndjson, application/json",
             }
 
+            product_call = (
+                _floor_call(backend, product["token"], body) if floor else partial(backend.chat, call)
+            )
+
             async def direct() -> None:
                 async with http.stream(
                     "POST", emulator.url + "/drivers/call", json=driver_call, headers=headers
@@ -75,7 +92,7 @@ async def run(
                             json.loads(line)
 
             for _ in range(20):  # warm-up: connections, catalogue, the state database
-                await backend.chat(call)
+                await product_call()
                 await direct()
                 await anyio.sleep(period)
 
@@ -94,7 +111,7 @@ async def run(
                     if profiler is not None:
                         profiler.enable()
                     if name == "product":
-                        await backend.chat(call)
+                        await product_call()
                     else:
                         await direct()
                     if profiler is not None:
@@ -106,8 +123,9 @@ async def run(
                 await anyio.sleep(period)
 
     rows = []
+    product_name = "floor (slot, stream, settle)" if floor else "Backend.chat"
     for name, values, cpu in (
-        ("Backend.chat", product_ms, cpu_ms["product"]),
+        (product_name, product_ms, cpu_ms["product"]),
         ("direct httpx2", direct_ms, cpu_ms["direct"]),
     ):
         s = summarize(values)
@@ -115,7 +133,7 @@ async def run(
     added = [p - d for p, d in zip(product_ms, direct_ms, strict=True)]
     s = summarize(added)
     added_cpu = statistics.fmean(cpu_ms["product"]) - statistics.fmean(cpu_ms["direct"])
-    rows.append(["Backend.chat - direct (paired)", s.n, s.median, s.p95, added_cpu])
+    rows.append([f"{product_name} - direct (paired)", s.n, s.median, s.p95, added_cpu])
     print_table(
         [
             "wall ms per call" + (" (under cProfile)" if profile else ""),
@@ -151,6 +169,31 @@ async def run(
         stats.sort_stats("cumulative").print_stats(top)
     else:
         print(f"median added: {statistics.median(added):.3f} ms")
+
+
+def _floor_call(backend: Backend, token: str, body: ChatRequest) -> Callable[[], Awaitable[None]]:
+    """The least one call does, with the backend's own store and client (see the docstring)."""
+    engine = engine_of(backend)
+    limits = limits_for(Tier.PAID)
+
+    async def call() -> None:
+        admitted = await engine.store.acquire(
+            "floor", body.model, judge=engine.book.judge(), slot=engine.pacer.slot_request("floor", limits)
+        )
+        if admitted.slot is None:
+            raise SystemExit(f"the floor's slot was refused: {admitted}")
+        started = time.time()
+        async with aclosing(engine.client.chat_stream(body, token=token)) as events:
+            text = "".join([event.text async for event in events if isinstance(event, TextDelta)])
+        if not text:
+            raise SystemExit("the floor's call got no text")
+        elapsed_ms = (time.time() - started) * 1000
+        engine.store.log_attempt(
+            Attempt(time=started, account="floor", model=body.model, kind=None, latency_ms=elapsed_ms)
+        )
+        await engine.store.settle(admitted.slot.id, now=time.time(), counted=True)
+
+    return call
 
 
 _PACKAGES = (
@@ -193,8 +236,11 @@ def main() -> int:
         help="use the in-memory state store instead of SQLite (to tell the shared state's share)",
     )
     parser.add_argument("--dump", help="with --profile: also write the raw profile to this file")
+    parser.add_argument(
+        "--floor", action="store_true", help="time the least a call must do instead of Backend.chat"
+    )
     args = parser.parse_args()
-    anyio.run(run, args.calls, args.period, args.profile, args.top, args.dump, args.memory_state)
+    anyio.run(run, args.calls, args.period, args.profile, args.top, args.dump, args.memory_state, args.floor)
     return 0
 
 
