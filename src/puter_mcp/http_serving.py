@@ -468,8 +468,8 @@ async def serve_asgi(
     port.
 
     Each request is held to `header_timeout` for its head and `body_timeout` for its body, and
-    an idle kept-alive connection is closed after `keep_alive` (see the module docstring). The binding is not checked here: call `check_binding` first, before
-    anything costly is started.
+    an idle kept-alive connection is closed after `keep_alive` (see the module docstring). The
+    binding is not checked here: call `check_binding` first, before anything costly is started.
 
     Raises:
         ServingError: the address cannot be bound (a busy port, an unknown host).

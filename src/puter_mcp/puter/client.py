@@ -379,6 +379,12 @@ class _LineReader:
         await self._chunks.aclose()
 
 
+def _httpx_timeout(timeouts: Timeouts, *, read: float | None) -> httpx2.Timeout:
+    return httpx2.Timeout(
+        connect=timeouts.connect, read=read, write=timeouts.first_byte, pool=timeouts.connect
+    )
+
+
 async def _release(response: httpx2.Response, reader: _LineReader | None = None) -> None:
     """Close the response even while the caller is being cancelled (shielded, bounded)."""
     if response.is_closed:
@@ -421,16 +427,9 @@ class PuterClient:
         # are bounded by httpx too, no sooner than the first-byte and idle limits: so that the
         # stream's reader needs no timer of its own for each chunk (see _LineReader). Only
         # httpx's own transport is known to enforce that bound (its mock transport does not).
-        self._httpx_timeout = httpx2.Timeout(
-            connect=timeouts.connect, read=None, write=timeouts.first_byte, pool=timeouts.connect
-        )
         self._stream_read_limit = max(timeouts.first_byte, timeouts.idle)
-        self._stream_timeout = httpx2.Timeout(
-            connect=timeouts.connect,
-            read=self._stream_read_limit,
-            write=timeouts.first_byte,
-            pool=timeouts.connect,
-        )
+        self._httpx_timeout = _httpx_timeout(timeouts, read=None)
+        self._stream_timeout = _httpx_timeout(timeouts, read=self._stream_read_limit)
         self._owns_http = http is None
         self._http = http or httpx2.AsyncClient(
             timeout=self._httpx_timeout,

@@ -478,6 +478,15 @@ class RedisStateStore:
         base = self._key(f"slots:{account}:")
         return base + "started", base + "running", base + "settling"
 
+    def _settle_keys(self, account: str, slot_id: str) -> list[str]:
+        """The keys `_SETTLE` names, in its order."""
+        return [
+            *self._cooldown_keys(),
+            *self._slot_keys(account),
+            self._key(f"slot:{slot_id}"),
+            self._key("attempts"),
+        ]
+
     def describe(self) -> str:
         return f"{masked_url(self.url)} (prefix {self.prefix})"
 
@@ -616,15 +625,7 @@ class RedisStateStore:
         """One `_SETTLE` script: the slot's release, the changes, the queued attempts."""
         slot_id, now, counted = slot if slot is not None else ("", 0.0, True)
         account = await self._account_of(slot_id) if slot_id else None
-        started, running, settling = self._slot_keys(account or "")
-        keys = [
-            *self._cooldown_keys(),
-            started,
-            running,
-            settling,
-            self._key(f"slot:{slot_id}"),
-            self._key("attempts"),
-        ]
+        keys = self._settle_keys(account or "", slot_id)
         if changes and not self._version:
             await self._fresh_cooldowns()
         queued, self._queued = self._queued, []
@@ -688,12 +689,7 @@ class RedisStateStore:
         password, socket_timeout = self._client_options
         with sync_redis_client(self.url, password=password, socket_timeout=socket_timeout) as client:
             for slot_id, account in held.items():
-                keys = [
-                    *self._cooldown_keys(),
-                    *self._slot_keys(account),
-                    self._key(f"slot:{slot_id}"),
-                    self._key("attempts"),
-                ]
+                keys = self._settle_keys(account, slot_id)
                 # No cooldown read or written, no attempt: only the slot (see `_SETTLE`).
                 args = ["", slot_id, repr(now), "1", self.attempts_kept, 0]
                 client.eval(_SETTLE, len(keys), *keys, *args)
