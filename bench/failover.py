@@ -59,6 +59,7 @@ from _common import (
     machine_info,
     print_table,
     private_home,
+    round_order,
     summarize,
 )
 from puter_mcp.core import Backend, BackendError, ChatCall, ChatOutcome
@@ -150,8 +151,7 @@ async def failover_timing(
             for _ in range(3):  # warm the connections and the code paths
                 await backend.chat(call)
             for round_number in range(rounds):
-                shift = round_number % len(variants)
-                for variant in variants[shift:] + variants[:shift]:
+                for variant in round_order(variants, round_number):
                     await _clear_cooldowns(backend)
                     emulator.clear_faults()
                     if variant.fault:

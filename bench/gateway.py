@@ -15,7 +15,7 @@ process (instant answers):
 Two figures:
 
 1. **Added latency per request** of ``POST /v1/chat/completions``, streamed and not: one
-   request of each variant per round, in a rotating order, paired per round; the gateway minus
+   request of each variant per round, in a balanced order, paired per round; the gateway minus
    direct, the bare forwarder minus direct, and the gateway minus the bare forwarder.
    Target: the gateway at most 1.0 ms (median) over the bare forwarder.
 2. **Requests per second at 50 concurrent clients**, streamed and not, for the gateway and the
@@ -75,6 +75,7 @@ from _common import (
     print_table,
     private_home,
     process_cpu_ms,
+    round_order,
     summarize,
 )
 
@@ -277,12 +278,11 @@ def _fail(name: str, variant: Variant, exc: Exception, count: int) -> None:
 
 
 async def latency_rounds(variants: dict[str, Variant], sizes: Sizes, emulator_pid: int | None) -> None:
-    """Each variant once per round, in a rotating order; NaN marks a failed request."""
+    """Each variant once per round, in a balanced order (`round_order`); NaN marks a failed request."""
     names = list(variants)
     for round_number in range(-sizes.warmup_rounds, sizes.latency_rounds):
         round_started = time.perf_counter()
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in round_order(names, round_number):
             variant = variants[name]
             await anyio.sleep(VARIANT_GAP)
             server_before, emulator_before = _cpu(variant.server_pid), _cpu(emulator_pid)
@@ -336,8 +336,7 @@ async def load_rounds(variants: dict[str, Variant], sizes: Sizes, emulator_pid: 
     for variant in variants.values():  # one unmeasured burst each: connections, caches
         await burst(variant.call, CONCURRENCY * 4, CONCURRENCY)
     for round_number in range(sizes.load_rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in round_order(names, round_number):
             variant = variants[name]
             await anyio.sleep(VARIANT_GAP)
             server_before, emulator_before = _cpu(variant.server_pid), _cpu(emulator_pid)

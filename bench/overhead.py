@@ -1,8 +1,9 @@
 """What does puter-mcp cost on top of the MCP SDK itself? (issue 2, section 9)
 
 Two figures, each measured side by side with its baseline in one run (the variants are
-interleaved round by round, in a rotating order, so that a load spike on the machine hits all
-of them alike), reported as median and 95th percentile:
+interleaved round by round, in a balanced order, so that a load spike on the machine hits all
+of them alike and none of them always runs right after the same other one), reported as median
+and 95th percentile:
 
 1. Cold start: from spawning the server to the answer of ``tools/list`` over stdio, for
    `puter-mcp` (against an emulator on loopback, ``PUTER_AUTH_TOKEN`` set, no saved account)
@@ -73,6 +74,7 @@ from _common import (
     print_table,
     private_home,
     process_cpu_ms,
+    round_order,
     summarize,
 )
 from puter_mcp.core import Backend, ChatCall
@@ -167,6 +169,8 @@ class Variant:
     client_cpu_ms: list[float] = field(default_factory=list)
     server_cpu_ms: list[float] = field(default_factory=list)
     emulator_cpu_ms: list[float] = field(default_factory=list)
+    places: list[int] = field(default_factory=list)
+    """Where in each measured round it ran (0: first), to show what ran right before it."""
     failures: int = 0
 
 
@@ -247,12 +251,11 @@ async def per_call(emulator: EmulatorProcess, sizes: Sizes) -> dict[str, Variant
 
 
 async def _interleave(variants: Mapping[str, Variant], sizes: Sizes, emulator_pid: int | None) -> None:
-    """Run every variant once per round, in a rotating order; NaN marks a failed call."""
+    """Run every variant once per round, in a balanced order (`round_order`); NaN marks a failed call."""
     names = list(variants)
     for round_number in range(-sizes.warmup_rounds, sizes.call_rounds):
         round_started = time.perf_counter()
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
+        for place, name in enumerate(round_order(names, round_number)):
             variant = variants[name]
             await anyio.sleep(VARIANT_GAP)
             server_before = process_cpu_ms(variant.server_pid) if variant.server_pid else math.nan
@@ -278,6 +281,7 @@ async def _interleave(variants: Mapping[str, Variant], sizes: Sizes, emulator_pi
                 variant.client_cpu_ms.append(client_cpu)
                 variant.server_cpu_ms.append(server_cpu)
                 variant.emulator_cpu_ms.append(emulator_cpu)
+                variant.places.append(place)
         rest = sizes.period - (time.perf_counter() - round_started)
         if rest > 0:
             await anyio.sleep(rest)
@@ -285,6 +289,27 @@ async def _interleave(variants: Mapping[str, Variant], sizes: Sizes, emulator_pi
 
 def _paired(a: list[float], b: list[float]) -> list[float]:
     return [x - y for x, y in zip(a, b, strict=True) if not (math.isnan(x) or math.isnan(y))]
+
+
+def _carry_over(first: Variant, second: Variant) -> list[list[Any]]:
+    """`first` minus `second`, split by which of the two ran right before the other.
+
+    A variant that runs right after another finds the code they share warm; the balanced order
+    (`round_order`) gives each side of the pair that head start equally often, and these rows
+    show how much it is worth.
+    """
+    split: dict[str, list[float]] = {"right after the other": [], "right before it": [], "apart": []}
+    rounds = zip(first.wall_ms, second.wall_ms, first.places, second.places, strict=True)
+    for a, b, place_a, place_b in rounds:
+        if math.isnan(a) or math.isnan(b):
+            continue
+        if place_a == place_b + 1:
+            split["right after the other"].append(a - b)
+        elif place_b == place_a + 1:
+            split["right before it"].append(a - b)
+        else:
+            split["apart"].append(a - b)
+    return [[key, len(values), statistics.median(values)] for key, values in split.items() if values]
 
 
 def _mean(values: list[float]) -> float:
@@ -311,6 +336,21 @@ def report_per_call(variants: dict[str, Variant]) -> None:
         s = summarize(values)
         rows.append([name, s.n, s.median, s.p95])
     print_table(["added latency (paired per round, ms)", "n", "median", "p95"], rows, title="Added latency")
+
+    direct_v, product_v, forward_v, inproc_v = variants.values()
+    rows = [
+        [f"{label}, first one {key}", n, median]
+        for label, first, second in (
+            ("puter-mcp - bare forwarding MCPServer", product_v, forward_v),
+            ("Backend.chat in-process - direct", inproc_v, direct_v),
+        )
+        for key, n, median in _carry_over(first, second)
+    ]
+    print_table(
+        ["the same differences, by order within the round (ms)", "n", "median"],
+        rows,
+        title="Carry-over (a variant that runs right after another finds shared code warm)",
+    )
 
     rows = []
     for name, variant in variants.items():

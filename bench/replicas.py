@@ -22,7 +22,7 @@ Two figures:
    Target: three replicas at least 1.5x one replica's requests per second.
 2. **The Redis store's added latency over the SQLite store**: one replica with Redis and the
    gateway with SQLite, the same request (streamed and whole) paired round by round, in a
-   rotating order, at least 30 ms per round. Target: at most 0.5 ms (median).
+   balanced order, at least 30 ms per round. Target: at most 0.5 ms (median).
 
 Pacing never binds: the replicas share a pool of paid emulator accounts (200 requests per 10 s
 each, 20 in flight) large enough to take every request the run sends them within one window,
@@ -71,6 +71,7 @@ from _common import (
     print_table,
     private_home,
     process_cpu_ms,
+    round_order,
     summarize,
 )
 
@@ -190,7 +191,7 @@ class Fleet:
 async def load_rounds(
     fleets: list[Fleet], caller: Caller, sizes: Sizes, redis_pid: int, emulator_pid: int, load: str
 ) -> None:
-    """One burst per fleet per round, in a rotating order, after one unmeasured burst each.
+    """One burst per fleet per round, in a balanced order (`round_order`), after one unmeasured burst each.
 
     `load` says who sends them: this process (``python``: every answer read and checked), or
     ``wrk`` (one wrk process per replica, the connections shared out among them, for
@@ -201,8 +202,7 @@ async def load_rounds(
     for fleet in fleets:  # with wrk too: each replica's answers are checked here first
         await burst(calls[fleet.replicas], WARMUP_BURST, CONCURRENCY)
     for round_number in range(sizes.load_rounds):
-        shift = round_number % len(fleets)
-        for fleet in fleets[shift:] + fleets[:shift]:
+        for fleet in round_order(fleets, round_number):
             await anyio.sleep(VARIANT_GAP)
             gateways, redis, emulator = _cpu(fleet.pids), _cpu([redis_pid]), _cpu([emulator_pid])
             client = time.process_time()
@@ -318,12 +318,11 @@ class Variant:
 
 
 async def latency_rounds(variants: dict[str, Variant], sizes: Sizes) -> None:
-    """Each variant once per round, in a rotating order; NaN marks a failed request."""
+    """Each variant once per round, in a balanced order (`round_order`); NaN marks a failed request."""
     names = list(variants)
     for round_number in range(-sizes.warmup_rounds, sizes.latency_rounds):
         round_started = time.perf_counter()
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in round_order(names, round_number):
             variant = variants[name]
             await anyio.sleep(VARIANT_GAP)
             started = time.perf_counter()
