@@ -41,7 +41,7 @@ from puter_mcp.core import (
     ToolCallRecord,
 )
 from puter_mcp.display import accounts_text, chat_text, models_text
-from puter_mcp.stdio_serving import AnsweringReadStream
+from puter_mcp.stdio_serving import AnsweringReadStream, stdio_streams
 from puter_mcp.wording import describe_error
 
 if TYPE_CHECKING:
@@ -269,11 +269,10 @@ class PuterMCPServer(MCPServer[Any]):
             raise
 
     async def run_stdio_async(self) -> None:
-        """Serve over stdio, answering lines that are not JSON-RPC messages instead of dropping them."""
-        from mcp.server.stdio import stdio_server
-
+        """Serve over stdio from the event loop, answering lines that are not JSON-RPC messages
+        instead of dropping them (see `puter_mcp.stdio_serving`)."""
         lowlevel = self._lowlevel_server
-        async with stdio_server() as (read_stream, write_stream):
+        async with stdio_streams() as (read_stream, write_stream):
             await lowlevel.run(
                 AnsweringReadStream(read_stream, write_stream),
                 write_stream,
