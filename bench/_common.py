@@ -51,11 +51,22 @@ __all__ = [
     "print_table",
     "private_home",
     "process_cpu_ms",
+    "python_path",
     "round_order",
     "summarize",
 ]
 
 T = TypeVar("T")
+
+
+def python_path() -> dict[str, str]:
+    """This process's ``PYTHONPATH``, for the environment of a server it starts.
+
+    The MCP SDK starts a stdio server with a few safe variables only, so without this a run
+    from another checkout's sources (``PYTHONPATH=<worktree>/src``, to compare two versions)
+    would measure that version in-process but the installed one over stdio.
+    """
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def round_order(variants: Sequence[T], round_number: int) -> list[T]:
@@ -360,6 +371,7 @@ class Home:
     def env(self, api_origin: str, **extra: str) -> dict[str, str]:
         """The environment of a `puter-mcp` subprocess pointed at the emulator, quiet on stderr."""
         return {
+            **python_path(),
             "PUTER_MCP_HOME": str(self.root),
             "PUTER_API_ORIGIN": api_origin,
             "PUTER_GUI_ORIGIN": api_origin,

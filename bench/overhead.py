@@ -74,6 +74,7 @@ from _common import (
     print_table,
     private_home,
     process_cpu_ms,
+    python_path,
     round_order,
     summarize,
 )
@@ -119,7 +120,7 @@ async def cold_start(emulator: EmulatorProcess, home: Home, runs: int) -> dict[s
     product = StdioServerParameters(
         command=PUTER_MCP, args=[], env=home.env(emulator.url, PUTER_AUTH_TOKEN=emulator.tokens["paid"])
     )
-    bare = StdioServerParameters(command=PYTHON, args=[str(BENCH_DIR / "bare_server.py")], env={})
+    bare = StdioServerParameters(command=PYTHON, args=[str(BENCH_DIR / "bare_server.py")], env=python_path())
     variants: list[tuple[str, StdioServerParameters, int]] = [
         ("puter-mcp", product, 3),
         ("bare MCPServer, one tool", bare, 1),
@@ -194,7 +195,7 @@ async def per_call(emulator: EmulatorProcess, sizes: Sizes) -> dict[str, Variant
         forward = StdioServerParameters(
             command=PYTHON,
             args=[str(BENCH_DIR / "bare_server.py"), "--forward", emulator.url],
-            env={"PUTER_AUTH_TOKEN": accounts["forward"]["token"]},
+            env={**python_path(), "PUTER_AUTH_TOKEN": accounts["forward"]["token"]},
         )
         settings, paths = load_settings(paths=inproc_home.paths, env=inproc_home.env(emulator.url))
         async with (
