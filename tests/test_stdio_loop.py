@@ -152,3 +152,30 @@ def test_the_console_script_answers_over_pipes_and_over_a_file(tmp_path: Path, h
         ]
         assert by_id[None]["error"]["code"] == -32700
     assert [a for a in over_pipes if a.get("id") == 2] == [a for a in over_a_file if a.get("id") == 2]
+
+
+def test_a_client_that_stops_reading_ends_the_server_with_one_line(home: Path) -> None:
+    """The client closed its end of our stdout (it went away): nobody is left to answer, so the
+    server stops at once, exit 0, with a sentence on stderr instead of a traceback."""
+    server = subprocess.Popen(
+        [SCRIPT, "--sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=script_env(home, None),
+    )
+    assert server.stdin is not None and server.stdout is not None and server.stderr is not None
+    server.stdout.close()
+    server.stdin.write(_request(1, text="anyone?") + b"\n")  # answered with an error: to nobody
+    server.stdin.flush()
+    try:
+        returncode = server.wait(timeout=30)  # stdin still open: only the broken pipe ends it
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.stdin.close()
+    stderr = server.stderr.read().decode()
+    server.stderr.close()
+    assert returncode == 0, stderr
+    assert "the MCP client closed the pipe it reads answers from" in stderr
+    assert "Traceback" not in stderr

@@ -550,8 +550,15 @@ async def _beside(
 
 
 async def serve_stdio(backend: Backend) -> None:
-    """Serve over stdin/stdout; nothing but protocol goes to stdout."""
-    await build_server(backend).run_stdio_async()
+    """Serve over stdin/stdout; nothing but protocol goes to stdout.
+
+    A client that closes its end of our stdout has gone: there is nobody left to answer, so
+    the server stops with one line on stderr rather than a traceback.
+    """
+    try:
+        await build_server(backend).run_stdio_async()
+    except* BrokenPipeError:
+        logger.warning("the MCP client closed the pipe it reads answers from; stopping")
 
 
 def http_app(
