@@ -45,9 +45,11 @@ __all__ = [
     "EmulatorProcess",
     "Home",
     "Summary",
+    "carry_over",
     "child_processes",
     "machine_info",
     "percentile",
+    "print_carry_over",
     "print_table",
     "private_home",
     "process_cpu_ms",
@@ -98,6 +100,38 @@ def round_order(variants: Sequence[T], round_number: int) -> list[T]:
     order = [variants[(step + row) % count] for step in first]
     # With an odd count the square is balanced only together with its mirror image.
     return order[::-1] if row >= count else order
+
+
+def carry_over(
+    first: Sequence[float], second: Sequence[float], first_places: Sequence[int], second_places: Sequence[int]
+) -> list[list[Any]]:
+    """`first` minus `second` per round, split by which of the two ran right before the other.
+
+    The variant that runs right after another finds the code they share warm; the balanced
+    order (`round_order`) gives each side of a pair that head start equally often, and these
+    rows (label, rounds, median ms) show how much it is worth. `*_places`: where in each round
+    the variant ran (0: first).
+    """
+    split: dict[str, list[float]] = {"right after the other": [], "right before it": [], "apart": []}
+    for a, b, place_a, place_b in zip(first, second, first_places, second_places, strict=True):
+        if math.isnan(a) or math.isnan(b):
+            continue
+        if place_a == place_b + 1:
+            split["right after the other"].append(a - b)
+        elif place_b == place_a + 1:
+            split["right before it"].append(a - b)
+        else:
+            split["apart"].append(a - b)
+    return [[key, len(values), statistics.median(values)] for key, values in split.items() if values]
+
+
+def print_carry_over(pairs: Sequence[tuple[str, list[list[Any]]]]) -> None:
+    """One table of `carry_over` rows, each pair under its label."""
+    print_table(
+        ["the same differences, by order within the round (ms)", "n", "median"],
+        [[f"{label}, first one {key}", n, median] for label, rows in pairs for key, n, median in rows],
+        title="Carry-over (a variant that runs right after another finds shared code warm)",
+    )
 
 
 BENCH_DIR = Path(__file__).resolve().parent

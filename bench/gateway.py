@@ -71,7 +71,9 @@ from _common import (
     VARIANT_GAP,
     EmulatorProcess,
     Home,
+    carry_over,
     machine_info,
+    print_carry_over,
     print_table,
     private_home,
     process_cpu_ms,
@@ -259,6 +261,8 @@ class Variant:
     server_cpu_ms: list[float] = field(default_factory=list)
     emulator_cpu_ms: list[float] = field(default_factory=list)
     client_cpu_ms: list[float] = field(default_factory=list)
+    places: list[int] = field(default_factory=list)
+    """Where in each measured round it ran (0: first), for `carry_over`."""
     failures: int = 0
     # Load bursts: requests per second, and CPU per request of each process, per burst.
     rps: list[float] = field(default_factory=list)
@@ -282,7 +286,7 @@ async def latency_rounds(variants: dict[str, Variant], sizes: Sizes, emulator_pi
     names = list(variants)
     for round_number in range(-sizes.warmup_rounds, sizes.latency_rounds):
         round_started = time.perf_counter()
-        for name in round_order(names, round_number):
+        for place, name in enumerate(round_order(names, round_number)):
             variant = variants[name]
             await anyio.sleep(VARIANT_GAP)
             server_before, emulator_before = _cpu(variant.server_pid), _cpu(emulator_pid)
@@ -298,6 +302,7 @@ async def latency_rounds(variants: dict[str, Variant], sizes: Sizes, emulator_pi
                 elapsed = (time.perf_counter() - started) * 1000
             if round_number >= 0:
                 variant.wall_ms.append(elapsed)
+                variant.places.append(place)
                 variant.client_cpu_ms.append((time.process_time() - client_before) * 1000)
                 variant.server_cpu_ms.append(_cpu(variant.server_pid) - server_before)
                 variant.emulator_cpu_ms.append(_cpu(emulator_pid) - emulator_before)
@@ -391,6 +396,18 @@ def report_latency(variants: dict[str, Variant]) -> dict[str, float]:
         medians[name] = s.median
         rows.append([name, s.n, s.median, s.p95])
     print_table(["added latency (paired per round, ms)", "n", "median", "p95"], rows, title="Added latency")
+    print_carry_over(
+        [
+            (
+                f"gateway {kind} - bare forwarder {kind}",
+                carry_over(gateway.wall_ms, bare.wall_ms, gateway.places, bare.places),
+            )
+            for kind, gateway, bare in (
+                ("streamed", variants[GW_STREAM], variants[BARE_STREAM]),
+                ("whole", variants[GW_WHOLE], variants[BARE_WHOLE]),
+            )
+        ]
+    )
 
     rows = []
     for name, variant in variants.items():

@@ -69,8 +69,10 @@ from _common import (
     VARIANT_GAP,
     EmulatorProcess,
     Home,
+    carry_over,
     child_processes,
     machine_info,
+    print_carry_over,
     print_table,
     private_home,
     process_cpu_ms,
@@ -292,27 +294,6 @@ def _paired(a: list[float], b: list[float]) -> list[float]:
     return [x - y for x, y in zip(a, b, strict=True) if not (math.isnan(x) or math.isnan(y))]
 
 
-def _carry_over(first: Variant, second: Variant) -> list[list[Any]]:
-    """`first` minus `second`, split by which of the two ran right before the other.
-
-    A variant that runs right after another finds the code they share warm; the balanced order
-    (`round_order`) gives each side of the pair that head start equally often, and these rows
-    show how much it is worth.
-    """
-    split: dict[str, list[float]] = {"right after the other": [], "right before it": [], "apart": []}
-    rounds = zip(first.wall_ms, second.wall_ms, first.places, second.places, strict=True)
-    for a, b, place_a, place_b in rounds:
-        if math.isnan(a) or math.isnan(b):
-            continue
-        if place_a == place_b + 1:
-            split["right after the other"].append(a - b)
-        elif place_b == place_a + 1:
-            split["right before it"].append(a - b)
-        else:
-            split["apart"].append(a - b)
-    return [[key, len(values), statistics.median(values)] for key, values in split.items() if values]
-
-
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return statistics.fmean(finite) if finite else math.nan
@@ -339,18 +320,14 @@ def report_per_call(variants: dict[str, Variant]) -> None:
     print_table(["added latency (paired per round, ms)", "n", "median", "p95"], rows, title="Added latency")
 
     direct_v, product_v, forward_v, inproc_v = variants.values()
-    rows = [
-        [f"{label}, first one {key}", n, median]
-        for label, first, second in (
-            ("puter-mcp - bare forwarding MCPServer", product_v, forward_v),
-            ("Backend.chat in-process - direct", inproc_v, direct_v),
-        )
-        for key, n, median in _carry_over(first, second)
-    ]
-    print_table(
-        ["the same differences, by order within the round (ms)", "n", "median"],
-        rows,
-        title="Carry-over (a variant that runs right after another finds shared code warm)",
+    print_carry_over(
+        [
+            (label, carry_over(a.wall_ms, b.wall_ms, a.places, b.places))
+            for label, a, b in (
+                ("puter-mcp - bare forwarding MCPServer", product_v, forward_v),
+                ("Backend.chat in-process - direct", inproc_v, direct_v),
+            )
+        ]
     )
 
     rows = []

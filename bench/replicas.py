@@ -67,7 +67,9 @@ from _common import (
     VARIANT_GAP,
     EmulatorProcess,
     Home,
+    carry_over,
     machine_info,
+    print_carry_over,
     print_table,
     private_home,
     process_cpu_ms,
@@ -314,6 +316,8 @@ class Variant:
     call: Callable[[], Awaitable[None]]
     gateway_pid: int
     wall_ms: list[float] = field(default_factory=list)
+    places: list[int] = field(default_factory=list)
+    """Where in each measured round it ran (0: first), for `carry_over`."""
     failures: int = 0
 
 
@@ -322,7 +326,7 @@ async def latency_rounds(variants: dict[str, Variant], sizes: Sizes) -> None:
     names = list(variants)
     for round_number in range(-sizes.warmup_rounds, sizes.latency_rounds):
         round_started = time.perf_counter()
-        for name in round_order(names, round_number):
+        for place, name in enumerate(round_order(names, round_number)):
             variant = variants[name]
             await anyio.sleep(VARIANT_GAP)
             started = time.perf_counter()
@@ -337,6 +341,7 @@ async def latency_rounds(variants: dict[str, Variant], sizes: Sizes) -> None:
                 elapsed = (time.perf_counter() - started) * 1000
             if round_number >= 0:
                 variant.wall_ms.append(elapsed)
+                variant.places.append(place)
         rest = sizes.period - (time.perf_counter() - round_started)
         if rest > 0:
             await anyio.sleep(rest)
@@ -469,6 +474,18 @@ def report_latency(variants: dict[str, Variant], cpu_per_request: dict[str, floa
         ["added latency (paired per round, ms)", "n", "median", "p95"],
         rows,
         title="The Redis store over the SQLite store",
+    )
+    print_carry_over(
+        [
+            (
+                f"Redis - SQLite, {kind}",
+                carry_over(redis.wall_ms, sqlite.wall_ms, redis.places, sqlite.places),
+            )
+            for kind, redis, sqlite in (
+                (kind, variants[f"Redis store, {kind}"], variants[f"SQLite store, {kind}"])
+                for kind in ("streamed", "whole")
+            )
+        ]
     )
     # Per process over the whole phase, both kinds together: /proc counts in 10 ms ticks, too
     # coarse for one request, exact enough over hundreds.
