@@ -94,6 +94,23 @@ def test_pipes_are_served_from_the_event_loop_with_messages_larger_than_a_pipe()
     assert b"stray print" in stderr and b"stray write" in stderr
 
 
+def test_stderr_on_the_same_pipe_as_stdout_is_left_blocking() -> None:
+    """``2>&1``: the wire's mode is stderr's too, so the SDK's transport serves (a full pipe
+    must make a log line wait, not fail), and the answers still arrive."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", ECHO_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    stdout, _ = server.communicate(_request(1, text="shared") + b"\n", timeout=60)
+    assert server.returncode == 0, stdout.decode()
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith(b"{")]
+    (answer,) = [line for line in lines if line.get("id") == 1]
+    assert answer["result"]["params"] == {"text": "shared"}
+    assert answer["result"]["threads"] > 1  # the SDK's transport: a worker thread read the line
+
+
 def test_a_regular_file_on_stdin_is_served_by_the_sdk_transport(tmp_path: Path) -> None:
     requests = tmp_path / "requests.jsonl"
     requests.write_bytes(

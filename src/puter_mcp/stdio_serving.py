@@ -8,8 +8,8 @@ Two things the SDK's stdio transport (`mcp.server.stdio.stdio_server`) does not 
   idles between calls each costs a cold start (docs/architecture.md, "Serving stdio"). When
   stdin and stdout are pipes or sockets (as every MCP client launches a server) `stdio_streams`
   lets the event loop watch them instead, and hands the SDK's transport a line reader and a
-  writer that never leave the loop. Anything else (a regular file, a terminal, Windows) is
-  served by the SDK's transport unchanged.
+  writer that never leave the loop. Anything else (a regular file, a terminal, Windows, stderr
+  on the same pipe as stdout) is served by the SDK's transport unchanged.
 - **An answer for every line.** The SDK's transport turns a line it cannot parse into an
   `Exception` on the read stream, and the server then only logs it: a client that sent such a
   line waits for ever for its answer. JSON-RPC 2.0 says what to answer: a parse error (-32700,
@@ -77,6 +77,14 @@ def _pipe_or_socket(fd: int, stream: Any) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
+def _same_file(fd: int, other: int) -> bool:
+    try:
+        first, second = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
 def _claim_wire() -> _Wire | None:
     """Move the client's pipes off fds 0 and 1, or None to leave stdio to the SDK.
 
@@ -84,6 +92,10 @@ def _claim_wire() -> _Wire | None:
     SDK's transport: a stray ``print`` or a child process cannot reach the wire.
     """
     if sys.platform == "win32" or not (_pipe_or_socket(0, sys.stdin) and _pipe_or_socket(1, sys.stdout)):
+        return None
+    if _same_file(1, 2):
+        # stderr writes to the wire too (``2>&1``): the non-blocking mode would reach stderr,
+        # and a full pipe would fail a log line instead of waiting. Leave it as it was.
         return None
     import fcntl  # POSIX only, like everything past the check above
 
