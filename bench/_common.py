@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx2
 
@@ -44,6 +44,7 @@ __all__ = [
     "PYTHON",
     "EmulatorProcess",
     "Home",
+    "Placed",
     "Summary",
     "carry_over",
     "child_processes",
@@ -102,18 +103,27 @@ def round_order(variants: Sequence[T], round_number: int) -> list[T]:
     return order[::-1] if row >= count else order
 
 
-def carry_over(
-    first: Sequence[float], second: Sequence[float], first_places: Sequence[int], second_places: Sequence[int]
-) -> list[list[Any]]:
+class Placed(Protocol):
+    """A variant's record as `carry_over` reads it."""
+
+    @property
+    def wall_ms(self) -> list[float]: ...
+    @property
+    def places(self) -> list[int]:
+        """Where in each measured round it ran (0: first)."""
+        ...
+
+
+def carry_over(first: Placed, second: Placed) -> list[list[Any]]:
     """`first` minus `second` per round, split by which of the two ran right before the other.
 
     The variant that runs right after another finds the code they share warm; the balanced
     order (`round_order`) gives each side of a pair that head start equally often, and these
-    rows (label, rounds, median ms) show how much it is worth. `*_places`: where in each round
-    the variant ran (0: first).
+    rows (label, rounds, median ms) show how much it is worth.
     """
     split: dict[str, list[float]] = {"right after the other": [], "right before it": [], "apart": []}
-    for a, b, place_a, place_b in zip(first, second, first_places, second_places, strict=True):
+    rounds = zip(first.wall_ms, second.wall_ms, first.places, second.places, strict=True)
+    for a, b, place_a, place_b in rounds:
         if math.isnan(a) or math.isnan(b):
             continue
         if place_a == place_b + 1:

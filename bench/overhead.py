@@ -306,12 +306,12 @@ def report_per_call(variants: dict[str, Variant]) -> None:
         rows.append([name, s.n, variant.failures, s.median, s.p95])
     print_table(["variant (one call, wall ms)", "n", "failed", "median", "p95"], rows, title="Time per call")
 
-    direct, product, forward, inproc = (variant.wall_ms for variant in variants.values())
+    direct, product, forward, inproc = variants.values()
     pairs = [
-        ("puter-mcp over stdio - direct", _paired(product, direct)),
-        ("bare forwarding MCPServer - direct", _paired(forward, direct)),
-        ("Backend.chat in-process - direct", _paired(inproc, direct)),
-        ("puter-mcp - bare forwarding MCPServer", _paired(product, forward)),
+        ("puter-mcp over stdio - direct", _paired(product.wall_ms, direct.wall_ms)),
+        ("bare forwarding MCPServer - direct", _paired(forward.wall_ms, direct.wall_ms)),
+        ("Backend.chat in-process - direct", _paired(inproc.wall_ms, direct.wall_ms)),
+        ("puter-mcp - bare forwarding MCPServer", _paired(product.wall_ms, forward.wall_ms)),
     ]
     rows = []
     for name, values in pairs:
@@ -319,14 +319,10 @@ def report_per_call(variants: dict[str, Variant]) -> None:
         rows.append([name, s.n, s.median, s.p95])
     print_table(["added latency (paired per round, ms)", "n", "median", "p95"], rows, title="Added latency")
 
-    direct_v, product_v, forward_v, inproc_v = variants.values()
     print_carry_over(
         [
-            (label, carry_over(a.wall_ms, b.wall_ms, a.places, b.places))
-            for label, a, b in (
-                ("puter-mcp - bare forwarding MCPServer", product_v, forward_v),
-                ("Backend.chat in-process - direct", inproc_v, direct_v),
-            )
+            ("puter-mcp - bare forwarding MCPServer", carry_over(product, forward)),
+            ("Backend.chat in-process - direct", carry_over(inproc, direct)),
         ]
     )
 

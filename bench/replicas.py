@@ -479,12 +479,9 @@ def report_latency(variants: dict[str, Variant], cpu_per_request: dict[str, floa
         [
             (
                 f"Redis - SQLite, {kind}",
-                carry_over(redis.wall_ms, sqlite.wall_ms, redis.places, sqlite.places),
+                carry_over(variants[f"Redis store, {kind}"], variants[f"SQLite store, {kind}"]),
             )
-            for kind, redis, sqlite in (
-                (kind, variants[f"Redis store, {kind}"], variants[f"SQLite store, {kind}"])
-                for kind in ("streamed", "whole")
-            )
+            for kind in ("streamed", "whole")
         ]
     )
     # Per process over the whole phase, both kinds together: /proc counts in 10 ms ticks, too

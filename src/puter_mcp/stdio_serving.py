@@ -85,6 +85,14 @@ def _same_file(fd: int, other: int) -> bool:
     return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
+def _point_at_null(fd: int, flags: int) -> None:
+    null = os.open(os.devnull, flags)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 def _claim_wire() -> _Wire | None:
     """Move the client's pipes off fds 0 and 1, or None to leave stdio to the SDK.
 
@@ -110,19 +118,11 @@ def _claim_wire() -> _Wire | None:
         return None
     wire = _Wire(taken[0], taken[1], blocking)
     try:
-        null = os.open(os.devnull, os.O_RDONLY)
-        try:
-            os.dup2(null, 0)
-        finally:
-            os.close(null)
+        _point_at_null(0, os.O_RDONLY)
         try:
             os.dup2(2, 1)
         except OSError:  # no stderr: stray output goes nowhere rather than on the wire
-            sink = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(sink, 1)
-            finally:
-                os.close(sink)
+            _point_at_null(1, os.O_WRONLY)
         for fd in taken:
             os.set_blocking(fd, False)
     except OSError:
@@ -150,10 +150,7 @@ class _LoopLines:
         while True:
             end = self._buffer.find(b"\n", self._searched)
             if end >= 0:
-                line = bytes(self._buffer[: end + 1])
-                del self._buffer[: end + 1]
-                self._searched = 0
-                return line.decode("utf-8", "replace")
+                return self._take(end + 1)
             self._searched = len(self._buffer)
             await anyio.wait_readable(self._fd)
             try:
@@ -163,11 +160,14 @@ class _LoopLines:
             if not chunk:
                 if not self._buffer:
                     raise StopAsyncIteration
-                line = bytes(self._buffer)  # the last line, without its newline
-                self._buffer.clear()
-                self._searched = 0
-                return line.decode("utf-8", "replace")
+                return self._take(len(self._buffer))  # the last line, without its newline
             self._buffer += chunk
+
+    def _take(self, size: int) -> str:
+        line = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        self._searched = 0
+        return line.decode("utf-8", "replace")
 
 
 class _LoopWriter:
