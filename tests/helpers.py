@@ -416,6 +416,20 @@ async def served(backend: Backend, **options: Any) -> AsyncIterator[str]:
 SCRIPT = shutil.which("puter-mcp", path=str(Path(sys.executable).parent)) or "puter-mcp"
 
 
+def initialize_request(request_id: int) -> dict[str, Any]:
+    """A raw MCP `initialize` request, for tests that speak JSON-RPC lines to the console script."""
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw-test", "version": "0"},
+        },
+    }
+
+
 def script_env(home: Path, emulator: Emulator | None, **extra: str) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PUTER_MCP_HOME": str(home)}
     if emulator is not None:

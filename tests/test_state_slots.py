@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import queue
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -31,11 +30,17 @@ from puter_mcp.core import Backend, ChatCall
 from puter_mcp.core.results import ChatOutcome
 from puter_mcp.emulator import Fault
 from puter_mcp.settings import Paths, Settings
-from tests.helpers import Emulator, RedisServer, save_accounts, settings_for, stop_with
+from tests.helpers import (
+    SCRIPT,
+    Emulator,
+    RedisServer,
+    initialize_request,
+    save_accounts,
+    settings_for,
+    stop_with,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
-
-SCRIPT = shutil.which("puter-mcp", path=str(Path(sys.executable).parent)) or "puter-mcp"
 
 
 def _lines(stream: IO[bytes]) -> queue.Queue[bytes]:
@@ -77,8 +82,7 @@ def _start_stdio(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], queue.Qu
     )
     assert server.stdout is not None and server.stderr is not None
     answers, logged = _lines(server.stdout), _lines(server.stderr)
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    _send(server, {"id": 1, "method": "initialize", "params": hello})
+    _send(server, initialize_request(1))
     assert b'"id":1' in answers.get(timeout=20)
     _send(server, {"method": "notifications/initialized"})
     for number in (2, 3):

@@ -9,20 +9,11 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.helpers import SCRIPT, Emulator, script_env
+from tests.helpers import SCRIPT, Emulator, initialize_request, script_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 9,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "0"},
-    },
-}
+INITIALIZE = initialize_request(9)
 
 # (line sent, error code expected, id expected)
 BAD_LINES: list[tuple[bytes, int, Any]] = [

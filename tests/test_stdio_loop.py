@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import SCRIPT, script_env
+from tests.helpers import SCRIPT, initialize_request, script_env
 
 pytestmark = pytest.mark.slow
 
@@ -129,18 +129,8 @@ def test_a_regular_file_on_stdin_is_served_by_the_sdk_transport(tmp_path: Path) 
 
 def test_the_console_script_answers_over_pipes_and_over_a_file(tmp_path: Path, home: Path) -> None:
     """The product's own server over both paths: the same answers, the process ends at EOF."""
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw-test", "version": "0"},
-        },
-    }
     lines = [
-        json.dumps(initialize),
+        json.dumps(initialize_request(1)),
         json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
         json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
         "this is not json",
