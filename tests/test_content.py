@@ -4,6 +4,7 @@ for each model (foreign reasoning dropped), and routing by what a call needs. Pu
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -262,3 +263,36 @@ def test_needs_describe_themselves() -> None:
     assert not Needs()
     assert Needs(images=True, tools=True).describe() == "take images and call tools"
     assert Needs(tools=True).describe() == "call tools"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "argument", "words"),
+    [
+        ({"message": 3}, "message", "`message` must be a string, got int"),
+        ({"message": "hi", "model": 3}, "model", "`model` must be a string"),
+        ({"message": "hi", "system": ["be brief"]}, "system", "`system` must be a string, got list"),
+        ({"message": "hi", "system": "  "}, "system", "`system` is only blanks"),
+        ({"messages": "hi"}, "messages", "must be a list of turns"),
+        ({"messages": {"role": "user", "content": "hi"}}, "messages", "must be a list of turns"),
+        ({"message": "hi", "files": "/etc/hostname"}, "files", "must be a list of strings"),
+        ({"message": "hi", "files": [3]}, "files", "must be a list of strings"),
+        ({"message": "hi", "images": [None]}, "images", "must be a list of strings"),
+        ({"message": "hi", "temperature": True}, "temperature", "valid number"),
+        ({"message": "hi", "temperature": "0.5"}, "temperature", "valid number"),
+        ({"message": "hi", "temperature": float("nan")}, "temperature", "finite number"),
+    ],
+)
+def test_build_refuses_a_wrong_python_argument_by_name(
+    arguments: dict[str, Any], argument: str, words: str
+) -> None:
+    # The Python API's keyword arguments: a wrong type is a BadRequest naming the argument,
+    # never an AttributeError or pydantic's own error escaping from inside.
+    with pytest.raises(BadRequest, match=re.escape(words)) as caught:
+        ChatCall.build(**arguments)
+    assert caught.value.argument == argument
+
+
+def test_build_takes_an_integer_temperature_and_an_empty_system() -> None:
+    call = ChatCall.build(message="hi", temperature=1, system="")
+    assert call.temperature == 1.0
+    assert [turn.role for turn in call.messages] == ["user"]

@@ -259,7 +259,8 @@ class ChatCall(_Strict):
 
     messages: list[Turn] = Field(min_length=1)
     model: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    # Strict too: `true` or `"0.5"` is a mistake in the caller (an int is a number, and passes).
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True, allow_inf_nan=False)
     # Strict: `true` or `12.0` is a mistake in the caller, not a number of tokens (pydantic would
     # otherwise turn them into 1 and 12). Every front end builds its call here.
     max_tokens: int | None = Field(default=None, ge=1, strict=True)
@@ -335,12 +336,28 @@ class ChatCall(_Strict):
         with its path; `images` (absolute paths or https URLs) are added to that turn as image
         parts. See `puter_mcp.core.attachments`.
         """
+        # The keyword arguments are Python's, not a JSON document's: check their types here,
+        # so that a wrong one is a `BadRequest` that names it, like every other mistake.
+        _check_text(message, "message")
+        _check_text(system, "system")
+        _check_text(model, "model")
+        _check_paths(files, "files")
+        _check_paths(images, "images")
         if message is not None and messages:
             raise BadRequest("give either `message` or `messages`, not both", argument="messages")
         if message is None and not messages:
             raise BadRequest("nothing to ask: give `message` (a string) or `messages` (a conversation)")
         if message is not None and not message.strip():
             raise BadRequest("`message` is empty (or only blanks): write the question to ask")
+        if system and not system.strip():
+            raise BadRequest(
+                "`system` is only blanks: write the instructions, or leave it out", argument="system"
+            )
+        if isinstance(messages, str | Mapping):
+            raise BadRequest(
+                "`messages` must be a list of turns (each like {'role': 'user', 'content': '...'})",
+                argument="messages",
+            )
         turns: list[Turn] = []
         if message is not None:
             turns.append(Turn(role="user", content=message))
@@ -400,6 +417,21 @@ class ModelsQuery(BaseModel):
     virtual: bool = False
     limit: int = 10
     offset: int = 0
+
+
+def _check_text(value: object, argument: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"`{argument}` must be a string, got {type(value).__name__}", argument=argument)
+
+
+def _check_paths(value: object, argument: str) -> None:
+    # A lone string is a sequence too: its characters would be taken for paths one by one.
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise BadRequest(f"`{argument}` must be a list of strings (paths or URLs)", argument=argument)
 
 
 def _attach(turns: Sequence[Turn], *, files: Sequence[str], images: Sequence[str]) -> list[Turn]:
