@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from puter_mcp.core import BadRequest, ChatCall, ImagePart, ReasoningPart, TextPart, Turn
+from puter_mcp.core import BadRequest, ChatCall, ImagePart, ModelsQuery, ReasoningPart, TextPart, Turn
 from puter_mcp.core.upstream import chat_request
 from puter_mcp.emulator.catalogue import default_catalogue
 from puter_mcp.puter.catalogue import Catalogue
@@ -296,3 +296,18 @@ def test_build_takes_an_integer_temperature_and_an_empty_system() -> None:
     call = ChatCall.build(message="hi", temperature=1, system="")
     assert call.temperature == 1.0
     assert [turn.role for turn in call.messages] == ["user"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"limit": -1}, "limit"),  # would slice the catalogue from its end
+        ({"limit": 0}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"offset": -5}, "offset"),
+        ({"offset": 1.5}, "offset"),
+    ],
+)
+def test_a_models_query_checks_its_page_when_made(fields: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        ModelsQuery(**fields)

@@ -409,14 +409,20 @@ class ChatCall(_Strict):
 
 
 class ModelsQuery(BaseModel):
+    """Which models to list: filters, then one page of the matches.
+
+    Checked when made (pydantic's `ValidationError`, a `ValueError`): a negative `limit` or
+    `offset` would otherwise slice the catalogue from its end.
+    """
+
     query: str | None = None
     provider: str | None = None
     tool_calling: bool | None = None
     image_input: bool | None = None
     free: bool | None = None
     virtual: bool = False
-    limit: int = 10
-    offset: int = 0
+    limit: int = Field(default=10, ge=1, strict=True)
+    offset: int = Field(default=0, ge=0, strict=True)
 
 
 def _check_text(value: object, argument: str) -> None:
