@@ -425,6 +425,49 @@ async def test_stream_lines_split_anywhere() -> None:
     assert events == [TextDelta("é✓ünïcode"), *FULL_EVENTS]
 
 
+async def test_an_emoji_sliced_between_two_lines_is_joined() -> None:
+    # A JavaScript string sliced in the middle of an emoji: each line carries half of it
+    # ("\ud83d" then "\ude00"), which Python reads as two lone surrogates.
+    stream = ScriptedStream(
+        [
+            lines(
+                {"type": "reasoning", "reasoning": "hm \ud83e"},
+                {"type": "text", "text": "a \ud83d"},
+                {"type": "reasoning", "reasoning": "\udd14"},
+                {"type": "text", "text": "\ude00 b"},
+                USAGE_LINE,
+            )
+        ]
+    )
+    async with make_client(streaming(stream)) as client:
+        events = await collect(client)
+    assert events == [
+        ReasoningDelta("hm "),
+        TextDelta("a "),
+        ReasoningDelta("\U0001f914"),
+        TextDelta("\U0001f600 b"),
+        UsageEvent(Usage(input_tokens=3, output_tokens=4), 0.005, None),
+    ]
+
+
+async def test_a_lone_half_of_an_emoji_becomes_the_replacement_character() -> None:
+    stream = ScriptedStream(
+        [lines({"type": "text", "text": "\ude00x \ud83d"}, {"type": "text", "text": "y \ud83d"}, USAGE_LINE)]
+    )
+    async with make_client(streaming(stream)) as client:
+        events = await collect(client)
+    assert events[:-1] == [TextDelta("\ufffdx "), TextDelta("\ufffdy "), TextDelta("\ufffd")]
+    assert isinstance(events[-1], UsageEvent)
+
+
+async def test_a_stream_cut_after_half_an_emoji_keeps_it_in_the_partial_text() -> None:
+    stream = ScriptedStream([lines({"type": "text", "text": "cut \ud83d"})])
+    async with make_client(streaming(stream)) as client:
+        error, events = await stream_failure(client)
+    assert events == [TextDelta("cut "), TextDelta("\ufffd")]
+    assert error.partial_text == "cut \ufffd"
+
+
 async def test_stream_last_line_without_newline() -> None:
     stream = ScriptedStream([lines({"type": "text", "text": "a"}), json.dumps(USAGE_LINE).encode()])
     async with make_client(streaming(stream)) as client:

@@ -124,6 +124,11 @@ def test_a_whole_conversation_parses_into_typed_turns() -> None:
         ),
         (lambda c: c["messages"][1].__setitem__("role", "robot"), "messages.1.role", "Input should be"),
         (lambda c: c.__setitem__("stop", ["END", ""]), "stop", "cannot be empty"),
+        (
+            lambda c: c["tools"][0]["parameters"].__setitem__("maximum", float("nan")),
+            "tools.0.parameters",
+            "NaN and infinity are not JSON numbers",
+        ),
     ],
 )
 def test_bad_shapes_are_refused_with_where_and_why(change: Any, argument: str, words: str) -> None:

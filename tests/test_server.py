@@ -84,6 +84,16 @@ async def test_chat_answers_with_metadata(backend: Backend, emulator: Emulator, 
     assert len(emulator.chat_requests()) == 1
 
 
+async def test_chat_sends_text_with_half_an_emoji(backend: Backend, emulator: Emulator) -> None:
+    # JSON's "\ud83d" (an emoji cut by a client) decodes to a lone surrogate, which UTF-8 cannot
+    # carry: it reaches Puter as U+FFFD, and the call is answered.
+    async with Client(build_server(backend)) as client:
+        result = await client.call_tool("puter-chat", {"message": "cut \ud83d here", "model": "gpt-5-nano"})
+    assert not result.is_error, _text(result)
+    (sent,) = emulator.chat_requests()
+    assert sent.messages == [{"role": "user", "content": "cut \ufffd here"}]
+
+
 async def test_chat_takes_a_conversation_and_a_system_prompt(backend: Backend, emulator: Emulator) -> None:
     messages = [
         {"role": "user", "content": "first question"},

@@ -25,6 +25,7 @@ from puter_mcp.puter.wire import (
     effort_from_thinking_budget,
     error_from_body,
     events_from_result,
+    json_body,
     normalise_finish_reason,
     parse_chat_answer,
     parse_stream_line,
@@ -700,3 +701,43 @@ def test_events_from_result_round_trip() -> None:
 
 def test_events_from_an_empty_result_still_end_with_usage() -> None:
     assert events_from_result(ChatResult(text="")) == [UsageEvent(Usage(), None, None)]
+
+
+# ----------------------------------------------------------------------------- the body
+
+
+def test_the_body_is_compact_utf8_json() -> None:
+    assert json_body({"a": "é", "b": [1, 2.5, None]}) == '{"a":"é","b":[1,2.5,null]}'.encode()
+
+
+def test_a_lone_surrogate_becomes_the_replacement_character() -> None:
+    # Half of an emoji, as JSON's "\ud83d" decodes: UTF-8 cannot carry it, the rest goes as it is.
+    body = json_body({"content": "cut \ud83d here, whole \U0001f600, split \ud83d\ude00"})
+    assert json.loads(body) == {"content": "cut \ufffd here, whole \U0001f600, split \U0001f600"}
+
+
+@given(st.text())
+def test_any_text_makes_a_body_that_reads_back_the_same_when_it_is_unicode(text: str) -> None:
+    decoded = json.loads(json_body({"t": text}))["t"]
+    assert decoded == text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_json_cannot_write_is_a_bad_request(number: float) -> None:
+    with pytest.raises(PuterError) as caught:
+        json_body({"parameters": {"maximum": number}})
+    assert caught.value.kind is K.BAD_REQUEST
+    assert "cannot be written as JSON" in caught.value.message
+
+
+def test_a_whole_answer_with_half_an_emoji_is_valid_unicode() -> None:
+    body = {
+        "success": True,
+        "result": {
+            "message": {"role": "assistant", "content": "a \ud83d b \ud83d\ude00", "reasoning": "\ude00"},
+            "finish_reason": "stop",
+        },
+    }
+    result = parse_chat_answer(json.loads(json.dumps(body)))
+    assert (result.text, result.reasoning) == ("a \ufffd b \U0001f600", "\ufffd")
+    assert json_body({"t": result.text})  # writable as UTF-8

@@ -172,6 +172,13 @@ class Tool(_Strict):
         kind = schema.get("type", "object")
         if kind != "object":
             raise ValueError(f"a tool's parameters must be a JSON schema of type object, got type {kind!r}")
+        try:
+            # Python's JSON parser reads NaN and Infinity, which JSON itself has no word for.
+            json.dumps(schema, allow_nan=False)
+        except ValueError:
+            raise ValueError(
+                "a tool's parameters must be JSON: NaN and infinity are not JSON numbers"
+            ) from None
         return schema
 
 

@@ -39,10 +39,11 @@ from puter_mcp.puter.wire import (
     ChatRequest,
     ChatResult,
     StreamEvent,
-    TextDelta,
+    StreamText,
     UsageEvent,
     error_from_body,
     events_from_result,
+    json_body,
     parse_chat_answer,
     parse_stream_line,
 )
@@ -464,15 +465,19 @@ class PuterClient:
         url: str,
         *,
         token: str | None = None,
-        json_body: Any = None,
+        body: Any = None,
         accept: str,
         streamed: bool = False,
     ) -> httpx2.Request:
         headers = {"Accept": accept}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        content: bytes | None = None
+        if body is not None:
+            content = json_body(body)  # not httpx's `json=`: see `wire.json_body`
+            headers["Content-Type"] = "application/json"
         timeout = self._stream_timeout if streamed else self._httpx_timeout
-        return self._http.build_request(method, url, json=json_body, headers=headers, timeout=timeout)
+        return self._http.build_request(method, url, content=content, headers=headers, timeout=timeout)
 
     async def _send(
         self, request: httpx2.Request, *, deadline: _Deadline, header_limit: float
@@ -545,7 +550,7 @@ class PuterClient:
             "POST",
             self._api + "/drivers/call",
             token=token,
-            json_body=request.to_driver_call(stream=stream),
+            body=request.to_driver_call(stream=stream),
             accept=accept,
             streamed=stream,
         )
@@ -606,28 +611,28 @@ class PuterClient:
                     deadline=deadline,
                     read_limit=self._stream_read_limit if self._owns_http else None,
                 )
-                received: list[str] = []
+                text = StreamText()
                 usage_seen = False
                 try:
                     while (line := await reader.next_line()) is not None:
-                        event = parse_stream_line(line)
-                        if event is None:
+                        parsed = parse_stream_line(line)
+                        if parsed is None:
                             continue
-                        if isinstance(event, TextDelta):
-                            received.append(event.text)
-                        elif isinstance(event, UsageEvent):
-                            usage_seen = True
+                        usage_seen = usage_seen or isinstance(parsed, UsageEvent)
+                        for event in text.take(parsed):
+                            yield event
+                    for event in text.rest():
                         yield event
                 except PuterError as exc:
                     if not exc.partial_text:
-                        exc.partial_text = "".join(received)
+                        exc.partial_text = text.received()
                     raise
                 if not usage_seen:
                     raise PuterError(
                         FailureKind.TRANSPORT,
                         "Puter's stream ended without its usage line: the answer was cut short.",
                         status=response.status_code,
-                        partial_text="".join(received),
+                        partial_text=text.received(),
                     )
             finally:
                 await _release(response, reader)
@@ -662,7 +667,7 @@ class PuterClient:
                 "POST",
                 self._api + "/drivers/call",
                 token=token,
-                json_body={"interface": "puter-chat-completion", "method": "models", "args": {}},
+                body={"interface": "puter-chat-completion", "method": "models", "args": {}},
                 accept="application/json",
             )
             response, raw = await self._fetch(request, header_limit=self._timeouts.first_byte)
@@ -699,7 +704,7 @@ class PuterClient:
         and the emulator allow it.
         """
         request = self._request(
-            "POST", self._gui + "/signup", json_body={"is_temp": True}, accept="application/json"
+            "POST", self._gui + "/signup", body={"is_temp": True}, accept="application/json"
         )
         response, raw = await self._fetch(request, header_limit=self._timeouts.first_byte)
         body = _checked_json(response, raw, "the sign-up")

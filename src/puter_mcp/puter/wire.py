@@ -135,6 +135,38 @@ class ChatRequest(BaseModel):
         return {"interface": _INTERFACE, "driver": _DRIVER, "method": _METHOD, "args": args}
 
 
+def unicode_text(text: str) -> str:
+    """`text` as valid Unicode: a surrogate pair split over two code points joined back into
+    its character, a lone surrogate made U+FFFD (the replacement character).
+
+    Python's JSON parser turns JSON's ``"\\ud83d"`` (half of an emoji, as a JavaScript string
+    sliced in two writes it) into a lone surrogate, which no UTF-8 output can carry: an answer
+    holding one could not be written to an MCP client or an HTTP response.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def json_body(value: Any) -> bytes:
+    """`value` as the JSON body of a request: compact UTF-8, as Puter reads it.
+
+    Text a client sent may hold what UTF-8 cannot carry (half of an emoji: see `unicode_text`);
+    it is sent as `unicode_text` makes it rather than failing the request.
+
+    Raises:
+        PuterError: `BAD_REQUEST`, for a number JSON has no word for (NaN, infinity), which
+            Python's own JSON parser lets into a tool's schema.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise PuterError(FailureKind.BAD_REQUEST, f"The request cannot be written as JSON: {exc}.") from exc
+    return unicode_text(text).encode("utf-8")
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
@@ -515,8 +547,8 @@ def parse_chat_answer(body: Any, *, requested_model: str | None = None) -> ChatR
         raw_usage = message.get("usage")
     usage_map = raw_usage if isinstance(raw_usage, Mapping) else None
     return ChatResult(
-        text=text,
-        reasoning=reasoning,
+        text=unicode_text(text),
+        reasoning=None if reasoning is None else unicode_text(reasoning),
         tool_calls=calls,
         finish_reason=finish,
         usage=parse_usage(usage_map),
@@ -627,6 +659,44 @@ def _inferred_finish_reason(usage: Usage, called_tools: bool, max_tokens: int | 
     if max_tokens is not None and usage.output_tokens >= max_tokens:
         return "length"
     return "stop"
+
+
+class StreamText:
+    """One stream's events as passed on, their text and reasoning valid Unicode (`unicode_text`),
+    and the text passed on so far (the partial text of a stream that breaks off).
+
+    A JavaScript string sliced between two lines can cut an emoji in two: a delta's trailing
+    high surrogate waits for the next delta of its kind, and anything else coming first, or the
+    stream's end, lets it go as U+FFFD.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[type[TextDelta | ReasoningDelta], str] = {}
+        self._text: list[str] = []
+
+    def take(self, event: StreamEvent) -> list[StreamEvent]:
+        """What to pass on for `event`: what it frees of the held halves, then itself, mended."""
+        if not isinstance(event, TextDelta | ReasoningDelta):
+            return [*self.rest(), event]
+        kind = type(event)
+        text = self._held.pop(kind, "") + event.text
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            self._held[kind], text = text[-1], text[:-1]
+        return [self._passed(kind(unicode_text(text)))] if text else []
+
+    def rest(self) -> list[StreamEvent]:
+        """The held halves, let go as U+FFFD."""
+        held, self._held = self._held, {}
+        return [self._passed(kind("\ufffd")) for kind in held]
+
+    def received(self) -> str:
+        """The answer's text passed on so far."""
+        return "".join(self._text)
+
+    def _passed(self, delta: TextDelta | ReasoningDelta) -> TextDelta | ReasoningDelta:
+        if isinstance(delta, TextDelta):
+            self._text.append(delta.text)
+        return delta
 
 
 class ChatAccumulator:
