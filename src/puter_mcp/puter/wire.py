@@ -143,6 +143,8 @@ def unicode_text(text: str) -> str:
     sliced in two writes it) into a lone surrogate, which no UTF-8 output can carry: an answer
     holding one could not be written to an MCP client or an HTTP response.
     """
+    if text.isascii():
+        return text  # the usual case, checked without a copy
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -677,12 +679,15 @@ class StreamText:
     def take(self, event: StreamEvent) -> list[StreamEvent]:
         """What to pass on for `event`: what it frees of the held halves, then itself, mended."""
         if not isinstance(event, TextDelta | ReasoningDelta):
-            return [*self.rest(), event]
+            return [*self.rest(), event] if self._held else [event]
         kind = type(event)
-        text = self._held.pop(kind, "") + event.text
+        text = self._held.pop(kind, "") + event.text if self._held else event.text
         if text and "\ud800" <= text[-1] <= "\udbff":
             self._held[kind], text = text[-1], text[:-1]
-        return [self._passed(kind(unicode_text(text)))] if text else []
+        if not text:
+            return []
+        mended = unicode_text(text)
+        return [self._passed(event if mended is event.text else kind(mended))]
 
     def rest(self) -> list[StreamEvent]:
         """The held halves, let go as U+FFFD."""
