@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from puter_mcp.cli import main
-from tests.helpers import stop_with
+from tests.helpers import SCRIPT, stop_with
 
 
 def test_a_bad_chain_names_the_users_file_and_line_in_the_sandbox(
@@ -25,9 +24,6 @@ def test_a_bad_chain_names_the_users_file_and_line_in_the_sandbox(
     assert f"{bad}: line 3: [chains.review]" in err
     assert "models = ['gpt-5-nano']" in err  # the chain module's own advice is kept
     assert "puter-mcp-sandbox-" not in err
-
-
-SCRIPT = shutil.which("puter-mcp", path=str(Path(sys.executable).parent)) or "puter-mcp"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -80,3 +76,21 @@ def test_every_sandbox_command_takes_the_flag_after_its_name(
     out, err = capsys.readouterr()
     assert "SANDBOX" in out + err
     assert not (home / "data" / "accounts.json").exists()  # the real files are untouched
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_an_answer_prints_whole_on_a_narrower_output_encoding(home: Path, encoding: str) -> None:
+    # Windows writes a redirected stdout in cp1252: an emoji in the answer must not stop the
+    # answer with a traceback; what the encoding cannot hold is shown as '?'.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PUTER_MCP_HOME": str(home)}
+    env["PYTHONIOENCODING"] = encoding
+    done = subprocess.run(
+        [SCRIPT, "--sandbox", "chat", "-m", "gpt-5-nano", "caf\u00e9 \U0001f600 ok"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"You said: " in done.stdout
+    assert b"? ok" in done.stdout

@@ -7,6 +7,7 @@ protocol goes to stdout there; everything a person reads goes to stderr.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -59,6 +60,14 @@ def _window(text: str) -> float:
         return parse_window(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _print_what_can_be_printed() -> None:
+    """An answer may hold any character; a terminal or a file in a narrower encoding (cp1252
+    on Windows, ASCII) shows what it cannot hold as '?' instead of stopping mid-answer with a
+    traceback. The MCP server writes bytes to its pipe, so this does not touch it."""
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="replace")
 
 
 def _build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -325,6 +334,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _print_what_can_be_printed()
     if argv[:1] == ["emulator"]:
         # The emulator has its own options (and --help); hand them over untouched.
         from puter_mcp.emulator.runner import main as emulator_main
