@@ -105,6 +105,16 @@ def test_missing_file_is_an_empty_list_and_no_problem(store: AccountsStore, path
     assert not path.parent.exists(), "reading must not create anything"
 
 
+def test_a_file_with_a_byte_order_mark_is_read_not_set_aside(store: AccountsStore, path: Path) -> None:
+    # A file saved by a Windows editor starts with a BOM: that is not damage.
+    store.add_or_replace(alice())
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    snapshot = store.load()
+    assert snapshot.problem is None
+    assert [account.username for account in snapshot.accounts] == ["alice"]
+    assert not list(path.parent.glob("*.corrupt-*"))
+
+
 def test_round_trip_keeps_every_field(store: AccountsStore, path: Path, clock: FakeClock) -> None:
     stored, replaced = store.add_or_replace(alice(is_temp=True, tier="temp"))
     assert replaced is False

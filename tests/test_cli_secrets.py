@@ -42,6 +42,16 @@ def test_login_reads_the_token_from_a_file(
     assert _saved_usernames(home) == ["free_user"]
 
 
+def test_a_token_file_with_a_byte_order_mark_gives_the_token_alone(
+    cli_env: Emulator, home: Path, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"\xef\xbb\xbf" + cli_env.free.token.encode() + b"\r\n")  # Notepad's way
+    token_file.chmod(0o600)
+    assert main(["login", "--token-file", str(token_file)]) == 0
+    assert _saved_usernames(home) == ["free_user"]
+
+
 def test_login_reads_the_token_from_the_environment(
     cli_env: Emulator, home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

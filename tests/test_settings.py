@@ -43,6 +43,14 @@ def test_config_then_env_then_flags(tmp_path: Path) -> None:
     assert settings.http.host == "127.0.0.1"  # an unset flag hides nothing
 
 
+def test_a_config_file_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file.write_bytes(b'\xef\xbb\xbfdefault_model = "chat-fast"\n')  # as Notepad saves it
+    settings, _ = load_settings(paths=paths, env={})
+    assert settings.default_model == "chat-fast"
+
+
 def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
     paths.config_file.parent.mkdir(parents=True, exist_ok=True)

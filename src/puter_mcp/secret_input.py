@@ -68,7 +68,7 @@ def read_secret(
 
 def _read_file(path: Path, what: str, flag: str, warn: Callable[[str], None]) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is no part of a secret
         mode = path.stat().st_mode
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

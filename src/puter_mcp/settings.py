@@ -410,7 +410,8 @@ def _check_chains(chains: Any, source: str, text: str | None) -> None:
 
 def _read_config(path: Path) -> tuple[dict[str, Any], str | None]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # "-sig": a byte-order mark (Notepad writes one) is not part of the TOML.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return {}, None
     except (OSError, UnicodeDecodeError) as exc:

@@ -364,7 +364,7 @@ def _parse(raw: bytes) -> _State:
         # An empty file holds nothing that could be lost: treat it as no accounts.
         return _State([], None)
     try:
-        document = json.loads(raw.decode("utf-8"))
+        document = json.loads(raw.decode("utf-8-sig"))  # a byte-order mark is not damage
     except UnicodeDecodeError:
         raise _BadContent("it is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
